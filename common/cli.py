@@ -1,0 +1,97 @@
+"""Logging, seeding and user-error handling shared by every stage script."""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import random
+import sys
+from typing import Callable
+
+import numpy as np
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+log = logging.getLogger("common")
+
+
+class UserError(Exception):
+    """An error the user caused (bad flag, missing file, malformed data).
+
+    The message is one sentence naming the file or flag and what to do; stage
+    scripts turn it into a log line and exit code 2, without a traceback.
+    """
+
+    exit_code = 2
+
+
+class _TqdmHandler(logging.StreamHandler):
+    """Log through tqdm.write so progress bars are not torn by log lines."""
+
+    def emit(self, record):
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    root = logging.getLogger()
+    if any(isinstance(h, _TqdmHandler) for h in root.handlers):
+        return
+    handler = _TqdmHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) from one integer."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(seed)
+    except ImportError:  # pragma: no cover
+        pass
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+
+
+def stage_main(func: Callable[..., int | None]) -> Callable[..., int]:
+    """Wrap a stage's ``main(argv)``: logging set up, UserError -> exit 2.
+
+    ``SystemExit`` from argparse passes through untouched (exit code 2 too).
+    The wrapped function returns 0 on success so ``sys.exit(main())`` works.
+    """
+
+    @functools.wraps(func)
+    def wrapper(argv=None) -> int:
+        setup_logging()
+        try:
+            result = func(argv)
+        except UserError as exc:
+            logging.getLogger(func.__module__).error("%s", exc)
+            raise SystemExit(exc.exit_code) from None
+        return 0 if result is None else int(result)
+
+    return wrapper
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+
+    device = (device or "auto").lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device} was requested but no CUDA GPU is visible; use --device cpu or auto.")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise UserError(f"--device {device!r} is not understood; use auto, cpu, cuda or cuda:N.")
+    return device

@@ -1,0 +1,177 @@
+"""AG News loading: hub name or a local folder, several file formats, seeded splits.
+
+``DATA`` is either ``ag_news`` (Hugging Face hub, needs network) or a folder with
+``train`` and ``test`` files in parquet, csv or jsonl. Two schemas are accepted:
+the Hugging Face one (``text``, ``label`` 0-3) and AG News's original CSV (no
+header; class 1-4, title, description), where text = title + " " + description.
+
+The test split is never used for training or model selection: the validation
+slice is carved from train with a seeded, class-stratified split.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common import LABEL_NAMES, NUM_LABELS
+from common.cli import UserError
+
+HUB_NAME = "ag_news"
+EXTENSIONS = (".parquet", ".csv", ".jsonl", ".json")
+DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
+
+
+@dataclass
+class Split:
+    texts: list[str]
+    labels: np.ndarray  # int64, values in 0..3
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, idx) -> "Split":
+        idx = np.asarray(idx, dtype=np.int64)
+        return Split([self.texts[i] for i in idx], self.labels[idx])
+
+
+@dataclass
+class Dataset:
+    train: Split
+    validation: Split
+    test: Split
+    source: str
+    content_hash: str
+
+
+def _find_split_file(folder: Path, split: str) -> Path:
+    for ext in EXTENSIONS:
+        candidate = folder / f"{split}{ext}"
+        if candidate.is_file():
+            return candidate
+    raise UserError(
+        f"No {split} split in data folder {folder}: add {split}.parquet, {split}.csv or {split}.jsonl there "
+        f"(columns text,label) or point DATA at another folder.")
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix in (".jsonl", ".json"):
+            return pd.read_json(path, lines=path.suffix == ".jsonl")
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if not {"text", "label"} <= set(frame.columns):
+            # AG News's original CSV has no header: class index, title, description.
+            raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=False)
+            if raw.shape[1] == 3 and raw.iloc[:, 0].str.fullmatch(r"\s*\d+\s*").all():
+                labels = raw.iloc[:, 0].astype(int) - 1
+                text = (raw.iloc[:, 1].str.strip() + " " + raw.iloc[:, 2].str.strip()).str.strip()
+                return pd.DataFrame({"text": text, "label": labels, "_original_csv": True})
+        return frame
+    except UserError:
+        raise
+    except Exception as exc:  # malformed file of any format
+        raise UserError(f"Could not read {path} ({type(exc).__name__}: {exc}); check the file is valid "
+                        f"{path.suffix.lstrip('.')}.") from None
+
+
+def _normalise(frame: pd.DataFrame, path: Path) -> Split:
+    if "_original_csv" not in frame.columns and not {"text", "label"} <= set(frame.columns):
+        raise UserError(
+            f"{path} has columns {list(frame.columns)[:6]}; expected text,label (labels 0-3) or AG News's original "
+            f"headerless CSV (class 1-4,title,description): rename the columns or convert the file.")
+    if len(frame) == 0:
+        raise UserError(f"{path} has no rows; supply a non-empty split.")
+    try:
+        labels = pd.to_numeric(frame["label"], errors="raise").astype(np.int64).to_numpy()
+    except (ValueError, TypeError):
+        raise UserError(f"{path} has non-integer labels; labels must be integers 0-3.") from None
+    bad = labels[(labels < 0) | (labels >= NUM_LABELS)]
+    if bad.size:
+        raise UserError(f"{path} has labels outside 0-3 (e.g. {int(bad[0])}); use 0-3 ({', '.join(LABEL_NAMES)}) "
+                        f"or the original CSV's 1-4 without a header.")
+    texts = frame["text"].fillna("").astype(str).tolist()
+    return Split(texts, labels)
+
+
+def _hash_split(split: Split) -> str:
+    digest = hashlib.sha256()
+    for text, label in zip(split.texts, split.labels):
+        digest.update(f"{int(label)}\t{text}\n".encode())
+    return digest.hexdigest()
+
+
+def _load_hub() -> tuple[Split, Split]:
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover
+        raise UserError("DATA=ag_news needs the `datasets` package; run `make setup`.") from None
+    try:
+        ds = datasets.load_dataset(HUB_NAME)
+    except Exception as exc:
+        raise UserError(f"Could not download {HUB_NAME} from the Hugging Face hub ({type(exc).__name__}); "
+                        f"set DATA to a local folder with train/test files instead.") from None
+    return (Split(list(ds["train"]["text"]), np.asarray(ds["train"]["label"], dtype=np.int64)),
+            Split(list(ds["test"]["text"]), np.asarray(ds["test"]["label"], dtype=np.int64)))
+
+
+def read_split(data: str | os.PathLike, split: str) -> tuple[Split, Path]:
+    folder = Path(data)
+    if not folder.is_dir():
+        raise UserError(f"Data folder {folder} does not exist; set DATA to a folder with train and test files "
+                        f"or to {HUB_NAME} (hub access needed).")
+    path = _find_split_file(folder, split)
+    return _normalise(_read_table(path), path), path
+
+
+def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """A seeded, class-stratified choice of ``n`` indices (sorted); all when n<=0 or n>=len."""
+    total = len(labels)
+    if n <= 0 or n >= total:
+        return np.arange(total)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    # Largest-remainder allocation keeps class proportions and the exact total.
+    quota = counts / total * n
+    take = np.floor(quota).astype(int)
+    for i in np.argsort(-(quota - take))[: n - take.sum()]:
+        take[i] += 1
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(chosen))
+
+
+def load_dataset(data: str | os.PathLike = "", train_samples: int = 0, seed: int = 42,
+                 validation_fraction: float = 0.05) -> Dataset:
+    """Load train/validation/test. ``data`` empty -> the shipped demo sample."""
+    data = str(data) if data else str(DEMO_DATA)
+    if data == HUB_NAME and not Path(data).exists():
+        train, test = _load_hub()
+    else:
+        train, _ = read_split(data, "train")
+        test, _ = read_split(data, "test")
+    train = train.subset(stratified_indices(train.labels, train_samples, seed))
+    n_val = max(1, int(round(len(train) * validation_fraction))) if validation_fraction > 0 else 0
+    if n_val:
+        val_idx = stratified_indices(train.labels, n_val, seed + 1)
+        mask = np.ones(len(train), dtype=bool)
+        mask[val_idx] = False
+        validation, train = train.subset(val_idx), train.subset(np.flatnonzero(mask))
+    else:
+        validation = Split([], np.zeros(0, dtype=np.int64))
+    content_hash = hashlib.sha256((_hash_split(train) + _hash_split(validation) + _hash_split(test)).encode())
+    return Dataset(train, validation, test, source=data, content_hash=content_hash.hexdigest())
+
+
+def load_test_split(data: str | os.PathLike = "", limit: int = 0, seed: int = 42) -> Split:
+    """The test split (optionally a seeded stratified subset of ``limit`` rows)."""
+    data = str(data) if data else str(DEMO_DATA)
+    if data == HUB_NAME and not Path(data).exists():
+        _, test = _load_hub()
+    else:
+        test, _ = read_split(data, "test")
+    return test.subset(stratified_indices(test.labels, limit, seed))

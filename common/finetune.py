@@ -1,0 +1,81 @@
+"""The fine-tuning stage: data -> base model + 4-label head -> Trainer -> HF folder + manifest."""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from common.classifier import load_classifier
+from common.cli import UserError, set_seed
+from common.data import load_dataset
+from common.manifest import atomic_output_dir, base_manifest, read_manifest, write_json_atomic
+from common.metrics import classification_metrics
+from common.modeling import new_classifier, resolve_base_model, save_model_folder
+from common.training import TrainConfig, is_main_process, train
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_dir_for(output: Path) -> Path:
+    return output.with_name(output.name + ".checkpoints")
+
+
+def run_key_of(args: dict) -> dict:
+    """Arguments that change the artefact (so a mismatch forbids reuse or resume)."""
+    return {k: v for k, v in args.items() if k not in ("output", "device", "max_steps_this_run", "force")}
+
+
+def evaluate_on_test(model_dir: Path, test, device: str, max_len: int) -> dict:
+    clf = load_classifier(model_dir, device=device, max_len=max_len, batch_size=64, progress=True)
+    pred = clf.predict(test.texts)
+    return classification_metrics(test.labels, pred)
+
+
+def fine_tune(args: dict) -> int:
+    output = Path(args["output"])
+    run_key = run_key_of(args)
+    existing = read_manifest(output)
+    if existing and not args.get("force") and run_key_of(existing.get("arguments", {})) == run_key:
+        log.info("%s is already built with these arguments; nothing to do (use --force to rebuild)", output)
+        return 0
+    set_seed(args["seed"])
+    data = load_dataset(args["data"], args["train_samples"], args["seed"], args["validation_fraction"])
+    log.info("data %s: %d train / %d validation / %d test rows", data.source, len(data.train),
+             len(data.validation), len(data.test))
+    model, tokenizer = new_classifier(args["base_model"])
+    try:
+        config = TrainConfig(epochs=args["epochs"], learning_rate=args["learning_rate"], batch_size=args["batch_size"],
+                             max_len=args["max_len"], seed=args["seed"], device=args["device"],
+                             precision=args["precision"], save_steps=args["save_steps"],
+                             max_steps_this_run=args["max_steps_this_run"])
+    except ValueError as exc:
+        raise UserError(f"Invalid training flag: {exc}.") from None
+    start = time.time()
+    stats = train(model, tokenizer, data.train, data.validation, config, checkpoint_dir_for(output), run_key)
+    if not stats["completed"]:
+        log.warning("stopped after %d/%d steps as asked; rerun the same command to resume", stats["global_step"],
+                    stats["max_steps"])
+        return 0
+    if not is_main_process():
+        return 0
+    model = model.module if hasattr(model, "module") else model
+    with atomic_output_dir(output) as tmp:
+        save_model_folder(model, tokenizer, tmp)
+        metrics = evaluate_on_test(tmp, data.test, args["device"], args["max_len"])
+        manifest = base_manifest("fine_tune", args, seed=args["seed"])
+        manifest.update({
+            "base_model": args["base_model"],
+            "base_model_path": resolve_base_model(args["base_model"]),
+            "data": {"source": data.source, "content_hash": data.content_hash, "n_train": len(data.train),
+                     "n_validation": len(data.validation), "n_test": len(data.test)},
+            "training": stats,
+            "wall_time_s": time.time() - start,
+            "train_samples_per_s": stats["train_samples_per_s"],
+            "metrics": metrics,
+        })
+        write_json_atomic(tmp / "manifest.json", manifest)  # written last: the Make target
+    shutil.rmtree(checkpoint_dir_for(output), ignore_errors=True)
+    log.info("test accuracy %.4f, macro-F1 %.4f on %d rows -> %s", metrics["accuracy"], metrics["macro_f1"],
+             metrics["n_test"], output)
+    return 0

@@ -1,0 +1,198 @@
+"""JSON manifests beside every artefact, and atomic writes.
+
+A manifest records what built an artefact (arguments, seed, input hashes,
+library versions, git commit, wall time) and what it measured (``metrics``).
+Reports and tests read manifests, never logs.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+LIBRARIES = (
+    "torch", "transformers", "accelerate", "tokenizers", "onnx", "onnxruntime", "numpy",
+    "scikit-learn", "lime", "nltk", "pandas",
+)
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        if res.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return res.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_path(path: str | os.PathLike) -> str:
+    """Hash of a file, or of every file in a folder (names and contents, sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode())
+        digest.update(sha256_file(file).encode())
+    return digest.hexdigest()
+
+
+def manifest_path_for(artefact: str | os.PathLike) -> Path:
+    """Folder -> ``folder/manifest.json``; file ``x.pt`` -> ``x.manifest.json`` beside it."""
+    artefact = Path(artefact)
+    if artefact.is_dir() or artefact.suffix == "":
+        return artefact / "manifest.json"
+    return artefact.with_name(artefact.stem + ".manifest.json")
+
+
+def base_manifest(stage: str, args: dict[str, Any], seed: int | None = None,
+                  inputs: dict[str, str | os.PathLike] | None = None) -> dict[str, Any]:
+    """The fields every manifest shares; stages add ``metrics`` and their own keys."""
+    return {
+        "stage": stage,
+        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in args.items()},
+        "seed": seed,
+        "inputs": {name: {"path": str(p), "sha256": sha256_path(p)} for name, p in (inputs or {}).items()
+                   if p is not None and Path(p).exists()},
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+        "host": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                 "cpu_count": os.cpu_count()},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _json_default(obj):
+    import numpy as np
+
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False, default=_json_default)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_manifest(artefact_or_manifest: str | os.PathLike) -> dict[str, Any] | None:
+    path = Path(artefact_or_manifest)
+    if path.suffix != ".json":
+        path = manifest_path_for(path)
+    if not path.is_file():
+        return None
+    with open(path) as fh:
+        return json.load(fh)
+
+
+@contextlib.contextmanager
+def atomic_output_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success it replaces ``final``.
+
+    A killed or failed run leaves no folder at ``final`` that looks finished.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+@contextlib.contextmanager
+def atomic_output_file(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling path; on success it is renamed to ``final``."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}{final.suffix}")
+    try:
+        yield tmp
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    os.replace(tmp, final)
+
+
+def size_on_disk(path: str | os.PathLike) -> int:
+    """Bytes of the weights of an artefact (a file, or every file in a folder)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

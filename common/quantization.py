@@ -1,0 +1,70 @@
+"""PyTorch dynamic int8 quantization - the one place that calls it.
+
+``torch.ao.quantization.quantize_dynamic`` is deprecated upstream (successor:
+torchao) but still runs on torch 2.13; keeping the call here makes a move to
+torchao one edit. Quantized models are saved as a payload dict - config,
+pruning spec, quantization settings, tokenizer files and the quantized state
+dict - and loaded with ``torch.load(..., weights_only=True)``; no module is
+ever pickled.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from common.classifier import (TorchClassifier, register_payload_loader, tokenizer_files,
+                               tokenizer_from_files)
+from common.cli import UserError
+
+FORMAT = "torch_dynamic_int8"
+SETTINGS = {"dtype": "qint8", "modules": ["Linear"]}
+
+
+def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
+    """Dynamic int8 on every ``nn.Linear`` (weights int8, activations quantized on the fly)."""
+    model = model.float().cpu().eval()
+    return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+
+
+def save_quantized(qmodel: nn.Module, config, tokenizer, spec, output: str | os.PathLike) -> None:
+    payload = {
+        "format": FORMAT,
+        "settings": dict(SETTINGS),
+        "config": config.to_dict(),
+        "pruning_spec": None if spec is None else spec.to_dict(),
+        "tokenizer_files": tokenizer_files(tokenizer),
+        "state_dict": qmodel.state_dict(),
+    }
+    torch.save(payload, output)
+
+
+def load_quantized_model(payload: dict):
+    """Rebuild architecture from config (+ spec), quantize it, then load the saved int8 weights."""
+    from transformers import AutoConfig
+
+    from common.modeling import PruningSpec, build_from_config
+
+    config_dict = dict(payload["config"])
+    model_type = config_dict.pop("model_type", "bert")
+    config = AutoConfig.for_model(model_type, **config_dict)
+    spec = PruningSpec.from_dict(payload["pruning_spec"]) if payload.get("pruning_spec") else None
+    model = build_from_config(config, spec)
+    qmodel = quantize_dynamic_int8(model)
+    qmodel.load_state_dict(payload["state_dict"], strict=False)
+    return qmodel, tokenizer_from_files(payload["tokenizer_files"]), spec
+
+
+@register_payload_loader(FORMAT)
+def _load(payload: dict, path: Path, device: str, dtype: str, **kwargs):
+    if device != "cpu":
+        raise UserError(f"{path} is a dynamic-int8 model, which PyTorch runs on CPU only; use --device cpu.")
+    if dtype != "fp32":
+        raise UserError(f"{path} is already int8; --dtype {dtype} does not apply to it (use fp32).")
+    qmodel, tokenizer, spec = load_quantized_model(payload)
+    clf = TorchClassifier(qmodel, tokenizer, device="cpu", dtype="fp32", **kwargs)
+    clf.kind = "torch-int8"
+    clf.info["pruning"] = None if spec is None else ("shrunk" if spec.shrunk else "masked")
+    return clf

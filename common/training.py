@@ -1,0 +1,209 @@
+"""Fine-tuning with the Hugging Face ``Trainer`` (so ``torchrun`` gives DDP unchanged).
+
+Used by the fine-tuning stage and by pruning's re-fine-tuning (fixed masks via
+:class:`common.modeling.MaskHooks`, optional knowledge distillation from the
+unpruned teacher). Checkpoints go to a sibling ``<output>.checkpoints`` folder
+keyed by the run's arguments; a rerun with the same arguments resumes from the
+last checkpoint, one with other arguments starts afresh.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.data import Split
+
+log = logging.getLogger(__name__)
+RUN_KEY_FILE = "run_key.json"
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 2.0
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    max_len: int = 128
+    seed: int = 42
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    device: str = "auto"
+    precision: str = "auto"  # auto|fp32|fp16|bf16 (16-bit only on GPU)
+    save_steps: int = 50
+    max_steps_this_run: int = 0  # >0: stop after this many steps (simulates an interruption)
+    distill_temperature: float = 2.0
+    distill_weight: float = 0.5
+
+    def __post_init__(self):
+        if self.epochs <= 0:
+            raise ValueError("epochs must be > 0")
+        if self.batch_size <= 0 or self.max_len <= 0:
+            raise ValueError("batch_size and max_len must be > 0")
+        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise ValueError("precision must be auto, fp32, fp16 or bf16")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ValueError("distill_weight must be within 0..1")
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+class _TokenizedSplit(torch.utils.data.Dataset):
+    def __init__(self, split: Split, tokenizer, max_len: int):
+        enc = tokenizer(split.texts, truncation=True, max_length=max_len)
+        self.items = [{"input_ids": ids, "attention_mask": am, "labels": int(label)}
+                      for ids, am, label in zip(enc["input_ids"], enc["attention_mask"], split.labels)]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def _make_trainer_class():
+    from transformers import Trainer
+
+    class DistillTrainer(Trainer):
+        """CE loss, mixed with temperature-scaled KL to a teacher's logits when one is given."""
+
+        def __init__(self, *args, teacher=None, temperature=2.0, distill_weight=0.5, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.teacher, self.temperature, self.distill_weight = teacher, temperature, distill_weight
+            if teacher is not None:
+                self.teacher.to(self.args.device).eval()
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            labels = inputs["labels"]
+            outputs = model(**inputs)
+            loss = torch.nn.functional.cross_entropy(outputs.logits, labels)
+            if self.teacher is not None and self.distill_weight > 0:
+                with torch.no_grad():
+                    teacher_logits = self.teacher(**{k: v for k, v in inputs.items() if k != "labels"}).logits
+                t = self.temperature
+                kd = torch.nn.functional.kl_div(torch.log_softmax(outputs.logits / t, dim=-1),
+                                                torch.softmax(teacher_logits.float() / t, dim=-1),
+                                                reduction="batchmean") * t * t
+                loss = (1 - self.distill_weight) * loss + self.distill_weight * kd
+            return (loss, outputs) if return_outputs else loss
+
+    return DistillTrainer
+
+
+def _stop_after(n_steps: int):
+    from transformers import TrainerCallback
+
+    class StopAfter(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= n_steps:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    return StopAfter()
+
+
+def _precision_flags(precision: str, device: str) -> dict:
+    if not device.startswith("cuda"):
+        return {}
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"fp16": precision == "fp16", "bf16": precision == "bf16"}
+
+
+def train(model, tokenizer, train_split: Split, validation: Split, config: TrainConfig, checkpoint_dir: Path,
+          run_key: dict, teacher=None) -> dict:
+    """Train ``model`` in place; returns training statistics for the manifest.
+
+    Returns ``{"completed": False, ...}`` when stopped early by ``max_steps_this_run``.
+    """
+    from transformers import DataCollatorWithPadding, TrainingArguments
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from common.cli import resolve_device
+
+    device = resolve_device(config.device)
+    checkpoint_dir = Path(checkpoint_dir)
+    key_file = checkpoint_dir / RUN_KEY_FILE
+    resume = None
+    if checkpoint_dir.is_dir():
+        same_run = key_file.is_file() and json.loads(key_file.read_text()) == run_key
+        if same_run:
+            resume = get_last_checkpoint(str(checkpoint_dir))
+        elif is_main_process():
+            log.info("checkpoints in %s are from a run with other arguments; starting afresh", checkpoint_dir)
+            shutil.rmtree(checkpoint_dir)
+    if is_main_process():
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(json.dumps(run_key, indent=1, sort_keys=True))
+    if resume:
+        log.info("resuming from checkpoint %s", resume)
+
+    train_ds = _TokenizedSplit(train_split, tokenizer, config.max_len)
+    eval_ds = _TokenizedSplit(validation, tokenizer, config.max_len) if len(validation) else None
+    args = TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        num_train_epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=max(1, config.batch_size // world_size()),
+        per_device_eval_batch_size=64,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        data_seed=config.seed,
+        train_sampling_strategy="group_by_length",
+        eval_strategy="epoch" if eval_ds is not None else "no",
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        logging_steps=10,
+        report_to=[],
+        use_cpu=device == "cpu",
+        ddp_backend="gloo" if device == "cpu" and world_size() > 1 else None,
+        dataloader_num_workers=0,
+        disable_tqdm=not is_main_process(),
+        **_precision_flags(config.precision, device),
+    )
+
+    def compute_metrics(pred):
+        logits, labels = pred
+        return {"accuracy": float((np.argmax(logits, axis=1) == labels).mean())}
+
+    callbacks = [_stop_after(config.max_steps_this_run)] if config.max_steps_this_run > 0 else []
+    trainer = _make_trainer_class()(
+        model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
+        callbacks=callbacks, teacher=teacher, temperature=config.distill_temperature,
+        distill_weight=config.distill_weight)
+    start = time.time()
+    result = trainer.train(resume_from_checkpoint=resume)
+    wall = time.time() - start
+    state = trainer.state
+    completed = state.global_step >= state.max_steps
+    val_acc = [h["eval_accuracy"] for h in state.log_history if "eval_accuracy" in h]
+    return {
+        "completed": bool(completed),
+        "resumed_from": resume,
+        "global_step": int(state.global_step),
+        "max_steps": int(state.max_steps),
+        "train_wall_s": wall,
+        "train_samples_per_s": float(result.metrics.get("train_samples_per_second", 0.0)),
+        "train_loss": float(result.metrics.get("train_loss", float("nan"))),
+        "validation_accuracy_per_epoch": val_acc,
+        "device": device,
+        "world_size": world_size(),
+        "precision": {k: v for k, v in _precision_flags(config.precision, device).items() if v} or "fp32",
+        "train_config": asdict(config),
+    }

@@ -1,0 +1,35 @@
+"""Evaluate any artefact on the AG News test split -> outputs/metrics/<variant>.json.
+
+    python -m inference.run_inference_on_model --model models/fine_tuned/bert_agnews \
+        --variant base --output outputs/metrics/base.json --data ../shared/data/ag_news
+
+Keys: accuracy, macro_f1, per_class_f1, confusion_matrix, n_test, throughput
+(samples/s at batch 32), latency p50/p95/p99 (batch 1, after warm-up), size_mb,
+parameters, peak_rss_mb, plus the run's manifest under ``manifest``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common.cli import stage_main  # noqa: E402
+from common.evaluation import add_eval_arguments, run_evaluation  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_eval_arguments(parser)
+    return parser
+
+
+@stage_main
+def main(argv=None):
+    return run_evaluation(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
