@@ -38,6 +38,8 @@ def fine_tune(args: dict) -> int:
     existing = read_manifest(output)
     if existing and not args.get("force") and run_key_of(existing.get("arguments", {})) == run_key:
         log.info("%s is already built with these arguments; nothing to do (use --force to rebuild)", output)
+        # Mark it up to date for Make (a knob stamp may be newer although the values are unchanged).
+        (output / "manifest.json").touch()
         return 0
     set_seed(args["seed"])
     data = load_dataset(args["data"], args["train_samples"], args["seed"], args["validation_fraction"])
