@@ -1,0 +1,41 @@
+"""Write outputs/reports/report.md from the manifests and metric files of every stage.
+
+    python -m generate_outputs.report.build_report --outputs outputs --models models \
+        --output outputs/reports/report.md --knobs "DATA=... SEED=..."
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from common.cli import UserError, stage_main  # noqa: E402
+from common.report import build_report  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--outputs", default="outputs", help="root of generated outputs")
+    parser.add_argument("--models", default="models", help="root of generated models")
+    parser.add_argument("--output", default="outputs/reports/report.md")
+    parser.add_argument("--knobs", default="", help="the make knobs the artefacts were built with (recorded)")
+    return parser
+
+
+@stage_main
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    outputs = Path(args.outputs)
+    if not (outputs / "metrics").is_dir():
+        raise UserError(f"{outputs}/metrics does not exist; build the variants first (`make bench` or `make report`).")
+    build_report(outputs, Path(args.models), Path(args.output), args.knobs)
+    logging.getLogger(__name__).info("wrote %s", args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
