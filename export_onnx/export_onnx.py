@@ -1,0 +1,61 @@
+"""Export a model to ONNX (parity-checked), optionally optimized and/or int8-quantized.
+
+    python -m export_onnx.export_onnx --model models/fine_tuned/bert_agnews \
+        --output models/onnx/base.onnx --data ../shared/data/ag_news
+    python -m export_onnx.export_onnx --model models/onnx/base.onnx --int8 \
+        --output models/onnx/base_int8.onnx --data ../shared/data/ag_news
+
+``--model`` is a fine-tuned, pruned (masked) or shrunk model folder, or with ``--int8`` an
+fp32 ``.onnx`` written by this script. The graph has inputs input_ids, attention_mask,
+token_type_ids and output logits, with dynamic batch and sequence axes (opset 17).
+Before anything is written: fp32 max |Δlogit| vs PyTorch <= 1e-4 on real texts of varied
+length; int8 argmax agreement with fp32 >= 99 % on 500 test texts. config.json and the
+tokenizer are written beside the .onnx (Optimum's ORTModelForSequenceClassification loads
+the folder), and X.manifest.json records parity, opset, source hash and optimizer outcome.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common.cli import UserError, set_seed, stage_main  # noqa: E402
+from common.onnx_models import INT8_TEXTS, OPSET, export_model  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="model folder (full, pruned or shrunk), or an fp32 .onnx with --int8")
+    p.add_argument("--output", required=True, help="the .onnx to write, e.g. models/onnx/pruned20.onnx")
+    p.add_argument("--int8", action="store_true", help="ONNX Runtime dynamic int8 quantization")
+    p.add_argument("--optimize", action="store_true",
+                   help="ONNX Runtime transformer optimizer (fusions); falls back to the plain graph if it fails")
+    p.add_argument("--data", default="", help="where the parity texts come from (test split); empty = demo sample")
+    p.add_argument("--max-len", "--max_len", type=int, default=128)
+    p.add_argument("--opset", type=int, default=OPSET)
+    p.add_argument("--int8-samples", type=int, default=INT8_TEXTS,
+                   help="test texts of the int8 agreement check (fewer only when the test split is smaller)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads for the checks (0 = all cores)")
+    p.add_argument("--seed", type=int, default=42)
+    return p
+
+
+@stage_main
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.max_len < 8:
+        raise UserError(f"--max-len {args.max_len} is too small; use at least 8 tokens.")
+    if args.int8_samples < 1:
+        raise UserError("--int8-samples must be >= 1.")
+    set_seed(args.seed)
+    export_model(args.model, args.output, data=args.data, max_len=args.max_len, int8=args.int8,
+                 optimize=args.optimize, opset=args.opset, int8_samples=args.int8_samples, seed=args.seed,
+                 threads=args.threads, args=vars(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""LIME speed benchmark: plain lime + a Hugging Face pipeline vs ours on the same model (`make bench-lime`).
+
+    python -m generate_outputs.generate_lime_csv.bench_lime_speed --model models/fine_tuned/bert_agnews \
+        --onnx models/onnx/base.onnx --data ../shared/data/ag_news --num-samples 1000 --seed 42 \
+        --output outputs/metrics/lime_speed.json
+
+Writes seconds per explanation for each setup, the speed-up of ours (ONNX fp32 export, de-duplicated,
+length-sorted batches) over the naive pipeline (goal >= 1.8x), the share of our explanation time
+spent outside the model call (goal <= 5 %) and how closely the two setups' explanations agree.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from common.cli import stage_main  # noqa: E402
+from common.lime_bench import run_bench  # noqa: E402
+from common.lime_utils import DEFAULT_INSTANCE_SEED  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="the fine-tuned torch folder (the pipeline loads it)")
+    parser.add_argument("--onnx", required=True, help="its parity-checked fp32 ONNX export (or the folder again)")
+    parser.add_argument("--data", default="", help="folder with train/test files, or ag_news; empty = demo sample")
+    parser.add_argument("--n-instances", "--n_instances", type=int, default=3, help="instances timed per setup")
+    parser.add_argument("--num-samples", "--num_samples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--instance-seed", type=int, default=DEFAULT_INSTANCE_SEED)
+    parser.add_argument("--max-len", "--max_len", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu", help="cpu (default, what the goals refer to) or cuda")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for every setup (0 = all cores)")
+    parser.add_argument("--output", default="outputs/metrics/lime_speed.json")
+    return parser
+
+
+@stage_main
+def main(argv=None):
+    run_bench(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

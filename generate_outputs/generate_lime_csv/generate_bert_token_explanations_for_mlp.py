@@ -1,0 +1,39 @@
+"""LIME weights of the BERT teacher for every class on training instances (input of the XAI MLP student).
+
+    python -m generate_outputs.generate_lime_csv.generate_bert_token_explanations_for_mlp \
+        --model models/onnx/base.onnx --data ../shared/data/ag_news --n-instances 300 \
+        --num-samples 1000 --seed 42 --max-len 128 \
+        --output outputs/intermediate_data/bert_token_explanations.csv
+
+A seeded, class-stratified sample of the training split (the whole train file, validation
+slice included; ``instance_id`` = row number in it). Columns: instance_id, text, true_label,
+predicted_label, explained_label (every class 0-3), word, weight, rank, intercept, score,
+num_samples, seed - one row per instance x class x word. Resumable like run_lime_on_model.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from common.cli import stage_main  # noqa: E402
+from common.lime_utils import add_lime_arguments, run_token_explanations  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_lime_arguments(parser, variant=False)
+    parser.set_defaults(n_instances=300, output="outputs/intermediate_data/bert_token_explanations.csv")
+    return parser
+
+
+@stage_main
+def main(argv=None):
+    return run_token_explanations(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

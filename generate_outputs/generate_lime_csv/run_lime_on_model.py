@@ -1,0 +1,42 @@
+"""LIME explanations of any variant -> a long CSV (one row per instance x word).
+
+    python -m generate_outputs.generate_lime_csv.run_lime_on_model --model models/onnx/base.onnx \
+        --variant base --n-instances 100 --num-samples 1000 --seed 42 --output outputs/lime/base.csv \
+        --data ../shared/data/ag_news --reference-model models/fine_tuned/bert_agnews
+
+The instances are a class-stratified choice from the test split (``--instance-seed``, the
+same for every variant); the explained label is the reference (base) model's prediction, so
+variants are compared on the same question. Columns: instance_id, text, true_label,
+predicted_label (this variant's), explained_label, word, weight, rank, intercept, score (local
+model R^2), local_pred, variant, seed, num_samples. Results are appended per instance: a killed
+run resumes. Under ``torchrun --nproc_per_node N`` each rank explains every N-th instance and
+rank 0 merges the parts into the same bytes a single process writes.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from common.cli import stage_main  # noqa: E402
+from common.lime_utils import add_lime_arguments, run_lime_on_model  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_lime_arguments(parser)
+    parser.add_argument("--reference-model", "--reference_model", default="",
+                        help="model whose predicted class is explained (the base model); empty = this model's own")
+    return parser
+
+
+@stage_main
+def main(argv=None):
+    return run_lime_on_model(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

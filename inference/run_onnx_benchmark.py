@@ -1,0 +1,40 @@
+"""Benchmark every variant side by side -> outputs/metrics/{<variant>.json, summary.csv, summary.md, pareto.png}.
+
+    python -m inference.run_onnx_benchmark --output-dir outputs/metrics --data ../shared/data/ag_news \
+        --baseline base --variant base=models/fine_tuned/bert_agnews \
+        --variant base_onnx_int8=models/onnx/base_int8.onnx --variant base_bf16=models/fine_tuned/bert_agnews
+
+Each variant runs in its own subprocess under the resource monitor (peak RSS, CPU %, GPU memory and
+utilisation when a GPU is present) and gets accuracy and macro-F1 on the test split, latency
+p50/p95/p99 at batch 1 and throughput at batch 32 (warm-up + repeats). Names ending in _fp16/_bf16
+evaluate a torch folder in that dtype. Throughput is also given as a ratio to --baseline measured in
+the same run. Accuracy is reused from an existing <variant>.json when it measured the identical
+artefact (sha256) on the same test rows (--no-reuse to measure again); speed is always re-measured.
+A failing variant is reported in summary.md, not fatal (unless it is the baseline).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common.benchmark import add_benchmark_arguments, run_benchmark  # noqa: E402
+from common.cli import stage_main  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_benchmark_arguments(parser)
+    return parser
+
+
+@stage_main
+def main(argv=None):
+    return run_benchmark(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

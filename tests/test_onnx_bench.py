@@ -1,0 +1,322 @@
+"""ONNX export (parity, dynamic shapes, int8, optimizer), the .onnx loader, the monitor and the benchmark."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from common.classifier import load_classifier
+from tests.conftest import toy_texts, write_vocab
+
+EXPORT = "export_onnx.export_onnx"
+
+
+def make_long_bert(folder: Path, seed: int = 0) -> Path:
+    """Tiny BERT with 128 positions (the shared fixture has 64), so length-128 inputs are valid."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    from common.modeling import label_config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = write_vocab(folder)
+    tokenizer = BertTokenizerFast(vocab=str(vocab), do_lower_case=True)
+    config = BertConfig(vocab_size=len(vocab.read_text().split()), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=37, max_position_embeddings=128,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **label_config())
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(config)
+    # Spread the logits so argmax is decided by the input, not by near-ties of a random head.
+    with torch.no_grad():
+        model.classifier.weight.mul_(20.0)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny model, its fp32 ONNX export and its int8 export, built once through main([...])."""
+    from export_onnx.export_onnx import main
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("onnx")
+    data = root / "data"
+    data.mkdir()
+    for split, n, seed in (("train", 40, 1), ("test", 80, 2)):
+        texts, labels = toy_texts(n, seed)
+        pd.DataFrame({"text": texts, "label": labels}).to_csv(data / f"{split}.csv", index=False)
+    model = make_long_bert(root / "tiny_bert")
+    onnx_path = root / "models" / "base.onnx"
+    assert main(["--model", str(model), "--output", str(onnx_path), "--data", str(data), "--max-len", "128"]) == 0
+    int8_path = root / "models" / "base_int8.onnx"
+    assert main(["--model", str(onnx_path), "--int8", "--output", str(int8_path), "--data", str(data),
+                 "--max-len", "128"]) == 0
+    return {"root": root, "data": data, "model": model, "onnx": onnx_path, "int8": int8_path}
+
+
+def _torch_logits(model_dir: Path, input_ids, attention_mask):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        return model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask),
+                     token_type_ids=torch.zeros_like(torch.from_numpy(input_ids))).logits.numpy()
+
+
+# ----------------------------------------------------------------------------------------------- export
+def test_export_writes_parity_checked_graph_with_manifest_and_sidecars(exported):
+    from common.manifest import sha256_path
+
+    manifest = json.loads((exported["onnx"].parent / "base.manifest.json").read_text())
+    fp32 = manifest["parity"]["fp32"]
+    assert fp32["passed"] and fp32["max_abs_logit_diff"] <= 1e-4 and fp32["n_texts"] >= 40
+    assert set(fp32["by_batching"]) == {"batch32", "batch7", "batch1"}
+    assert manifest["opset"] >= 17 and manifest["export"]["exporter"].startswith("torchscript")
+    assert manifest["source_sha256"] == sha256_path(exported["model"])
+    assert manifest["sha256"] == sha256_path(exported["onnx"])
+    assert manifest["optimizer"] == {"requested": False, "outcome": "not requested"}
+    graph = onnx.load(str(exported["onnx"]))
+    assert [i.name for i in graph.graph.input] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert [o.name for o in graph.graph.output] == ["logits"]
+    # Optimum's ORTModelForSequenceClassification needs config.json + tokenizer in the folder.
+    folder = exported["onnx"].parent
+    assert json.loads((folder / "config.json").read_text())["id2label"]["3"] == "Sci/Tech"
+    assert (folder / "tokenizer.json").is_file()
+
+
+def test_inference_session_dynamic_batch_and_sequence(exported):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(exported["onnx"]), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for batch, length in ((1, 5), (7, 5), (1, 128), (7, 128)):
+        input_ids = rng.integers(5, 40, size=(batch, length)).astype(np.int64)
+        attention_mask = np.ones_like(input_ids)
+        attention_mask[-1, length // 2:] = 0  # a padded row
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": np.zeros_like(input_ids)}
+        (logits,) = session.run(["logits"], feed)
+        assert logits.shape == (batch, 4)
+        np.testing.assert_allclose(logits, _torch_logits(exported["model"], input_ids, attention_mask), atol=1e-4)
+
+
+def test_load_classifier_onnx_matches_torch(exported):
+    texts = toy_texts(20, 5)[0] + ["market " * 200, ""]
+    torch_clf = load_classifier(exported["model"], device="cpu")
+    onnx_clf = load_classifier(exported["onnx"], device="cpu", threads=1)
+    assert onnx_clf.kind == "onnx" and onnx_clf.info["format"] == "onnx"
+    assert onnx_clf.session.get_session_options().intra_op_num_threads == 1
+    np.testing.assert_allclose(onnx_clf.predict_proba(texts), torch_clf.predict_proba(texts), atol=1e-5)
+    torch_params = torch_clf.parameter_count()["total"]
+    # The graph drops nothing but unused buffers: within 1 % of the torch count.
+    assert abs(onnx_clf.parameter_count()["total"] - torch_params) <= 0.01 * torch_params
+
+
+def test_int8_export_records_agreement(exported):
+    manifest = json.loads((exported["int8"].parent / "base_int8.manifest.json").read_text())
+    int8 = manifest["parity"]["int8"]
+    assert int8["passed"] and int8["argmax_agreement"] >= 0.99
+    assert int8["n_texts"] == 80 and "fewer than 500" in int8["note"]
+    assert manifest["quantization"]["method"].endswith("quantize_dynamic")
+    assert manifest["source_parity_fp32"]["passed"]
+    clf = load_classifier(exported["int8"], device="cpu")
+    assert clf.kind == "onnx-int8"
+    assert exported["int8"].stat().st_size < exported["onnx"].stat().st_size
+    texts = toy_texts(80, 2)[0]
+    fp32 = load_classifier(exported["onnx"], device="cpu").predict(texts)
+    assert (clf.predict(texts) == fp32).mean() == pytest.approx(int8["argmax_agreement"])
+
+
+def test_parity_check_catches_corrupted_weight(exported, tmp_path):
+    from common.onnx_models import OnnxClassifier, ParityError, check_fp32_parity, load_onnx_tokenizer
+
+    model = onnx.load(str(exported["onnx"]))
+    target = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)) if "embeddings" not in t.name else 0)
+    weights = numpy_helper.to_array(target).copy()
+    weights.flat[0] += 0.5
+    target.CopyFrom(numpy_helper.from_array(weights, target.name))
+    corrupted = tmp_path / "corrupted.onnx"
+    onnx.save(model, str(corrupted))
+    tokenizer = load_onnx_tokenizer(exported["onnx"])
+    reference = load_classifier(exported["model"], device="cpu")
+    with pytest.raises(ParityError, match="max"):
+        check_fp32_parity(reference, OnnxClassifier(corrupted, tokenizer), toy_texts(30)[0])
+
+
+def test_failed_parity_writes_nothing(exported, tmp_path, monkeypatch):
+    """End to end: an exporter that corrupts a weight -> exit 2, no .onnx, no manifest."""
+    import common.onnx_models as om
+    from export_onnx.export_onnx import main
+
+    real_export = om.torch_to_onnx
+
+    def corrupting_export(model, tokenizer, output, opset=om.OPSET):
+        info = real_export(model, tokenizer, output, opset)
+        graph = onnx.load(str(output))
+        target = next(t for t in graph.graph.initializer if "classifier" in t.name and len(t.dims) == 2)
+        weights = numpy_helper.to_array(target) * 3.0
+        target.CopyFrom(numpy_helper.from_array(weights, target.name))
+        onnx.save(graph, str(output))
+        return info
+
+    monkeypatch.setattr(om, "torch_to_onnx", corrupting_export)
+    output = tmp_path / "out" / "bad.onnx"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(exported["model"]), "--output", str(output), "--data", str(exported["data"])])
+    assert exit_info.value.code == 2
+    assert not output.exists() and not (output.parent / "bad.manifest.json").exists()
+    assert not any(p.name.startswith(".bad") for p in output.parent.iterdir())
+
+
+def test_optimize_applied_or_falls_back_cleanly(exported, tmp_path, monkeypatch):
+    import common.onnx_models as om
+    from export_onnx.export_onnx import main
+
+    out = tmp_path / "opt" / "m_int8.onnx"
+    assert main(["--model", str(exported["onnx"]), "--int8", "--optimize", "--output", str(out),
+                 "--data", str(exported["data"])]) == 0
+    optimizer = json.loads((out.parent / "m_int8.manifest.json").read_text())["optimizer"]
+    assert optimizer["outcome"] == "applied" and optimizer["parity"]["passed"]
+    assert optimizer["fused_operators"].get("SkipLayerNormalization", 0) > 0
+
+    def refuse(source, output):
+        raise RuntimeError("fusion refused a pruned shape")
+
+    monkeypatch.setattr(om, "optimize_graph", refuse)
+    out2 = tmp_path / "opt" / "m2.onnx"
+    assert main(["--model", str(exported["model"]), "--optimize", "--output", str(out2),
+                 "--data", str(exported["data"])]) == 0
+    optimizer = json.loads((out2.parent / "m2.manifest.json").read_text())["optimizer"]
+    assert optimizer["outcome"].startswith("fell back") and "pruned shape" in optimizer["error"]
+    assert load_classifier(out2, device="cpu").predict_proba(["goal match"]).shape == (1, 4)
+
+
+def test_export_user_errors(exported, tmp_path):
+    from export_onnx.export_onnx import main
+
+    for argv in (["--model", str(tmp_path / "missing"), "--output", str(tmp_path / "x.onnx")],
+                 ["--model", str(exported["onnx"]), "--output", str(tmp_path / "x.onnx")],
+                 ["--model", str(exported["model"]), "--output", str(tmp_path / "x.txt")]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+    assert not (tmp_path / "x.onnx").exists()
+
+
+# ----------------------------------------------------------------------------------------------- monitor
+def test_monitor_context_manager_writes_rows_with_expected_columns(tmp_path):
+    from analysis.monitoring import COLUMNS, ResourceMonitor
+
+    output = tmp_path / "mon.csv"
+    with ResourceMonitor(output, interval=0.05) as monitor:
+        block = np.ones((4_000_000,))  # ~30 MB the sampler should see
+        deadline = __import__("time").monotonic() + 0.4
+        while __import__("time").monotonic() < deadline:
+            block = block * 1.0
+    rows = list(csv.DictReader(output.open()))
+    assert tuple(rows[0].keys()) == COLUMNS == ("timestamp", "elapsed_s", "cpu_percent", "rss_mb", "gpu_mem_mb",
+                                                "gpu_util_percent")
+    assert len(rows) >= 4
+    assert all(float(r["rss_mb"]) > 10 for r in rows)
+    timestamps = [float(r["timestamp"]) for r in rows]
+    assert timestamps == sorted(timestamps)
+    summary = monitor.summary()
+    assert summary["samples"] == len(rows) and summary["peak_rss_mb"] == max(float(r["rss_mb"]) for r in rows)
+
+
+def test_monitor_cli_wraps_a_command_and_passes_its_exit_code(tmp_path):
+    from analysis.monitoring.monitor import main
+
+    output, summary = tmp_path / "cmd.csv", tmp_path / "cmd.json"
+    code = main(["--output", str(output), "--interval", "0.05", "--summary", str(summary), "--",
+                 sys.executable, "-c", "import time; x = bytearray(50_000_000); time.sleep(0.5); raise SystemExit(3)"])
+    assert code == 3
+    rows = list(csv.DictReader(output.open()))
+    assert len(rows) >= 3 and max(float(r["rss_mb"]) for r in rows) > 40  # the child's 50 MB buffer
+    data = json.loads(summary.read_text())
+    assert data["exit_code"] == 3 and data["samples"] == len(rows)
+
+
+def test_no_gpu_is_reported_cleanly(tmp_path, monkeypatch):
+    """NVML missing or failing -> 'no GPU', empty GPU columns, no exception."""
+    import pynvml
+
+    from common.monitoring import GpuProbe, ResourceMonitor
+
+    def no_library():
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+
+    monkeypatch.setattr(pynvml, "nvmlInit", no_library)
+    probe = GpuProbe()
+    assert not probe.available and probe.status.startswith("no GPU")
+    assert probe.read() == (None, None)
+    with ResourceMonitor(tmp_path / "m.csv", interval=0.05, gpu=probe) as monitor:
+        __import__("time").sleep(0.15)
+    rows = list(csv.DictReader((tmp_path / "m.csv").open()))
+    assert rows and all(r["gpu_mem_mb"] == "" and r["gpu_util_percent"] == "" for r in rows)
+    summary = monitor.summary()
+    assert summary["gpu_mem_peak_mb"] is None and summary["gpu_status"].startswith("no GPU")
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # package not installed at all
+    assert GpuProbe().status.startswith("no GPU")
+
+
+# ----------------------------------------------------------------------------------------------- benchmark
+def test_benchmark_end_to_end(exported, tmp_path):
+    from common.benchmark import SUMMARY_COLUMNS, reusable_accuracy
+    from common.manifest import sha256_path
+    from inference.run_onnx_benchmark import main
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_text("not a graph")
+    out = tmp_path / "metrics"
+    argv = ["--output-dir", str(out), "--data", str(exported["data"]), "--max-len", "128", "--device", "cpu",
+            "--threads", "1", "--baseline", "base", "--latency-requests", "5", "--throughput-texts", "40",
+            "--monitor-interval", "0.1",
+            "--variant", f"base={exported['model']}", "--variant", f"base_onnx={exported['onnx']}",
+            "--variant", f"base_onnx_int8={exported['int8']}", "--variant", f"broken_onnx={broken}"]
+    assert main(argv) == 0
+    rows = {r["variant"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    assert list(rows) == ["base", "base_onnx", "base_onnx_int8", "broken_onnx"]
+    assert tuple(next(iter(rows.values())).keys()) == SUMMARY_COLUMNS
+    assert float(rows["base"]["throughput_ratio"]) == 1.0 and float(rows["base"]["accuracy_delta_pt"]) == 0.0
+    assert rows["broken_onnx"]["status"].startswith("failed") and "not a loadable ONNX graph" in rows["broken_onnx"]["status"]
+    # fp32 ONNX computes the same function: identical accuracy, measured by the same code.
+    assert rows["base_onnx"]["accuracy"] == rows["base"]["accuracy"]
+    assert rows["base_onnx"]["kind"] == "onnx" and rows["base_onnx_int8"]["kind"] == "onnx-int8"
+    for name in ("base", "base_onnx", "base_onnx_int8"):
+        metrics = json.loads((out / f"{name}.json").read_text())
+        for key in ("accuracy", "macro_f1", "confusion_matrix", "latency_ms_p50", "latency_ms_p99",
+                    "throughput_samples_per_s", "size_mb", "parameters", "peak_rss_mb", "threads", "device"):
+            assert key in metrics, key
+        assert metrics["n_test"] == 80 and metrics["threads"] == 1 and metrics["monitor"]["samples"] >= 1
+        assert metrics["gpu_status"] and metrics["model_sha256"] == sha256_path(metrics["model"])
+        assert (out / "monitor" / f"{name}.csv").is_file()
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    md = (out / "summary.md").read_text()
+    assert "| base_onnx_int8" in md and "broken_onnx" in md and "torch 2.13" in md
+    # A second run may reuse accuracy for an identical artefact, never for a changed one.
+    settings = {"data": str(exported["data"]), "test_samples": 0, "max_len": 128, "seed": 42, "dtype": "fp32",
+                "test_sha256": json.loads((out / "base.json").read_text())["test_sha256"]}
+    reused = reusable_accuracy(out / "base_onnx.json", sha256_path(exported["onnx"]), settings)
+    assert reused is not None and reused["accuracy"] == float(rows["base_onnx"]["accuracy"])
+    assert reusable_accuracy(out / "base_onnx.json", "0" * 64, settings) is None
+    assert reusable_accuracy(out / "base_onnx.json", sha256_path(exported["onnx"]), {**settings, "max_len": 64}) is None
+
+
+def test_benchmark_user_errors(exported, tmp_path):
+    from inference.run_onnx_benchmark import main
+
+    for argv in (["--variant", f"base={tmp_path / 'missing'}"],
+                 ["--variant", f"x={exported['onnx']}", "--baseline", "base"],
+                 ["--variant", "no-equals-sign"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--output-dir", str(tmp_path / "m"), "--data", str(exported["data"])] + argv)
+        assert exit_info.value.code == 2
+    assert not (tmp_path / "m" / "summary.csv").exists()
