@@ -22,6 +22,7 @@ THREADS ?= 0## CPU threads for inference and benchmarks (0 = all cores)
 LIME_INSTANCES ?= 100## test instances explained per variant
 LIME_SAMPLES ?= 1000## LIME perturbation samples per explanation
 LIME_SAMPLE_CURVE ?= 250 500 1000 2000## num_samples values of the noise-floor stability curve
+LIME_CURVE_INSTANCES ?= $(LIME_INSTANCES)## test instances explained per point of the stability curve
 SP_SAMPLE_SIZE ?= 40## SP-LIME candidate pool (each costs one explanation)
 SP_EXPLANATIONS ?= 6## SP-LIME explanations picked
 MLP_EXPLAINED ?= 300## training instances explained by BERT for the XAI student
@@ -43,7 +44,7 @@ knob_stamp = $(shell mkdir -p $(STAMPS); f=$(STAMPS)/$(1); v='$(strip $(2))'; \
 TRAIN_KNOBS := $(call knob_stamp,train,BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN))
 PRUNE_KNOBS := $(call knob_stamp,prune,PRUNE_EPOCHS=$(PRUNE_EPOCHS) DISTILL=$(DISTILL))
 EVAL_KNOBS := $(call knob_stamp,eval,DATA=$(DATA) TEST_SAMPLES=$(TEST_SAMPLES) MAX_LEN=$(MAX_LEN))
-LIME_KNOBS := $(call knob_stamp,lime,DATA=$(DATA) SEED=$(SEED) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES))
+LIME_KNOBS := $(call knob_stamp,lime,DATA=$(DATA) SEED=$(SEED) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) LIME_CURVE_INSTANCES=$(LIME_CURVE_INSTANCES))
 MLP_KNOBS := $(call knob_stamp,mlp,DATA=$(DATA) MLP_EXPLAINED=$(MLP_EXPLAINED) MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDA=$(MLP_LAMBDA))
 
 COMMON_SRC := $(wildcard common/*.py)
@@ -167,16 +168,17 @@ bench: outputs/metrics/summary.csv ## benchmark every variant side by side -> ou
 # ---------------------------------------------------------------------------------------------- LIME
 LIME := generate_outputs/generate_lime_csv/run_lime_on_model.py
 LIME_ARGS = $(DATA_ARG) --n-instances $(LIME_INSTANCES) --max-len $(MAX_LEN) --reference-model $(FT)
+CURVE_ARGS = $(DATA_ARG) --n-instances $(LIME_CURVE_INSTANCES) --max-len $(MAX_LEN) --reference-model $(FT)
 outputs/lime/base_noise.csv: $(FT)/manifest.json $(LIME) $(COMMON_SRC) $(LIME_KNOBS) | outputs/lime ## noise floor: base explained with another LIME seed
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model models/onnx/base.onnx --variant base_noise \
 	  --num-samples $(LIME_SAMPLES) --seed $$(( $(SEED) + 1 )) --output $@ $(LIME_ARGS)
 outputs/lime/base_noise.csv: models/onnx/base.onnx
 outputs/lime/curve_s%_a.csv: $(FT)/manifest.json models/onnx/base.onnx $(LIME) $(COMMON_SRC) $(LIME_KNOBS) | outputs/lime
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model models/onnx/base.onnx --variant base_s$*_a \
-	  --num-samples $* --seed $(SEED) --output $@ $(LIME_ARGS)
+	  --num-samples $* --seed $(SEED) --output $@ $(CURVE_ARGS)
 outputs/lime/curve_s%_b.csv: $(FT)/manifest.json models/onnx/base.onnx $(LIME) $(COMMON_SRC) $(LIME_KNOBS) | outputs/lime
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model models/onnx/base.onnx --variant base_s$*_b \
-	  --num-samples $* --seed $$(( $(SEED) + 1 )) --output $@ $(LIME_ARGS)
+	  --num-samples $* --seed $$(( $(SEED) + 1 )) --output $@ $(CURVE_ARGS)
 # The base model is explained through its parity-checked fp32 ONNX export (the same function, faster).
 outputs/lime/base.csv: models/onnx/base.onnx $(LIME) $(COMMON_SRC) $(LIME_KNOBS) | outputs/lime
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model $< --variant base \

@@ -151,6 +151,10 @@ def run_worker(spec_path: str) -> int:
         else:
             result = evaluate_model(spec["model"], spec["variant"], **common_kwargs)
             result["accuracy_source"] = "measured in this run"
+    except UserError as exc:  # one sentence, no traceback - as a stage script would
+        Path(spec["result"]).with_name("error.txt").write_text(str(exc))
+        log.error("%s", exc)
+        return exc.exit_code
     except BaseException as exc:
         # The parent reports this sentence in summary.md; the traceback stays in the log.
         Path(spec["result"]).with_name("error.txt").write_text(f"{type(exc).__name__}: {exc}")

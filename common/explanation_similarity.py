@@ -163,14 +163,15 @@ def _plot_boxes(per_instance: dict[str, list[dict]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(per_instance)
-    fig, axes = plt.subplots(2, 3, figsize=(max(12, 1.1 * len(names) * 1.5), 8), squeeze=False)
+    fig, axes = plt.subplots(2, 3, figsize=(max(12, 1.6 * len(names)), 8), squeeze=False)
     for ax, metric in zip(axes.ravel(), METRICS):
         data = [[v for v in (r[metric] for r in per_instance[n]) if not math.isnan(v)] for n in names]
         ax.boxplot(data, showmeans=True)
         ax.set_xticks(range(1, len(names) + 1), names, rotation=45, ha="right", fontsize=8)
         ax.set_title(metric)
         ax.axhline(np.mean(data[0]) if data[0] else 0, color="grey", ls="--", lw=0.8)
-        ax.set_ylim(-1.05, 1.05)
+        lowest = min((min(d) for d in data if d), default=0.0)
+        ax.set_ylim(min(0.0, lowest) - 0.05, 1.05)
     fig.suptitle("LIME explanation similarity to base (first box: noise floor, base vs base with another seed)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -213,6 +213,18 @@ def dist_context() -> tuple[int, int]:
     return rank, world
 
 
+def rank_device(device: str, world: int) -> str:
+    """Under torchrun, ``auto``/``cuda`` means this rank's own GPU (cuda:LOCAL_RANK)."""
+    from common.cli import resolve_device
+
+    device = resolve_device(device)
+    if device == "cuda" and world > 1:
+        import torch
+
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % max(torch.cuda.device_count(), 1)}"
+    return device
+
+
 def default_threads(threads: int) -> int:
     """0 = the cores divided among the ranks on this node."""
     if threads:
@@ -402,6 +414,7 @@ def run_lime_on_model(args) -> int:
     threads = default_threads(args.threads)
     set_threads(threads)
     set_seed(args.seed)
+    args.device = rank_device(args.device, world)
     log.info("LIME: model=%s variant=%s instances=%d samples=%d seed=%d rank=%d/%d threads=%d", args.model,
              args.variant, args.n_instances, args.num_samples, args.seed, rank, world, threads)
     instances = choose_instances(args.data, args.n_instances, args.instance_seed)
@@ -518,6 +531,7 @@ def run_token_explanations(args) -> int:
     threads = default_threads(args.threads)
     set_threads(threads)
     set_seed(args.seed)
+    args.device = rank_device(args.device, world)
     instances = choose_instances(args.data, args.n_instances, args.seed, split="train")
     clf = load_classifier(args.model, device=args.device, max_len=args.max_len, batch_size=args.batch_size,
                           threads=threads)

@@ -297,7 +297,8 @@ class OnnxClassifier(Classifier):
 
     def parameter_count(self) -> dict[str, int]:
         """Weights counted from the graph's initializers (int8 weights count once; scales,
-        zero points and shape constants do not)."""
+        zero points and shape constants do not). The exporter stores bit-identical tensors
+        once, so an untrained model (equal zero biases) counts slightly fewer than torch."""
         groups = {"embeddings": 0, "other": 0}
         for tensor in self._initializers():
             if tensor.name.endswith(("_scale", "_zero_point")) or len(tensor.dims) == 0:

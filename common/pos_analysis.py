@@ -39,7 +39,9 @@ def nltk_tagger() -> Tagger:
     def tag(tokens: Sequence[str]) -> list[tuple[str, str]]:
         return nltk.pos_tag(list(tokens), tagset="universal")
 
-    try:
+    try:  # look the data up explicitly: nltk caches a loaded tagger, but not where it came from
+        nltk.data.find("taggers/averaged_perceptron_tagger_eng/")
+        nltk.data.find("taggers/universal_tagset/")
         tag(["The", "model", "runs", "fast"])
     except LookupError:
         raise UserError("NLTK's POS tagger (averaged_perceptron_tagger_eng + universal_tagset) is not in NLTK_DATA; "
@@ -132,7 +134,13 @@ def run_pos_analysis(base: str, variants: list[str], output_dir: str, args: dict
     output_dir = Path(output_dir)
     base_result = masses_for_csv(base, tagger)
     base_result = ("base", base_result[1])
-    variant_results = [masses_for_csv(p, tagger) for p in variants or []]
+    variant_results = []
+    for path in variants or []:
+        name, masses = masses_for_csv(path, tagger)
+        taken = {"base"} | {n for n, _ in variant_results}
+        if name in taken:  # two files with one variant name: tell them apart by file name
+            name = Path(path).stem if Path(path).stem not in taken else f"{name}_{len(variant_results) + 1}"
+        variant_results.append((name, masses))
     frame = pd.DataFrame(pos_table(base_result, variant_results))
     write_text_atomic(output_dir / "pos_analysis.csv", frame.to_csv(index=False, float_format="%.6g"))
 

@@ -114,8 +114,9 @@ def test_load_classifier_onnx_matches_torch(exported):
     assert onnx_clf.session.get_session_options().intra_op_num_threads == 1
     np.testing.assert_allclose(onnx_clf.predict_proba(texts), torch_clf.predict_proba(texts), atol=1e-5)
     torch_params = torch_clf.parameter_count()["total"]
-    # The graph drops nothing but unused buffers: within 1 % of the torch count.
-    assert abs(onnx_clf.parameter_count()["total"] - torch_params) <= 0.01 * torch_params
+    # Counted from initializers: the exporter stores identical tensors once (a random model's zero
+    # biases and unit LayerNorm weights), so the count may be a little lower, never higher.
+    assert 0.95 * torch_params <= onnx_clf.parameter_count()["total"] <= torch_params
 
 
 def test_int8_export_records_agreement(exported):
@@ -273,7 +274,10 @@ def test_benchmark_end_to_end(exported, tmp_path):
     from common.manifest import sha256_path
     from inference.run_onnx_benchmark import main
 
-    broken = tmp_path / "broken.onnx"
+    broken = tmp_path / "broken" / "broken.onnx"  # beside a valid tokenizer: only the graph is bad
+    broken.parent.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        (broken.parent / name).write_bytes((exported["onnx"].parent / name).read_bytes())
     broken.write_text("not a graph")
     out = tmp_path / "metrics"
     argv = ["--output-dir", str(out), "--data", str(exported["data"]), "--max-len", "128", "--device", "cpu",

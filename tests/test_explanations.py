@@ -1,0 +1,333 @@
+"""LIME CSVs, resume, reproducibility, MLP token explanations, SP-LIME, drift metrics, POS analysis, bench.
+
+Everything runs on the tiny in-memory BERT and the toy data through each stage's ``main``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import SHARED, make_tiny_bert
+
+LIME_MAIN = "generate_outputs.generate_lime_csv.run_lime_on_model"
+
+
+def lime_args(model, data, output, seed=1, n=6, samples=60, reference=None, variant="v"):
+    args = ["--model", str(model), "--variant", variant, "--n-instances", str(n), "--num-samples", str(samples),
+            "--seed", str(seed), "--output", str(output), "--data", str(data), "--max-len", "64", "--threads", "1"]
+    return args + (["--reference-model", str(reference)] if reference else [])
+
+
+def run_lime(*args, **kwargs):
+    from generate_outputs.generate_lime_csv.run_lime_on_model import main
+
+    return main(lime_args(*args, **kwargs))
+
+
+@pytest.fixture
+def trained_tiny(tmp_path, tiny_bert, toy_data):
+    """The tiny BERT after a few optimiser steps on the toy data, so its explanations are not flat."""
+    import torch
+
+    from common.data import load_dataset
+    from common.modeling import load_model_folder
+
+    model, tokenizer, _ = load_model_folder(tiny_bert)
+    data = load_dataset(toy_data, 0, 0, validation_fraction=0)
+    torch.manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    enc = tokenizer(data.train.texts, padding=True, return_tensors="pt")
+    labels = torch.as_tensor(data.train.labels)
+    for _ in range(30):
+        loss = model(**enc, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    folder = tmp_path / "trained_tiny"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+# ----------------------------------------------------------------------------------------------- similarity metrics
+def test_similarity_metrics_known_answers():
+    from common.explanation_similarity import pair_metrics
+
+    a = {"goal": 0.5, "match": 0.3, "the": -0.1, "team": 0.2}
+    same = pair_metrics(a, dict(a))
+    assert same["spearman"] == pytest.approx(1) and same["kendall"] == pytest.approx(1)
+    assert same["jaccard_top5"] == 1 and same["jaccard_top10"] == 1 and same["sign_top5"] == 1
+    assert same["cosine"] == pytest.approx(1)
+
+    reversed_ = pair_metrics({"a": 3.0, "b": 2.0, "c": 1.0}, {"a": 1.0, "b": 2.0, "c": 3.0})
+    assert reversed_["spearman"] == pytest.approx(-1) and reversed_["kendall"] == pytest.approx(-1)
+
+    disjoint = pair_metrics({"x": 1.0, "y": 0.5}, {"z": 1.0, "u": 0.5})
+    assert disjoint["jaccard_top5"] == 0 and disjoint["jaccard_top10"] == 0
+    assert disjoint["cosine"] == pytest.approx(0) and disjoint["sign_top5"] == 0
+
+    flipped = pair_metrics(a, {w: -v for w, v in a.items()})
+    assert flipped["sign_top5"] == 0 and flipped["cosine"] == pytest.approx(-1) and flipped["jaccard_top5"] == 1
+
+
+def test_bootstrap_ci_brackets_mean_and_verdict_rule():
+    from common.explanation_similarity import aggregate, verdict
+
+    rows = [{m: v for m in ("spearman", "kendall", "jaccard_top5", "jaccard_top10", "sign_top5", "cosine")}
+            | {"label_agrees": 1.0} for v in np.linspace(0.6, 0.9, 30)]
+    stats = aggregate(rows, seed=0)["spearman"]
+    assert stats["ci_low"] < stats["mean"] < stats["ci_high"]
+    assert stats["median"] == pytest.approx(0.75)
+    assert verdict(stats, {"mean": 0.95}) == "beyond"
+    assert verdict(stats, {"mean": 0.76}) == "within"
+
+
+# ----------------------------------------------------------------------------------------------- LIME CSV
+def test_lime_csv_reproducible_resumes_and_explains_reference(tmp_path, trained_tiny, tiny_bert, toy_data):
+    from common.classifier import load_classifier
+    from common.lime_utils import LIME_COLUMNS, choose_instances
+    from common.manifest import read_manifest
+
+    full = tmp_path / "full" / "v.csv"
+    assert run_lime(tiny_bert, toy_data, full, reference=trained_tiny) == 0
+    again = tmp_path / "again" / "v.csv"
+    assert run_lime(tiny_bert, toy_data, again, reference=trained_tiny) == 0
+    assert full.read_bytes() == again.read_bytes()  # same seed -> byte-identical
+
+    frame = pd.read_csv(full, keep_default_na=False)
+    assert list(frame.columns) == LIME_COLUMNS
+    instances = choose_instances(str(toy_data), 6)
+    assert list(frame.instance_id.drop_duplicates()) == instances.ids.tolist()
+    # the explained label is the reference's prediction; predicted_label is the variant's own
+    ref = load_classifier(trained_tiny, device="cpu", max_len=64).predict(instances.texts)
+    own = load_classifier(tiny_bert, device="cpu", max_len=64).predict(instances.texts)
+    per_instance = frame.drop_duplicates("instance_id")
+    assert per_instance.explained_label.tolist() == ref.tolist()
+    assert per_instance.predicted_label.tolist() == own.tolist()
+    assert (per_instance.true_label.to_numpy() == instances.labels).all()
+    for iid, group in frame.groupby("instance_id"):
+        text = group.text.iloc[0]
+        assert set(group.word) == {w for w in re.split(r"\W+", text) if w}  # every word kept
+        assert group["rank"].tolist() == list(range(1, len(group) + 1))
+        assert np.all(np.diff(group.weight.abs().to_numpy()) <= 1e-12)  # rank follows |weight|
+
+    # kill after 2 instances (plus a row torn mid-write), then resume: same bytes as the uninterrupted run
+    resumed = tmp_path / "resumed" / "v.csv"
+    from generate_outputs.generate_lime_csv.run_lime_on_model import main
+
+    assert main(lime_args(tiny_bert, toy_data, resumed, reference=trained_tiny) + ["--stop-after", "2"]) == 3
+    assert not resumed.exists()
+    part = resumed.with_name(f".{resumed.name}.part0of1")
+    assert part.stat().st_size > 0
+    with open(part, "ab") as fh:
+        fh.write(b"99,torn row without its end")
+    assert main(lime_args(tiny_bert, toy_data, resumed, reference=trained_tiny)) == 0
+    assert resumed.read_bytes() == full.read_bytes()
+    metrics = read_manifest(resumed)["metrics"]
+    assert metrics["resumed_instances"] == 2 and metrics["explained_this_run"] == 4
+    assert not part.exists()
+
+    other_seed = tmp_path / "seed2" / "v.csv"
+    assert run_lime(tiny_bert, toy_data, other_seed, seed=2, reference=trained_tiny) == 0
+    assert other_seed.read_bytes() != full.read_bytes()
+    manifest = read_manifest(full)
+    assert manifest["seed"] == 1 and manifest["metrics"]["n_explained_instances"] == 6
+    assert 0 <= manifest["metrics"]["outside_model_fraction"] < 1
+
+
+def test_lime_user_errors(tmp_path, tiny_bert, toy_data):
+    from generate_outputs.generate_lime_csv.run_lime_on_model import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(lime_args(tmp_path / "missing", toy_data, tmp_path / "x.csv"))
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(lime_args(tiny_bert, toy_data, tmp_path / "x.txt"))
+    assert exc.value.code == 2
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.txt").exists()
+
+
+def test_token_explanations_for_mlp_cover_every_class(tmp_path, trained_tiny, toy_data):
+    from common.data import load_dataset
+    from common.lime_utils import MLP_COLUMNS
+    from generate_outputs.generate_lime_csv.generate_bert_token_explanations_for_mlp import main
+
+    out = tmp_path / "inter" / "bert_token_explanations.csv"
+    args = ["--model", str(trained_tiny), "--data", str(toy_data), "--n-instances", "8", "--num-samples", "60",
+            "--seed", "3", "--max-len", "64", "--output", str(out), "--threads", "1"]
+    assert main(args) == 0
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert list(frame.columns) == MLP_COLUMNS
+    train = load_dataset(toy_data, 0, 3, validation_fraction=0).train
+    assert frame.instance_id.nunique() == 8
+    assert set(frame.text) <= set(train.texts)  # training instances, not test
+    for _, group in frame.groupby("instance_id"):
+        assert sorted(group.explained_label.unique()) == [0, 1, 2, 3]
+        assert group.predicted_label.nunique() == 1
+    # the four classes' probabilities sum to 1, so their LIME weights per word sum to ~0
+    sums = frame.groupby(["instance_id", "word"]).weight.sum()
+    assert sums.abs().max() < 1e-3 * frame.weight.abs().max() + 1e-6
+    # class words push towards their class for a trained model
+    goal = frame[(frame.word == "goal") & (frame.explained_label == 1)].weight
+    if len(goal):
+        assert goal.mean() > 0
+
+
+# ----------------------------------------------------------------------------------------------- drift report
+def test_similarity_stage_flags_drift_beyond_noise_floor(tmp_path, trained_tiny, toy_data):
+    from generate_outputs.lime_similarity_pipeline.run_lime_similarity import main
+
+    lime = tmp_path / "lime"
+    for name, seed in (("base", 1), ("base_noise", 2)):
+        assert run_lime(trained_tiny, toy_data, lime / f"{name}.csv", seed=seed, n=12, samples=300,
+                        reference=trained_tiny, variant=name) == 0
+    base = pd.read_csv(lime / "base.csv", keep_default_na=False)
+    same = base.assign(variant="same")
+    same.to_csv(lime / "same.csv", index=False)
+    rng = np.random.default_rng(0)
+    scrambled = base.assign(variant="scrambled",
+                            weight=base.groupby("instance_id").weight.transform(lambda w: rng.permutation(w.to_numpy())[::-1] * -1))
+    scrambled.to_csv(lime / "scrambled.csv", index=False)
+    out = tmp_path / "reports"
+    assert main(["--base", str(lime / "base.csv"), "--noise", str(lime / "base_noise.csv"),
+                 "--variant", str(lime / "same.csv"), "--variant", str(lime / "scrambled.csv"),
+                 "--curve", f"300={lime / 'base.csv'},{lime / 'base_noise.csv'}",
+                 "--output-dir", str(out), "--seed", "0"]) == 0
+    table = pd.read_csv(out / "lime_similarity.csv")
+    spearman = table[table.metric == "spearman"].set_index("variant")
+    assert spearman.loc["same", "mean"] == pytest.approx(1)
+    assert spearman.loc["same", "verdict"] == "within"
+    assert spearman.loc["scrambled", "verdict"] == "beyond"
+    assert spearman.loc["noise_floor", "mean"] < 1
+    labels = table[table.metric == "label_agrees"].set_index("variant")
+    assert labels.loc["same", "mean"] == 1
+    summary = json.loads((out / "lime_similarity.manifest.json").read_text())["metrics"]["summary"]
+    assert summary["scrambled"]["verdict"] == "beyond" and summary["same"]["verdict"] == "within"
+    curve = pd.read_csv(out / "lime_sample_curve.csv")
+    assert curve[curve.metric == "spearman"]["mean"].iloc[0] == pytest.approx(spearman.loc["noise_floor", "mean"])
+    md = (out / "lime_similarity.md").read_text()
+    assert "| scrambled" in md and "beyond" in md
+    assert (out / "lime_similarity.png").stat().st_size > 10_000
+    assert (out / "lime_sample_curve.png").stat().st_size > 10_000
+
+
+# ----------------------------------------------------------------------------------------------- POS analysis
+def test_pos_aggregation_on_a_fixed_tagged_sentence():
+    from common.pos_analysis import js_divergence, lime_tokens, normalise, tag_mass
+
+    assert lime_tokens("Stocks rise, on strong earnings!") == ["Stocks", "rise", "on", "strong", "earnings"]
+    tagged = [("Stocks", "NOUN"), ("rise", "VERB"), ("on", "ADP"), ("strong", "ADJ"), ("earnings", "NOUN"),
+              ("rise", "NOUN")]
+    mass = tag_mass(tagged, {"Stocks": 0.5, "rise": -0.2, "strong": 0.1, "unseen": 0.3})
+    assert mass == pytest.approx({"NOUN": 0.6, "VERB": 0.1, "ADJ": 0.1, "X": 0.3})
+    share = normalise(mass)
+    assert share.sum() == pytest.approx(1)
+    assert js_divergence(share, share) == pytest.approx(0)
+    assert js_divergence(normalise({"NOUN": 1}), normalise({"VERB": 1})) == pytest.approx(1)
+
+
+def test_pos_stage_with_injected_tagger(tmp_path):
+    from common.pos_analysis import run_pos_analysis
+
+    def lime_csv(path, weights):
+        rows = [[0, "Stocks rise on strong earnings", 2, 2, 2, w, v, r, 0.1, 0.5, 0.4, path.stem, 1, 100]
+                for r, (w, v) in enumerate(weights.items(), 1)]
+        pd.DataFrame(rows, columns=["instance_id", "text", "true_label", "predicted_label", "explained_label", "word",
+                                    "weight", "rank", "intercept", "score", "local_pred", "variant", "seed",
+                                    "num_samples"]).to_csv(path, index=False)
+        return path
+
+    tags = {"Stocks": "NOUN", "rise": "VERB", "on": "ADP", "strong": "ADJ", "earnings": "NOUN"}
+    base = lime_csv(tmp_path / "base.csv", {"Stocks": 0.6, "earnings": 0.2, "rise": 0.2})
+    verbs = lime_csv(tmp_path / "verbs.csv", {"rise": 0.9, "Stocks": 0.1})
+    summary = run_pos_analysis(str(base), [str(verbs)], str(tmp_path / "out"), {},
+                               tagger=lambda tokens: [(t, tags[t]) for t in tokens])
+    assert summary["base"]["shares"] == pytest.approx({"NOUN": 0.8, "VERB": 0.2})
+    assert summary["verbs"]["shares"]["VERB"] == pytest.approx(0.9)
+    assert summary["verbs"]["js_vs_base"] > 0.3
+    table = pd.read_csv(tmp_path / "out" / "pos_analysis.csv")
+    business = table[(table.variant == "verbs") & (table.scope == "Business") & (table.tag == "VERB")]
+    assert business.diff_vs_base.iloc[0] == pytest.approx(0.7)
+    assert (tmp_path / "out" / "pos_analysis.png").stat().st_size > 5_000
+
+
+def test_pos_stage_real_tagger(tmp_path, monkeypatch):
+    nltk_data = Path(os.environ.get("NLTK_DATA", SHARED / "nltk_data"))
+    if not (nltk_data / "taggers" / "averaged_perceptron_tagger_eng").is_dir():
+        pytest.skip(f"NLTK tagger not found under {nltk_data} (run `make nltk-data`)")
+    import nltk
+
+    from analysis.nltk.nltk_analyze_all_models import main
+
+    monkeypatch.setattr(nltk.data, "path", [str(nltk_data)] + list(nltk.data.path))
+    pd.DataFrame({"instance_id": [0, 0, 0], "text": ["The striker scored a late goal"] * 3, "explained_label": 1,
+                  "predicted_label": 1, "word": ["striker", "scored", "The"], "weight": [0.5, 0.3, 0.2],
+                  "variant": "base"}).to_csv(tmp_path / "base.csv", index=False)
+    assert main(["--base", str(tmp_path / "base.csv"), "--output-dir", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "pos_analysis.csv")
+    shares = table[(table.scope == "all")].set_index("tag").share
+    assert shares["NOUN"] == pytest.approx(0.5) and shares["VERB"] == pytest.approx(0.3)
+    assert shares["DET"] == pytest.approx(0.2)
+
+
+def test_missing_tagger_is_a_user_error(tmp_path, monkeypatch, caplog):
+    import nltk
+
+    from analysis.nltk.nltk_analyze_all_models import main
+
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "empty_nltk_data")])
+    pd.DataFrame({"instance_id": [0], "text": ["a b"], "explained_label": [0], "predicted_label": [0],
+                  "word": ["a"], "weight": [0.1]}).to_csv(tmp_path / "base.csv", index=False)
+    with pytest.raises(SystemExit) as exc:
+        main(["--base", str(tmp_path / "base.csv"), "--output-dir", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    assert "make nltk-data" in caplog.text
+    assert not (tmp_path / "out" / "pos_analysis.md").exists()
+
+
+# ----------------------------------------------------------------------------------------------- SP-LIME, bench
+def test_sp_lime_picks_and_global_features(tmp_path, trained_tiny, toy_data):
+    from generate_outputs.sp_lime.run_sp_lime_hf_model import main
+
+    out = tmp_path / "sp"
+    args = ["--model_dir", str(trained_tiny), "--output_prefix", "tiny", "--output-dir", str(out), "--data",
+            str(toy_data), "--sample-size", "8", "--num-explanations", "3", "--num-samples", "80", "--seed", "5",
+            "--max-len", "64", "--threads", "1"]
+    assert main(args) == 0
+    picked = pd.read_csv(out / "tiny_picked.csv", keep_default_na=False)
+    manifest = json.loads((out / "tiny_picked.manifest.json").read_text())
+    assert sorted(picked.pick_order.unique()) == [1, 2, 3]
+    assert picked.instance_id.nunique() == 3
+    assert set(picked.instance_id) <= set(manifest["candidate_ids"]) and len(manifest["candidate_ids"]) == 8
+    features = pd.read_csv(out / "tiny_global_features.csv", keep_default_na=False)
+    for _, group in features.groupby("scope"):
+        assert group["rank"].tolist() == list(range(1, len(group) + 1))
+        assert np.all(np.diff(group.importance.to_numpy()) <= 0)
+    assert (out / "tiny_global_features.png").stat().st_size > 5_000
+    assert "## Picked instances" in (out / "tiny_global_features.md").read_text()
+    first = (out / "tiny_picked.csv").read_bytes()
+    assert main(args) == 0
+    assert (out / "tiny_picked.csv").read_bytes() == first
+
+
+def test_bench_lime_same_function_same_explanations(tmp_path, trained_tiny, toy_data):
+    from generate_outputs.generate_lime_csv.bench_lime_speed import main
+
+    out = tmp_path / "lime_speed.json"
+    assert main(["--model", str(trained_tiny), "--onnx", str(trained_tiny), "--data", str(toy_data),
+                 "--n-instances", "1", "--num-samples", "40", "--max-len", "64", "--threads", "1",
+                 "--output", str(out)]) == 0
+    metrics = json.loads(out.read_text())["metrics"]
+    assert set(metrics["setups"]) == {"naive_pipeline", "ours_onnx", "ours_torch"}
+    # the pipeline and our classifier_fn compute the same function on the same perturbations
+    assert metrics["naive_vs_ours_explanations"]["spearman_mean"] == pytest.approx(1, abs=1e-6)
+    assert metrics["naive_vs_ours_explanations"]["max_abs_weight_diff"] < 1e-4
+    assert metrics["speedup_vs_naive"] > 0 and 0 <= metrics["outside_model_fraction"] <= 1

@@ -1,0 +1,38 @@
+"""Train MLP students on a bag of words with plain cross-entropy (the baseline of the XAI experiment).
+
+    python -m train_mlp_models.train_mlp_vanilla --output models/mlp/vanilla.pt --data ../shared/data/ag_news \
+        --explanations outputs/intermediate_data/bert_token_explanations.csv \
+        --teacher models/fine_tuned/bert_agnews --seeds 42 43 44
+
+One student per seed; the payload holds every seed's state dict (``load_classifier`` returns the first
+seed's student, ``load_classifier(path, seed=S)`` another), and ``vanilla.manifest.json`` beside it holds
+the hyper-parameters, the explained-instance split and per-seed metrics. ``--targets bert_hard|bert_soft``
+trains on BERT's predicted labels / probabilities instead of the true labels. See common/mlp.py.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common.cli import stage_main  # noqa: E402
+from common.mlp import add_training_arguments, run_training  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_training_arguments(parser, xai=False)
+    parser.add_argument("--force", action="store_true", help="retrain even if the output is up to date")
+    return parser
+
+
+@stage_main
+def main(argv=None):
+    return run_training(build_parser().parse_args(argv), loss="cross_entropy")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
