@@ -39,15 +39,38 @@ STAMPS := models/.knobs
 
 # A stamp file per knob group, rewritten only when the values change, so an
 # artefact built with other knob values is rebuilt instead of silently reused.
-knob_stamp = $(shell mkdir -p $(STAMPS); f=$(STAMPS)/$(1); v='$(strip $(2))'; \
-  [ -f $$f ] && [ "$$(cat $$f)" = "$$v" ] || printf '%s\n' "$$v" > $$f; echo $$f)
+# Dry runs (make -n) and goals that build nothing never rewrite a stamp: a changed
+# value then points at a fresh temporary stamp, so `make -n` shows the rebuild.
+NO_STAMP_GOALS := help clean setup test test-fast lint-docker docker-cpu docker-cuda nltk-data
+DRY_RUN := $(if $(filter -%,$(firstword $(MAKEFLAGS))),,$(findstring n,$(firstword $(MAKEFLAGS))))
+STAMP_READONLY := $(DRY_RUN)$(if $(MAKECMDGOALS),$(if $(filter-out $(NO_STAMP_GOALS),$(MAKECMDGOALS)),,yes))
+knob_stamp = $(shell f=$(STAMPS)/$(1); v='$(strip $(2))'; \
+  if [ -f $$f ] && [ "$$(cat $$f)" = "$$v" ]; then echo $$f; \
+  elif [ -n "$(STAMP_READONLY)" ]; then t=$$(mktemp -d)/$(1); printf '%s\n' "$$v" > $$t; echo $$t; \
+  else mkdir -p $(STAMPS); printf '%s\n' "$$v" > $$f; echo $$f; fi)
 TRAIN_KNOBS := $(call knob_stamp,train,BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN))
 PRUNE_KNOBS := $(call knob_stamp,prune,PRUNE_EPOCHS=$(PRUNE_EPOCHS) DISTILL=$(DISTILL))
 EVAL_KNOBS := $(call knob_stamp,eval,DATA=$(DATA) TEST_SAMPLES=$(TEST_SAMPLES) MAX_LEN=$(MAX_LEN))
 LIME_KNOBS := $(call knob_stamp,lime,DATA=$(DATA) SEED=$(SEED) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) LIME_CURVE_INSTANCES=$(LIME_CURVE_INSTANCES))
 MLP_KNOBS := $(call knob_stamp,mlp,DATA=$(DATA) MLP_EXPLAINED=$(MLP_EXPLAINED) MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDA=$(MLP_LAMBDA))
 
-COMMON_SRC := $(wildcard common/*.py)
+# The shared modules each stage runs (not all of common/: editing the MLP code must not
+# re-run fine-tuning). Core modules every stage imports are in CORE_SRC.
+CORE_SRC := common/__init__.py common/cli.py common/manifest.py common/data.py common/classifier.py common/modeling.py
+FT_SRC := $(CORE_SRC) common/finetune.py common/training.py
+PRUNE_SRC := $(CORE_SRC) common/pruning.py common/training.py
+SHRINK_SRC := $(CORE_SRC) common/shrinking_utils.py
+QUANT_SRC := $(CORE_SRC) common/quantization.py common/quantization_stage.py
+EVAL_SRC := $(CORE_SRC) common/evaluation.py common/metrics.py
+PROPS_SRC := $(CORE_SRC) common/model_properties.py
+ONNX_SRC := $(CORE_SRC) common/onnx_models.py
+BENCH_SRC := $(EVAL_SRC) common/benchmark.py common/monitoring.py
+LIME_SRC := $(CORE_SRC) common/lime_utils.py
+SP_SRC := $(LIME_SRC) common/lime_sp.py
+SIM_SRC := $(CORE_SRC) common/explanation_similarity.py
+POS_SRC := $(CORE_SRC) common/pos_analysis.py
+MLP_SRC := $(CORE_SRC) common/mlp.py
+REPORT_SRC := $(CORE_SRC) common/report.py
 DATA_ARG := --data '$(DATA)'
 
 # ---------------------------------------------------------------------------------------------- variants
@@ -105,17 +128,17 @@ nltk-data: ## download NLTK's POS tagger into NLTK_DATA (needs network)
 	$(PYTHON) -c "import nltk; [nltk.download(p, download_dir='$(NLTK_DATA)') for p in ('averaged_perceptron_tagger_eng', 'universal_tagset')]"
 
 # ---------------------------------------------------------------------------------------------- fine-tuning (issue: spine)
-models/fine_tuned/bert_agnews/manifest.json: train/fine_tuning/run_fine_tune_bert_agnews.py $(COMMON_SRC) $(TRAIN_KNOBS) ## fine-tune BASE_MODEL on DATA
+models/fine_tuned/bert_agnews/manifest.json: train/fine_tuning/run_fine_tune_bert_agnews.py $(FT_SRC) $(TRAIN_KNOBS) ## fine-tune BASE_MODEL on DATA
 	$(PY) train.fine_tuning.run_fine_tune_bert_agnews --base-model '$(BASE_MODEL)' $(DATA_ARG) --output $(@D) \
 	  --train-samples $(TRAIN_SAMPLES) --epochs $(EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE)
 
 # ---------------------------------------------------------------------------------------------- evaluation
 # outputs/metrics/<variant>.json for any variant (accuracy, F1, confusion, latency, throughput, size, RSS)
 EVAL := inference/run_inference_on_model.py
-outputs/metrics/base_fp16.json outputs/metrics/base_bf16.json: outputs/metrics/base_%.json: $(FT)/manifest.json inference/evaluate_agnews_quantized_16bit.py $(EVAL) $(EVAL_KNOBS) | outputs/metrics
+outputs/metrics/base_fp16.json outputs/metrics/base_bf16.json: outputs/metrics/base_%.json: $(FT)/manifest.json inference/evaluate_agnews_quantized_16bit.py $(EVAL) $(EVAL_SRC) $(EVAL_KNOBS) | outputs/metrics
 	$(PY) inference.evaluate_agnews_quantized_16bit --model $(FT) --dtype $* --variant base_$* --output $@ \
 	  $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) --device $(DEVICE) --threads $(THREADS)
-outputs/metrics/%.json: $(EVAL) $(COMMON_SRC) $(EVAL_KNOBS) | outputs/metrics
+outputs/metrics/%.json: $(EVAL) $(EVAL_SRC) $(EVAL_KNOBS) | outputs/metrics
 	$(PY) inference.run_inference_on_model --model $(call model_path,$*) --variant $* --output $@ \
 	  $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) --device $(DEVICE) --threads $(THREADS)
 # The artefact is a prerequisite through secondary expansion (variant -> file).
@@ -126,20 +149,20 @@ outputs/metrics outputs/reports outputs/lime models/onnx models/quantized:
 	mkdir -p $@
 
 # ---------------------------------------------------------------------------------------------- compression
-models/pruned/bert_agnews_%pct/manifest.json: $(FT)/manifest.json train/pruning/run_structural_pruning.py $(COMMON_SRC) $(PRUNE_KNOBS) ## prune %% of heads and FFN neurons, re-fine-tune
+models/pruned/bert_agnews_%pct/manifest.json: $(FT)/manifest.json train/pruning/run_structural_pruning.py $(PRUNE_SRC) $(PRUNE_KNOBS) ## prune %% of heads and FFN neurons, re-fine-tune
 	$(PY) train.pruning.run_structural_pruning --model $(FT) --sparsity $* --output $(@D) $(DATA_ARG) \
 	  --train-samples $(TRAIN_SAMPLES) --epochs $(PRUNE_EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE) $(DISTILL)
 
-models/shrunk/pruned%/manifest.json: models/pruned/bert_agnews_%pct/manifest.json tools/apply_shrink_to_model.py $(COMMON_SRC) ## physically shrink a pruned model
+models/shrunk/pruned%/manifest.json: models/pruned/bert_agnews_%pct/manifest.json tools/apply_shrink_to_model.py $(SHRINK_SRC) ## physically shrink a pruned model
 	$(PY) tools.apply_shrink_to_model --model_path $(<D) --output_path_shrunk_model $(@D) --save_method save_pretrained
 
-models/quantized/bert_agnews_8bit.pt: $(FT)/manifest.json train/quantization/run_dynamic_quantization.py $(COMMON_SRC) | models/quantized ## dynamic int8 of the base model
+models/quantized/bert_agnews_8bit.pt: $(FT)/manifest.json train/quantization/run_dynamic_quantization.py $(QUANT_SRC) | models/quantized ## dynamic int8 of the base model
 	$(PY) train.quantization.run_dynamic_quantization --model $(FT) --output $@
 
-models/quantized/pruned%_8bit.pt: models/shrunk/pruned%/manifest.json train/quantization/run_dynamic_quantization.py $(COMMON_SRC) | models/quantized ## dynamic int8 of a shrunk model
+models/quantized/pruned%_8bit.pt: models/shrunk/pruned%/manifest.json train/quantization/run_dynamic_quantization.py $(QUANT_SRC) | models/quantized ## dynamic int8 of a shrunk model
 	$(PY) train.quantization.run_dynamic_quantization --model $(<D) --output $@
 
-outputs/metrics/properties/%.json: $(COMMON_SRC) analysis/model_properties/run_model_properties.py
+outputs/metrics/properties/%.json: $(PROPS_SRC) analysis/model_properties/run_model_properties.py
 	$(PY) analysis.model_properties.run_model_properties --model $(call model_path,$*) --variant $* --output $@
 $(addprefix outputs/metrics/properties/,$(addsuffix .json,$(VARIANTS))): $$(call artefact,$$(basename $$(notdir $$@)))
 
@@ -148,18 +171,18 @@ outputs/metrics/properties/properties.md: $(addprefix outputs/metrics/properties
 
 # ---------------------------------------------------------------------------------------------- ONNX
 EXPORT := export_onnx/export_onnx.py
-models/onnx/base.onnx: $(FT)/manifest.json $(EXPORT) $(COMMON_SRC) | models/onnx ## export the fine-tuned model (parity-checked)
+models/onnx/base.onnx: $(FT)/manifest.json $(EXPORT) $(ONNX_SRC) | models/onnx ## export the fine-tuned model (parity-checked)
 	$(PY) export_onnx.export_onnx --model $(FT) --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
-models/onnx/pruned%_masked.onnx: models/pruned/bert_agnews_%pct/manifest.json $(EXPORT) $(COMMON_SRC) | models/onnx ## export a masked (not shrunk) pruned model
+models/onnx/pruned%_masked.onnx: models/pruned/bert_agnews_%pct/manifest.json $(EXPORT) $(ONNX_SRC) | models/onnx ## export a masked (not shrunk) pruned model
 	$(PY) export_onnx.export_onnx --model $(<D) --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
-models/onnx/pruned%.onnx: models/shrunk/pruned%/manifest.json $(EXPORT) $(COMMON_SRC) | models/onnx ## export a shrunk pruned model
+models/onnx/pruned%.onnx: models/shrunk/pruned%/manifest.json $(EXPORT) $(ONNX_SRC) | models/onnx ## export a shrunk pruned model
 	$(PY) export_onnx.export_onnx --model $(<D) --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
-models/onnx/%_int8.onnx: models/onnx/%.onnx $(EXPORT) $(COMMON_SRC) | models/onnx ## ONNX Runtime dynamic int8 of an exported model
+models/onnx/%_int8.onnx: models/onnx/%.onnx $(EXPORT) $(ONNX_SRC) | models/onnx ## ONNX Runtime dynamic int8 of an exported model
 	$(PY) export_onnx.export_onnx --model $< --int8 --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
 
 # ---------------------------------------------------------------------------------------------- benchmark
 BENCH_VARIANTS := $(VARIANTS) $(HALF_VARIANTS)
-outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py $(COMMON_SRC) $(EVAL_KNOBS) | outputs/metrics
+outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py $(BENCH_SRC) $(EVAL_KNOBS) | outputs/metrics
 	$(PY) inference.run_onnx_benchmark --output-dir $(@D) $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) \
 	  --device $(DEVICE) --threads $(THREADS) --baseline base \
 	  $(foreach v,$(BENCH_VARIANTS),--variant $(v)=$(call model_path,$(v)))
@@ -169,40 +192,40 @@ bench: outputs/metrics/summary.csv ## benchmark every variant side by side -> ou
 LIME := generate_outputs/generate_lime_csv/run_lime_on_model.py
 LIME_ARGS = $(DATA_ARG) --n-instances $(LIME_INSTANCES) --max-len $(MAX_LEN) --reference-model $(FT)
 CURVE_ARGS = $(DATA_ARG) --n-instances $(LIME_CURVE_INSTANCES) --max-len $(MAX_LEN) --reference-model $(FT)
-outputs/lime/base_noise.csv: $(FT)/manifest.json $(LIME) $(COMMON_SRC) $(LIME_KNOBS) | outputs/lime ## noise floor: base explained with another LIME seed
+outputs/lime/base_noise.csv: $(FT)/manifest.json $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime ## noise floor: base explained with another LIME seed
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model models/onnx/base.onnx --variant base_noise \
 	  --num-samples $(LIME_SAMPLES) --seed $$(( $(SEED) + 1 )) --output $@ $(LIME_ARGS)
 outputs/lime/base_noise.csv: models/onnx/base.onnx
-outputs/lime/curve_s%_a.csv: $(FT)/manifest.json models/onnx/base.onnx $(LIME) $(COMMON_SRC) $(LIME_KNOBS) | outputs/lime
+outputs/lime/curve_s%_a.csv: $(FT)/manifest.json models/onnx/base.onnx $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model models/onnx/base.onnx --variant base_s$*_a \
 	  --num-samples $* --seed $(SEED) --output $@ $(CURVE_ARGS)
-outputs/lime/curve_s%_b.csv: $(FT)/manifest.json models/onnx/base.onnx $(LIME) $(COMMON_SRC) $(LIME_KNOBS) | outputs/lime
+outputs/lime/curve_s%_b.csv: $(FT)/manifest.json models/onnx/base.onnx $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model models/onnx/base.onnx --variant base_s$*_b \
 	  --num-samples $* --seed $$(( $(SEED) + 1 )) --output $@ $(CURVE_ARGS)
 # The base model is explained through its parity-checked fp32 ONNX export (the same function, faster).
-outputs/lime/base.csv: models/onnx/base.onnx $(LIME) $(COMMON_SRC) $(LIME_KNOBS) | outputs/lime
+outputs/lime/base.csv: models/onnx/base.onnx $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model $< --variant base \
 	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output $@ $(LIME_ARGS)
-outputs/lime/%.csv: $(LIME) $(COMMON_SRC) $(LIME_KNOBS) | outputs/lime ## LIME explanations of one variant
+outputs/lime/%.csv: $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime ## LIME explanations of one variant
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model $(call model_path,$*) --variant $* \
 	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output $@ $(LIME_ARGS)
 $(addprefix outputs/lime/,$(addsuffix .csv,$(filter-out base,$(LIME_VARIANTS)))): $$(call artefact,$$(basename $$(notdir $$@)))
 
 CURVE_CSVS := $(foreach s,$(LIME_SAMPLE_CURVE),outputs/lime/curve_s$(s)_a.csv outputs/lime/curve_s$(s)_b.csv)
 LIME_CSVS := $(addprefix outputs/lime/,$(addsuffix .csv,$(LIME_VARIANTS)))
-outputs/reports/lime_similarity.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) $(CURVE_CSVS) generate_outputs/lime_similarity_pipeline/run_lime_similarity.py $(COMMON_SRC) | outputs/reports ## explanation drift vs base, with the noise floor
+outputs/reports/lime_similarity.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) $(CURVE_CSVS) generate_outputs/lime_similarity_pipeline/run_lime_similarity.py $(SIM_SRC) | outputs/reports ## explanation drift vs base, with the noise floor
 	bash generate_outputs/lime_similarity_pipeline/run_pipeline.sh --base outputs/lime/base.csv \
 	  --noise outputs/lime/base_noise.csv --output-dir $(@D) --seed $(SEED) \
 	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv) \
 	  $(foreach s,$(LIME_SAMPLE_CURVE),--curve $(s)=outputs/lime/curve_s$(s)_a.csv,outputs/lime/curve_s$(s)_b.csv)
 lime-report: outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md ## drift and POS reports
 
-outputs/reports/pos_analysis.md: outputs/lime/base.csv $(LIME_CSVS) analysis/nltk/nltk_analyze_all_models.py $(COMMON_SRC) | outputs/reports ## POS tags of explanation words, per variant vs base
+outputs/reports/pos_analysis.md: outputs/lime/base.csv $(LIME_CSVS) analysis/nltk/nltk_analyze_all_models.py $(POS_SRC) | outputs/reports ## POS tags of explanation words, per variant vs base
 	$(PY) analysis.nltk.nltk_analyze_all_models --base outputs/lime/base.csv --output-dir $(@D) \
 	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv)
 
 SP_PREFIX := base
-outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv: models/onnx/base.onnx generate_outputs/sp_lime/run_sp_lime_hf_model.py $(COMMON_SRC) $(LIME_KNOBS) ## SP-LIME picks and global features of the base model
+outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv: models/onnx/base.onnx generate_outputs/sp_lime/run_sp_lime_hf_model.py $(SP_SRC) $(LIME_KNOBS) ## SP-LIME picks and global features of the base model
 	$(PY) generate_outputs.sp_lime.run_sp_lime_hf_model --model_dir $< --output_prefix $(SP_PREFIX) --output-dir $(@D) \
 	  $(DATA_ARG) --sample-size $(SP_SAMPLE_SIZE) --num-explanations $(SP_EXPLANATIONS) --num-samples $(LIME_SAMPLES) \
 	  --seed $(SEED) --max-len $(MAX_LEN)
@@ -211,21 +234,21 @@ bench-lime: models/onnx/base.onnx ## LIME speed vs plain lime + HF pipeline on t
 	$(PY) generate_outputs.generate_lime_csv.bench_lime_speed --model $(FT) --onnx $< $(DATA_ARG) \
 	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output outputs/metrics/lime_speed.json
 
-outputs/intermediate_data/bert_token_explanations.csv: models/onnx/base.onnx generate_outputs/generate_lime_csv/generate_bert_token_explanations_for_mlp.py $(COMMON_SRC) $(MLP_KNOBS) ## LIME weights of BERT on training instances (MLP input)
+outputs/intermediate_data/bert_token_explanations.csv: models/onnx/base.onnx generate_outputs/generate_lime_csv/generate_bert_token_explanations_for_mlp.py $(LIME_SRC) $(MLP_KNOBS) ## LIME weights of BERT on training instances (MLP input)
 	$(PY) generate_outputs.generate_lime_csv.generate_bert_token_explanations_for_mlp --model $< $(DATA_ARG) \
 	  --n-instances $(MLP_EXPLAINED) --num-samples $(LIME_SAMPLES) --seed $(SEED) --max-len $(MAX_LEN) --output $@
 
 # ---------------------------------------------------------------------------------------------- MLP students
 EXPL := outputs/intermediate_data/bert_token_explanations.csv
 MLP_ARGS = $(DATA_ARG) --explanations $(EXPL) --teacher $(FT) --seeds $(MLP_SEEDS)
-models/mlp/vanilla.pt: $(EXPL) train_mlp_models/train_mlp_vanilla.py $(COMMON_SRC) $(MLP_KNOBS) ## MLP student, cross-entropy
+models/mlp/vanilla.pt: $(EXPL) train_mlp_models/train_mlp_vanilla.py $(MLP_SRC) $(MLP_KNOBS) ## MLP student, cross-entropy
 	$(PY) train_mlp_models.train_mlp_vanilla --output $@ $(MLP_ARGS)
-models/mlp/xai.pt: $(EXPL) train_mlp_models/train_mlp_xai_loss.py $(COMMON_SRC) $(MLP_KNOBS) ## MLP student, cross-entropy + lambda * explanation loss
+models/mlp/xai.pt: $(EXPL) train_mlp_models/train_mlp_xai_loss.py $(MLP_SRC) $(MLP_KNOBS) ## MLP student, cross-entropy + lambda * explanation loss
 	$(PY) train_mlp_models.train_mlp_xai_loss --output $@ --lambda $(MLP_LAMBDA) $(MLP_ARGS)
-outputs/reports/mlp.md: models/mlp/vanilla.pt models/mlp/xai.pt train_mlp_models/evaluate_mlp_models.py $(COMMON_SRC) | outputs/reports ## compare the students (accuracy, agreement, explanation agreement)
+outputs/reports/mlp.md: models/mlp/vanilla.pt models/mlp/xai.pt train_mlp_models/evaluate_mlp_models.py $(MLP_SRC) | outputs/reports ## compare the students (accuracy, agreement, explanation agreement)
 	$(PY) train_mlp_models.evaluate_mlp_models --vanilla models/mlp/vanilla.pt --xai models/mlp/xai.pt \
-	  --output-dir $(@D) $(MLP_ARGS) --lime-samples $(LIME_SAMPLES)
-outputs/reports/mlp_sweep.md: $(EXPL) train_mlp_models/sweep_lambda.py $(COMMON_SRC) $(MLP_KNOBS) | outputs/reports ## lambda sweep table + PNG
+	  --output-dir $(@D) $(MLP_ARGS) --lime-samples 0
+outputs/reports/mlp_sweep.md: $(EXPL) train_mlp_models/sweep_lambda.py $(MLP_SRC) $(MLP_KNOBS) | outputs/reports ## lambda sweep table + PNG
 	$(PY) train_mlp_models.sweep_lambda --lambdas $(MLP_LAMBDAS) --output-dir $(@D) $(MLP_ARGS)
 mlp: outputs/reports/mlp.md ## train and evaluate both students
 mlp-sweep: outputs/reports/mlp_sweep.md ## the lambda sweep
@@ -234,7 +257,7 @@ mlp-sweep: outputs/reports/mlp_sweep.md ## the lambda sweep
 REPORT_INPUTS := outputs/metrics/summary.csv outputs/metrics/properties/properties.md \
   outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv \
   outputs/reports/mlp.md outputs/reports/mlp_sweep.md
-outputs/reports/report.md: $(REPORT_INPUTS) generate_outputs/report/build_report.py $(COMMON_SRC) ## the one report
+outputs/reports/report.md: $(REPORT_INPUTS) generate_outputs/report/build_report.py $(REPORT_SRC) ## the one report
 	$(PY) generate_outputs.report.build_report --outputs outputs --models models --output $@ \
 	  --knobs "BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN) PRUNE_PCTS=$(PRUNE_PCTS) PRUNE_EPOCHS=$(PRUNE_EPOCHS) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) TEST_SAMPLES=$(TEST_SAMPLES) DEVICE=$(DEVICE)"
 report: outputs/reports/report.md ## build everything and the report

@@ -317,6 +317,18 @@ def plot_pareto(rows: list[dict], path: Path, baseline: str) -> None:
     os.replace(tmp, path)
 
 
+def cpu_name() -> str:
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical cores)"
+
+
 def run_benchmark(args) -> int:
     from common.cli import resolve_device
     from common.data import load_test_split
@@ -360,9 +372,7 @@ def run_benchmark(args) -> int:
     baseline = results[args.baseline] if results[args.baseline]["status"] == "ok" else None
     rows = [_summary_row(results[name], baseline) for name in order]
     best = best_variant(rows, args.baseline)
-    import platform
-
-    context = {"device": args.device, "threads": threads, "cpu": platform.processor() or platform.machine(),
+    context = {"device": args.device, "threads": threads, "cpu": cpu_name(),
                "gpu_status": gpu_status, "n_test": len(test), "data": args.data or "demo sample",
                "max_len": args.max_len, "latency_requests": args.latency_requests, "batch_size": args.batch_size,
                "throughput_texts": args.throughput_texts, "baseline": args.baseline, "versions": library_versions(),

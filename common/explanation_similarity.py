@@ -115,6 +115,9 @@ def compare(base: Explanations, other: Explanations) -> list[dict]:
     if not shared:
         raise UserError(f"{other.name} and {base.name} share no instance_id; explain the same instances "
                         f"(same DATA, --n-instances and --instance-seed).")
+    if len(shared) < len(base.weights):
+        log.warning("%s explains %d of the %d instances of %s; comparing those only.", other.name, len(shared),
+                    len(base.weights), base.name)
     rows = []
     for iid in shared:
         if base.explained[iid] != other.explained[iid]:

@@ -119,8 +119,8 @@ def explain_text(explainer, text: str, classifier_fn: Callable, labels: Sequence
 
 def explain_each_label(explainer, text: str, classifier_fn: FastClassifierFn, labels: Sequence[int],
                        num_samples: int, seed: int) -> dict:
-    """Per label: (explanation, score, local_pred). LIME keeps only the last label's score, so each label
-    is explained in its own call (same perturbations after the reset; the model runs once, memoised)."""
+    """label -> explanation of that label alone. LIME keeps only the last label's score and local_pred, so
+    each label gets its own call (same perturbations after the reset; the model runs once, memoised)."""
     out = {}
     for label in labels:
         exp = explain_text(explainer, text, classifier_fn, (label,), num_samples, seed)

@@ -1039,9 +1039,9 @@ def _verdict(stats: dict) -> list[str]:
             continue
         d = stats[("diff", key)]
         cost = -d["mean"] * 100
-        word = "cost" if cost > 0 else "gain"
+        change = "no change" if abs(cost) < 0.005 else f"a {'cost' if cost > 0 else 'gain'} of {abs(cost):.2f} points"
         lines.append(f"- {label[0].upper() + label[1:]}: {stats[('vanilla', key)]['mean']:.4f} -> "
-                     f"{stats[('xai', key)]['mean']:.4f}, a {word} of {abs(cost):.2f} points "
+                     f"{stats[('xai', key)]['mean']:.4f}, {change} "
                      f"(difference {fmt_ci(d, 4)}; {direction(d)}).")
     return lines
 

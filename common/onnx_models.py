@@ -100,17 +100,53 @@ def torch_to_onnx(model, tokenizer, output: str | os.PathLike, opset: int = OPSE
 
 def _write_metadata(path: str | os.PathLike, config) -> None:
     """Label names and position limit inside the graph, so the file alone says how to feed it."""
+    set_metadata(path, {
+        "id2label": json.dumps({str(k): v for k, v in config.id2label.items()}),
+        "max_position_embeddings": str(getattr(config, "max_position_embeddings", 512)),
+    })
+
+
+def set_metadata(path: str | os.PathLike, values: dict[str, str]) -> None:
     import onnx
 
     model = onnx.load(str(path))
-    meta = {
-        "id2label": json.dumps({str(k): v for k, v in config.id2label.items()}),
-        "max_position_embeddings": str(getattr(config, "max_position_embeddings", 512)),
-    }
-    for key, value in meta.items():
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({META_PREFIX + k: v for k, v in values.items()})
+    del model.metadata_props[:]
+    for key, value in props.items():
         entry = model.metadata_props.add()
-        entry.key, entry.value = META_PREFIX + key, value
+        entry.key, entry.value = key, value
     onnx.save(model, str(path))
+
+
+def initializer_counts(path: str | os.PathLike) -> tuple[dict[str, int], bool]:
+    """(weights counted from initializers, whether the graph holds int8-quantized weights).
+
+    int8 weights count once; scales, zero points and shape constants do not. The exporter
+    stores bit-identical tensors once, so an untrained model (equal zero biases) counts
+    slightly fewer than torch does.
+    """
+    import onnx
+
+    groups = {"embeddings": 0, "other": 0}
+    quantized = False
+    for tensor in onnx.load(str(path)).graph.initializer:
+        quantized = quantized or tensor.name.endswith("_quantized")
+        if tensor.name.endswith(("_scale", "_zero_point")) or len(tensor.dims) == 0:
+            continue
+        numel = int(np.prod(tensor.dims))
+        if numel <= 1 or (tensor.data_type == onnx.TensorProto.INT64 and len(tensor.dims) == 1):
+            continue
+        groups["embeddings" if "embeddings" in tensor.name else "other"] += numel
+    groups["total"] = groups["embeddings"] + groups["other"]
+    return groups, quantized
+
+
+def stamp_graph_facts(path: str | os.PathLike) -> None:
+    """Parameter count and quantization in the metadata: the loader then never re-reads the weights
+    (which would add the whole graph to the benchmark's peak RSS)."""
+    counts, quantized = initializer_counts(path)
+    set_metadata(path, {"parameters": json.dumps(counts), "quantized": json.dumps(quantized)})
 
 
 def copy_metadata(source: str | os.PathLike, target: str | os.PathLike) -> None:
@@ -120,7 +156,8 @@ def copy_metadata(source: str | os.PathLike, target: str | os.PathLike) -> None:
     dst = onnx.load(str(target))
     existing = {p.key for p in dst.metadata_props}
     for prop in src.metadata_props:
-        if prop.key.startswith(META_PREFIX) and prop.key not in existing:
+        stale = prop.key in (META_PREFIX + "parameters", META_PREFIX + "quantized")
+        if prop.key.startswith(META_PREFIX) and prop.key not in existing and not stale:
             entry = dst.metadata_props.add()
             entry.key, entry.value = prop.key, prop.value
     onnx.save(dst, str(target))
@@ -149,10 +186,17 @@ def quantize_int8(source: str | os.PathLike, output: str | os.PathLike,
 
     settings = {"method": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8",
                 "per_channel": True, "reduce_range": False, "op_types": list(op_types)}
-    # DefaultTensorType: fused contrib ops (after --optimize) defeat ONNX shape inference.
-    quantize_dynamic(str(source), str(output), op_types_to_quantize=list(op_types), per_channel=True,
-                     reduce_range=False, weight_type=QuantType.QInt8,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    # The quantizer logs one INFO line per tensor on the root logger: keep the stage log readable.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        # DefaultTensorType: fused contrib ops (after --optimize) defeat ONNX shape inference.
+        quantize_dynamic(str(source), str(output), op_types_to_quantize=list(op_types), per_channel=True,
+                         reduce_range=False, weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        root.setLevel(level)
     copy_metadata(source, output)
     return settings
 
@@ -283,32 +327,22 @@ class OnnxClassifier(Classifier):
         meta = onnx_metadata(self.session)
         if "max_position_embeddings" in meta:
             self.max_len = min(self.max_len, int(meta["max_position_embeddings"]))
+        self._meta = meta
         self.info.update({"providers": self.session.get_providers(), "threads": int(threads or 0),
-                          "quantized": any(i.name.endswith("_quantized") for i in self._initializers())})
+                          "quantized": self._facts()[1]})
         if self.info["quantized"]:
             self.kind = "onnx-int8"
 
-    def _initializers(self):
-        import onnx
-
-        if not hasattr(self, "_init_cache"):
-            self._init_cache = list(onnx.load(str(self.path)).graph.initializer)
-        return self._init_cache
+    def _facts(self) -> tuple[dict[str, int], bool]:
+        if "parameters" in self._meta and "quantized" in self._meta:
+            return json.loads(self._meta["parameters"]), json.loads(self._meta["quantized"])
+        if not hasattr(self, "_facts_cache"):  # a graph not written by export_onnx: read it once
+            self._facts_cache = initializer_counts(self.path)
+        return self._facts_cache
 
     def parameter_count(self) -> dict[str, int]:
-        """Weights counted from the graph's initializers (int8 weights count once; scales,
-        zero points and shape constants do not). The exporter stores bit-identical tensors
-        once, so an untrained model (equal zero biases) counts slightly fewer than torch."""
-        groups = {"embeddings": 0, "other": 0}
-        for tensor in self._initializers():
-            if tensor.name.endswith(("_scale", "_zero_point")) or len(tensor.dims) == 0:
-                continue
-            numel = int(np.prod(tensor.dims))
-            if numel <= 1 or tensor.data_type == 7 and len(tensor.dims) == 1:  # int64 shape constants
-                continue
-            groups["embeddings" if "embeddings" in tensor.name else "other"] += numel
-        groups["total"] = groups["embeddings"] + groups["other"]
-        return groups
+        """Weights counted from the graph's initializers (see :func:`initializer_counts`)."""
+        return dict(self._facts()[0])
 
     def _logits_batch(self, input_ids, attention_mask, token_type_ids):
         feed = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
@@ -339,7 +373,7 @@ def _torch_reference(model, tokenizer, max_len: int):
     return TorchClassifier(model, tokenizer, device="cpu", dtype="fp32", max_len=max_len, batch_size=32)
 
 
-def _reference_texts(data: str, max_len: int, samples: int, seed: int):
+def _reference_texts(data: str, samples: int, seed: int):
     from common.data import load_test_split
 
     test = load_test_split(data, samples, seed)
@@ -371,7 +405,7 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
     if not from_onnx and not (model_path / "config.json").is_file():
         raise UserError(f"--model {model_path} is neither a model folder (config.json) nor an .onnx file.")
     started = time.perf_counter()
-    test = _reference_texts(data, max_len, int8_samples, seed)
+    test = _reference_texts(data, int8_samples, seed)
     manifest = base_manifest("export_onnx", args or {}, seed=seed, inputs={"model": model_path})
     manifest.update({"source": str(model_path), "source_sha256": manifest["inputs"]["model"]["sha256"],
                      "int8": int8, "max_len": max_len})
@@ -432,6 +466,8 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
                 manifest["parity"]["int8"]["note"] = (f"only {len(test)} test texts available "
                                                       f"(fewer than {INT8_TEXTS})")
             final_path = int8_path
+        stamp_graph_facts(final_path)
+        manifest["parameters"] = initializer_counts(final_path)[0]
         manifest["sha256"] = sha256_path(final_path)
         manifest["size_mb"] = final_path.stat().st_size / 2**20
         manifest["wall_s"] = time.perf_counter() - started

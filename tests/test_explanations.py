@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import SHARED, make_tiny_bert
+from tests.conftest import SHARED, make_tiny_bert, toy_texts
 
 LIME_MAIN = "generate_outputs.generate_lime_csv.run_lime_on_model"
 
@@ -30,16 +30,24 @@ def run_lime(*args, **kwargs):
     return main(lime_args(*args, **kwargs))
 
 
-@pytest.fixture
-def trained_tiny(tmp_path, tiny_bert, toy_data):
-    """The tiny BERT after a few optimiser steps on the toy data, so its explanations are not flat."""
+@pytest.fixture(scope="module")
+def trained_tiny(tmp_path_factory):
+    """The tiny BERT after a few optimiser steps on the toy data, so its explanations are not flat
+    (built once per module: every test only reads it)."""
     import torch
 
     from common.data import load_dataset
     from common.modeling import load_model_folder
 
-    model, tokenizer, _ = load_model_folder(tiny_bert)
-    data = load_dataset(toy_data, 0, 0, validation_fraction=0)
+    tmp_path = tmp_path_factory.mktemp("trained")
+    untrained = make_tiny_bert(tmp_path / "untrained")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    texts, labels = toy_texts(160, 1)
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(data_dir / "train.csv", index=False)
+    pd.DataFrame({"text": texts[:8], "label": labels[:8]}).to_csv(data_dir / "test.csv", index=False)
+    model, tokenizer, _ = load_model_folder(untrained)
+    data = load_dataset(data_dir, 0, 0, validation_fraction=0)
     torch.manual_seed(0)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()

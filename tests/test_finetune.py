@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import make_tiny_bert
 from train.fine_tuning.run_fine_tune_bert_agnews import main
 
-TOY_ARGS = ["--epochs", "12", "--learning-rate", "3e-3", "--batch-size", "16", "--max-len", "32",
+TOY_ARGS = ["--epochs", "24", "--learning-rate", "3e-3", "--batch-size", "16", "--max-len", "32",
             "--device", "cpu", "--validation-fraction", "0.1", "--seed", "0"]
 
 
@@ -58,7 +58,7 @@ def test_interrupted_run_resumes_from_checkpoint(tmp_path, toy_data, caplog):
     _run(tiny, toy_data, out, "--save-steps", "5")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["training"]["resumed_from"].endswith("checkpoint-10")
-    assert manifest["training"]["global_step"] == manifest["training"]["max_steps"] == 9 * 12
+    assert manifest["training"]["global_step"] == manifest["training"]["max_steps"] == 9 * 24
     assert manifest["metrics"]["accuracy"] > 0.8
 
 

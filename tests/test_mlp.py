@@ -20,6 +20,7 @@ from common.mlp import (EXPLANATION_COLUMNS, BowEncoder, MLPClassifier, StudentC
 
 PAIRS = [("apple", "apricot"), ("banana", "blueberry"), ("cherry", "coconut"), ("durian", "date")]
 FILLER = ["the", "a", "of", "in", "on", "new", "report", "says", "today", "after", "Monday", "week"]
+FILLER_EFFECT = dict(zip(FILLER, np.linspace(-0.1, 0.1, len(FILLER))))
 
 
 def two_word_texts(n: int, seed: int) -> tuple[list[str], list[int]]:
@@ -53,12 +54,15 @@ def write_bert_style_explanations(path, data_folder, n_instances=60, seed=0):
         text, label = train.text[iid], int(train.label[iid])
         words = list(dict.fromkeys(w for w in re.split(r"\W+", text) if w))
         for explained in range(4):
+            sign = 1.0 if explained == label else -1 / 3
             weights = {}
             for word in words:
                 if word == PAIRS[label][0]:
-                    weights[word] = 0.5 if explained == label else -0.15
-                else:
-                    weights[word] = float(rng.normal(0, 0.01))
+                    weights[word] = 0.5 * sign
+                elif word == PAIRS[label][1]:
+                    weights[word] = 0.0
+                else:  # a consistent small effect per filler word (as a real model has) plus LIME noise
+                    weights[word] = sign * FILLER_EFFECT[word] + float(rng.normal(0, 0.002))
             ranked = sorted(weights.items(), key=lambda kv: -abs(kv[1]))
             for rank, (word, weight) in enumerate(ranked, start=1):
                 rows.append([int(iid), text, label, label, explained, word, weight, rank, 0.25, 0.9, 200, 42])
@@ -94,7 +98,7 @@ def test_explanation_loss_is_zero_when_attributions_match_and_positive_otherwise
     assert float(explanation_loss(attribution(model, x, [0, 2]), own)) == pytest.approx(0.0, abs=1e-6)
     shuffled = own[:, [2, 0, 3, 1, 4, 5]] * x
     loss = explanation_loss(attribution(model, x, [0, 2], create_graph=True), shuffled)
-    assert float(loss) > 0
+    assert float(loss.detach()) > 0
     loss.backward()
     assert model[0].weight.grad is not None and float(model[0].weight.grad.abs().sum()) > 0
 
@@ -109,7 +113,7 @@ def test_attribution_is_exact_for_a_linear_student():
     logits = model(x)
     zero_logits = model(torch.zeros_like(x))
     centred = (logits - logits.mean()) - (zero_logits - zero_logits.mean())
-    assert float(attr.sum()) == pytest.approx(float(centred[0, 1]), abs=1e-5)
+    assert float(attr.sum()) == pytest.approx(float(centred[0, 1].detach()), abs=1e-5)
 
 
 # ----------------------------------------------------------------------------------------------- the effect
@@ -190,7 +194,7 @@ def test_scripts_end_to_end_and_load_classifier_round_trip(two_word, tmp_path, t
     reports = tmp_path / "reports"
     assert evaluate_mlp_models.main(["--vanilla", str(vanilla), "--xai", str(xai), "--output-dir", str(reports),
                                      "--data", str(data), "--explanations", str(explanations),
-                                     "--teacher", str(tiny_bert), "--lime-samples", "60", "--threads", "1"]) == 0
+                                     "--teacher", str(tiny_bert), "--lime-samples", "0", "--threads", "1"]) == 0
     summary = pd.read_csv(reports / "mlp.csv")
     row = summary.set_index(["student", "metric"])
     for student in ("vanilla", "xai"):
@@ -199,10 +203,10 @@ def test_scripts_end_to_end_and_load_classifier_round_trip(two_word, tmp_path, t
         assert -1 <= row.loc[(student, "lime_spearman_pred"), "mean"] <= 1
         assert len(json.loads(row.loc[(student, "accuracy"), "per_seed"])) == 2
     assert row.loc[("xai_minus_vanilla", "own_spearman_pred"), "mean"] > 0
-    # LIME on the student agrees with the student's own attribution about which pair word matters.
+    # LIME on the student (same perturbations as BERT's) sees the shift too.
     assert row.loc[("xai", "lime_spearman_pred"), "mean"] > row.loc[("vanilla", "lime_spearman_pred"), "mean"]
     report = (reports / "mlp.md").read_text()
-    assert "## Verdict" in report and "Spearman" in report and "points" in report
+    assert "## Verdict" in report and "Spearman" in report and "accuracy" in report
     caches = list((explanations.parent).glob("teacher_proba_*.npy"))
     assert len(caches) == 1  # teacher predictions cached beside the explanations
     assert read_manifest(reports / "mlp.manifest.json")["paired"] is True
@@ -220,7 +224,8 @@ def test_scripts_end_to_end_and_load_classifier_round_trip(two_word, tmp_path, t
     assert list(sweep.index) == [0.0, 3.0]
     assert sweep.loc[3.0, "own_spearman_pred"] > sweep.loc[0.0, "own_spearman_pred"]
     assert (reports / "mlp_sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| lambda" in (reports / "mlp_sweep.md").read_text()
+    sweep_md = (reports / "mlp_sweep.md").read_text()
+    assert "lambda" in sweep_md and sweep_md.count("\n|") == 4  # header, rule, one row per lambda
 
 
 def test_user_errors_exit_2_and_leave_nothing(two_word, tmp_path):

@@ -324,3 +324,47 @@ def test_benchmark_user_errors(exported, tmp_path):
             main(["--output-dir", str(tmp_path / "m"), "--data", str(exported["data"])] + argv)
         assert exit_info.value.code == 2
     assert not (tmp_path / "m" / "summary.csv").exists()
+
+
+def test_shrunk_and_masked_models_export_with_parity(exported, tmp_path):
+    """Per-layer head counts differ after shrinking; the export and the optimizer must cope."""
+    from common.modeling import (LayerSpec, PruningSpec, load_model_folder, save_model_folder, shrink_model,
+                                 shrunk_spec, zero_pruned_weights)
+    from export_onnx.export_onnx import main
+
+    model, tokenizer, _ = load_model_folder(exported["model"])
+    spec = PruningSpec(num_heads=4, head_size=8, intermediate_size=37,
+                       layers=[LayerSpec([0, 2, 3], list(range(0, 37, 2))), LayerSpec([1], list(range(5, 30)))])
+    zero_pruned_weights(model, spec)
+    save_model_folder(model, tokenizer, tmp_path / "masked", spec)
+    shrink_model(model, spec)
+    save_model_folder(model, tokenizer, tmp_path / "shrunk", shrunk_spec(spec))
+    outputs = {}
+    for name in ("masked", "shrunk"):
+        outputs[name] = tmp_path / "onnx" / f"{name}.onnx"
+        assert main(["--model", str(tmp_path / name), "--output", str(outputs[name]), "--data", str(exported["data"]),
+                     "--optimize"]) == 0
+        manifest = json.loads((tmp_path / "onnx" / f"{name}.manifest.json").read_text())
+        assert manifest["pruning"] == name and manifest["parity"]["fp32"]["max_abs_logit_diff"] <= 1e-4
+        assert manifest["optimizer"]["outcome"] in ("applied", "fell back to the unoptimized graph")
+    texts = toy_texts(30, 7)[0]
+    masked = load_classifier(outputs["masked"], device="cpu")
+    shrunk = load_classifier(outputs["shrunk"], device="cpu")
+    np.testing.assert_allclose(shrunk.predict_logits(texts), masked.predict_logits(texts), atol=1e-4)
+    assert shrunk.parameter_count()["total"] < masked.parameter_count()["total"]
+    assert outputs["shrunk"].stat().st_size < outputs["masked"].stat().st_size
+
+
+@pytest.mark.slow
+def test_minilm_export_parity_on_ag_news(ag_news_dir, tmp_path):
+    """The real architecture (MiniLM-L6-H384, 12 heads) exported and checked on real AG News texts."""
+    from common.modeling import new_classifier, save_model_folder
+    from export_onnx.export_onnx import main
+
+    model, tokenizer = new_classifier("minilm")
+    save_model_folder(model, tokenizer, tmp_path / "minilm")
+    output = tmp_path / "onnx" / "minilm.onnx"
+    assert main(["--model", str(tmp_path / "minilm"), "--output", str(output), "--data", str(ag_news_dir),
+                 "--int8-samples", "100"]) == 0
+    parity = json.loads((tmp_path / "onnx" / "minilm.manifest.json").read_text())["parity"]
+    assert parity["fp32"]["max_abs_logit_diff"] <= 1e-4 and parity["fp32"]["n_texts"] == 49

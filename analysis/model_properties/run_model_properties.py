@@ -1,0 +1,48 @@
+"""Size on disk, parameters (embeddings/encoder/head), zero fraction, heads and FFN width per layer.
+
+    python -m analysis.model_properties.run_model_properties --model models/shrunk/pruned20 \
+        --variant pruned20 --output outputs/metrics/properties/pruned20.json
+    python -m analysis.model_properties.run_model_properties --table outputs/metrics/properties \
+        --output outputs/metrics/properties/properties.md
+
+Any variant: a model folder (fine-tuned, pruned, shrunk), a dynamic-int8 .pt or an .onnx file.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from common.cli import UserError, stage_main  # noqa: E402
+from common.model_properties import properties_table, write_properties  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", help="one artefact: model folder, int8 .pt or .onnx")
+    what.add_argument("--table", help="folder of properties JSONs -> one Markdown table")
+    p.add_argument("--variant", help="variant name (with --model)")
+    p.add_argument("--output", required=True, help="properties JSON (with --model) or Markdown file (with --table)")
+    return p
+
+
+@stage_main
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.model is not None:
+        if not args.variant:
+            raise UserError("--variant is required with --model (the name shown in the table, e.g. pruned20).")
+        write_properties(args.model, args.variant, args.output, vars(args))
+    else:
+        if not Path(args.table).is_dir():
+            raise UserError(f"--table {args.table} is not a folder; build properties JSONs there first.")
+        properties_table(args.table, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Structured pruning of attention heads and FFN neurons, then re-fine-tuning with the masks fixed.
+
+    python -m train.pruning.run_structural_pruning --model models/fine_tuned/bert_agnews --sparsity 20 \
+        --output models/pruned/bert_agnews_20pct --data ../shared/data/ag_news
+
+Importance: first-order Taylor |dL/dmask * mask| (Michel et al. 2019) on a seeded slice of the
+training split; heads ranked globally (>= 1 kept per layer), FFN neurons per layer. The output is a
+full-size folder with pruned weights zeroed and pruning_spec.json; shrink it with
+tools/apply_shrink_to_model.py. Rerunning after an interruption resumes re-fine-tuning.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from common.cli import stage_main  # noqa: E402
+from common.pruning import prune_model  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="fine-tuned (unpruned) model folder")
+    p.add_argument("--sparsity", type=float, required=True, help="percent of heads and of FFN neurons to remove (0-95)")
+    p.add_argument("--output", required=True, help="pruned model folder, e.g. models/pruned/bert_agnews_20pct")
+    p.add_argument("--data", default="", help="ag_news (hub) or a folder with train/test files; empty = demo sample")
+    p.add_argument("--train-samples", "--train_samples", type=int, default=0, help="stratified subset; 0 = all")
+    p.add_argument("--validation-fraction", type=float, default=0.05, help="share of train held out for validation")
+    p.add_argument("--importance-samples", type=int, default=512,
+                   help="training rows (seeded, stratified slice) used to score heads and neurons")
+    p.add_argument("--epochs", type=float, default=2.0, help="re-fine-tuning epochs")
+    p.add_argument("--learning-rate", "--lr", type=float, default=5e-5, help="re-fine-tuning learning rate")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-len", "--max_len", type=int, default=128)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
+    p.add_argument("--distill", action=argparse.BooleanOptionalAction, default=True,
+                   help="distil from the unpruned model while re-fine-tuning (default on)")
+    p.add_argument("--distill-temperature", type=float, default=2.0, help="softmax temperature of distillation")
+    p.add_argument("--distill-weight", type=float, default=0.5,
+                   help="weight of the distillation loss (0..1; the rest is cross-entropy on labels)")
+    p.add_argument("--save-steps", type=int, default=50, help="checkpoint every N optimiser steps")
+    p.add_argument("--max-steps-this-run", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--force", action="store_true", help="rebuild even if the output exists with the same arguments")
+    return p
+
+
+@stage_main
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return prune_model(vars(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
