@@ -154,13 +154,13 @@ models/pruned/bert_agnews_%pct/manifest.json: $(FT)/manifest.json train/pruning/
 	  --train-samples $(TRAIN_SAMPLES) --epochs $(PRUNE_EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE) $(DISTILL)
 
 models/shrunk/pruned%/manifest.json: models/pruned/bert_agnews_%pct/manifest.json tools/apply_shrink_to_model.py $(SHRINK_SRC) ## physically shrink a pruned model
-	$(PY) tools.apply_shrink_to_model --model_path $(<D) --output_path_shrunk_model $(@D) --save_method save_pretrained
+	$(PY) tools.apply_shrink_to_model --model_path $(<D) --output_path_shrunk_model $(@D) --save_method save_pretrained $(DATA_ARG)
 
 models/quantized/bert_agnews_8bit.pt: $(FT)/manifest.json train/quantization/run_dynamic_quantization.py $(QUANT_SRC) | models/quantized ## dynamic int8 of the base model
-	$(PY) train.quantization.run_dynamic_quantization --model $(FT) --output $@
+	$(PY) train.quantization.run_dynamic_quantization --model $(FT) --output $@ $(DATA_ARG)
 
 models/quantized/pruned%_8bit.pt: models/shrunk/pruned%/manifest.json train/quantization/run_dynamic_quantization.py $(QUANT_SRC) | models/quantized ## dynamic int8 of a shrunk model
-	$(PY) train.quantization.run_dynamic_quantization --model $(<D) --output $@
+	$(PY) train.quantization.run_dynamic_quantization --model $(<D) --output $@ $(DATA_ARG)
 
 outputs/metrics/properties/%.json: $(PROPS_SRC) analysis/model_properties/run_model_properties.py
 	$(PY) analysis.model_properties.run_model_properties --model $(call model_path,$*) --variant $* --output $@
@@ -220,8 +220,8 @@ outputs/reports/lime_similarity.md: outputs/lime/base.csv outputs/lime/base_nois
 	  $(foreach s,$(LIME_SAMPLE_CURVE),--curve $(s)=outputs/lime/curve_s$(s)_a.csv,outputs/lime/curve_s$(s)_b.csv)
 lime-report: outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md ## drift and POS reports
 
-outputs/reports/pos_analysis.md: outputs/lime/base.csv $(LIME_CSVS) analysis/nltk/nltk_analyze_all_models.py $(POS_SRC) | outputs/reports ## POS tags of explanation words, per variant vs base
-	$(PY) analysis.nltk.nltk_analyze_all_models --base outputs/lime/base.csv --output-dir $(@D) \
+outputs/reports/pos_analysis.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) analysis/nltk/nltk_analyze_all_models.py $(POS_SRC) | outputs/reports ## POS tags of explanation words, per variant vs base
+	$(PY) analysis.nltk.nltk_analyze_all_models --base outputs/lime/base.csv --noise outputs/lime/base_noise.csv --output-dir $(@D) \
 	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv)
 
 SP_PREFIX := base

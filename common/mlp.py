@@ -918,6 +918,13 @@ def run_evaluation(args) -> int:
     output_dir = Path(args.output_dir)
     paths = {"vanilla": Path(args.vanilla), "xai": Path(args.xai)}
     infos = {name: _student_payload_info(path) for name, path in paths.items()}
+    if args.seeds:
+        for name, info in infos.items():
+            absent = sorted(set(args.seeds) - set(info["seeds"]))
+            if absent:
+                raise UserError(f"--seeds {absent} are not in {paths[name]} (it holds {info['seeds']}); retrain it with "
+                                f"those seeds or leave them out.")
+            info["seeds"] = [int(s) for s in args.seeds]
     config = infos["vanilla"]["config"]
     if (infos["xai"]["config"].holdout_seed, infos["xai"]["config"].holdout_fraction) != (
             config.holdout_seed, config.holdout_fraction):

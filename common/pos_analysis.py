@@ -120,7 +120,10 @@ def pos_table(base: tuple[str, dict], variants: list[tuple[str, dict]]) -> list[
     return rows
 
 
-def run_pos_analysis(base: str, variants: list[str], output_dir: str, args: dict, tagger: Tagger | None = None) -> dict:
+def run_pos_analysis(base: str, variants: list[str], output_dir: str, args: dict, tagger: Tagger | None = None,
+                     noise: str | None = None) -> dict:
+    """``noise`` (base explained with another LIME seed) is shown as the row ``noise_floor``: the JS
+    divergence LIME's own randomness produces, to read the variants' divergences against."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,10 +137,10 @@ def run_pos_analysis(base: str, variants: list[str], output_dir: str, args: dict
     output_dir = Path(output_dir)
     base_result = masses_for_csv(base, tagger)
     base_result = ("base", base_result[1])
-    variant_results = []
+    variant_results = [("noise_floor", masses_for_csv(noise, tagger)[1])] if noise else []
     for path in variants or []:
         name, masses = masses_for_csv(path, tagger)
-        taken = {"base"} | {n for n, _ in variant_results}
+        taken = {"base", "noise_floor"} | {n for n, _ in variant_results}
         if name in taken:  # two files with one variant name: tell them apart by file name
             name = Path(path).stem if Path(path).stem not in taken else f"{name}_{len(variant_results) + 1}"
         variant_results.append((name, masses))
@@ -162,7 +165,7 @@ def run_pos_analysis(base: str, variants: list[str], output_dir: str, args: dict
              tabulate(share_table, headers=["variant"] + used + ["JS vs base"], tablefmt="github"), ""]
     if diff_table:
         lines += ["## Difference vs base (share points)", "",
-                  tabulate(diff_table, headers=["variant"] + used, tablefmt="github"), "",
+                  tabulate(diff_table, headers=["variant"] + used, tablefmt="github", disable_numparse=True), "",
                   "## JS divergence vs base per explained class", "",
                   tabulate(js_table, headers=["variant"] + scopes, tablefmt="github"), ""]
     lines += ["![POS shares](pos_analysis.png)", ""]
@@ -183,7 +186,7 @@ def run_pos_analysis(base: str, variants: list[str], output_dir: str, args: dict
     summary = {n: {"js_vs_base": float(js.loc[n, "all"]), "shares": {t: float(shares.loc[n, t]) for t in used}}
                for n in shares.index}
     manifest = base_manifest("pos_analysis", args, None,
-                             inputs={"base": base, **{f"variant_{i}": p for i, p in enumerate(variants or [])}})
+                             inputs={"base": base, "noise": noise, **{f"variant_{i}": p for i, p in enumerate(variants or [])}})
     manifest["metrics"] = summary
     write_json_atomic(output_dir / "pos_analysis.manifest.json", manifest)
     log.info("Wrote %s", output_dir / "pos_analysis.md")

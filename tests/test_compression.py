@@ -284,3 +284,27 @@ def test_model_properties_of_every_variant_and_table(chain, tmp_path):
     text = table.read_text()
     assert all(f"| {name} " in text for name in variants)
     assert "/".join(map(str, spec.heads_per_layer)) in text
+
+
+# ----------------------------------------------------------------------------------------------- MiniLM
+@pytest.mark.slow
+def test_minilm_pruned_masks_equal_shrunk_on_real_news(ag_news_dir):
+    """MiniLM-L6 with a 30% spec from real training rows: shrunk logits == masked logits on real test texts."""
+    from common.data import load_dataset
+    from common.modeling import apply_mask_hooks, new_classifier, shrink_model
+    from common.pruning import build_spec
+    from common.shrinking_utils import model_logits
+
+    torch.manual_seed(0)
+    model, tokenizer = new_classifier("minilm")
+    train = load_dataset(str(ag_news_dir), train_samples=48, seed=0, validation_fraction=0).train
+    importance = compute_importance(model, tokenizer, train, max_len=64, batch_size=16, progress=False)
+    spec = build_spec(model.config, importance, 30)
+    assert sum(spec.heads_per_layer) == 72 - round(0.3 * 72) and min(spec.heads_per_layer) >= 1
+    assert spec.neurons_per_layer == [1536 - round(0.3 * 1536)] * 6
+    texts = load_test_split(str(ag_news_dir), 32, 0).texts
+    hooks = apply_mask_hooks(model, spec)
+    masked = model_logits(model, tokenizer, texts, max_len=64)
+    hooks.remove()
+    shrink_model(model, spec)
+    assert np.abs(model_logits(model, tokenizer, texts, max_len=64) - masked).max() <= 1e-5

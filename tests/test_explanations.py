@@ -257,8 +257,9 @@ def test_pos_stage_with_injected_tagger(tmp_path):
     base = lime_csv(tmp_path / "base.csv", {"Stocks": 0.6, "earnings": 0.2, "rise": 0.2})
     verbs = lime_csv(tmp_path / "verbs.csv", {"rise": 0.9, "Stocks": 0.1})
     summary = run_pos_analysis(str(base), [str(verbs)], str(tmp_path / "out"), {},
-                               tagger=lambda tokens: [(t, tags[t]) for t in tokens])
+                               tagger=lambda tokens: [(t, tags[t]) for t in tokens], noise=str(base))
     assert summary["base"]["shares"] == pytest.approx({"NOUN": 0.8, "VERB": 0.2})
+    assert summary["noise_floor"]["js_vs_base"] == pytest.approx(0)
     assert summary["verbs"]["shares"]["VERB"] == pytest.approx(0.9)
     assert summary["verbs"]["js_vs_base"] > 0.3
     table = pd.read_csv(tmp_path / "out" / "pos_analysis.csv")

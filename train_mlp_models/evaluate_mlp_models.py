@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explanations", required=True, help="BERT's LIME weights on training rows (CSV)")
     p.add_argument("--teacher", default="", help="fine-tuned BERT, for agreement with its test predictions")
     p.add_argument("--seeds", type=int, nargs="*", default=None,
-                   help="accepted for the Makefile; the seeds evaluated are those stored in the payloads")
+                   help="students to evaluate (default: every seed stored in the payloads)")
     p.add_argument("--lime-samples", type=int, default=0,
                    help="LIME samples on the students (0 = the num_samples BERT's explanations used)")
     p.add_argument("--test-samples", type=int, default=0, help="stratified test subset (0 = the full test split)")

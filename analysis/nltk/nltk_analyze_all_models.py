@@ -23,6 +23,8 @@ from common.pos_analysis import run_pos_analysis  # noqa: E402
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="LIME CSV of the base model")
+    parser.add_argument("--noise", default=None,
+                        help="LIME CSV of base with another LIME seed: shown as noise_floor (LIME's own divergence)")
     parser.add_argument("--variant", action="append", default=[], help="LIME CSV of a variant (repeatable)")
     parser.add_argument("--output-dir", "--output_dir", default="outputs/reports")
     return parser
@@ -31,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 @stage_main
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    run_pos_analysis(args.base, args.variant, args.output_dir, vars(args))
+    run_pos_analysis(args.base, args.variant, args.output_dir, vars(args), noise=args.noise)
 
 
 if __name__ == "__main__":
