@@ -340,14 +340,20 @@ class ShardedCsvJob:
     def _merge(self) -> dict:
         from common.manifest import atomic_output_file
 
+        def finished(rank: int) -> bool:  # a stale marker from a run with other settings does not count
+            if not self._part(rank, ".done").is_file():
+                return False
+            state = self._read_progress(rank)
+            return state is not None and set(state[0]) >= {p for p in range(self.n_items) if p % self.world == rank}
+
         waiting_since = time.time()
-        pending = [r for r in range(self.world) if not self._part(r, ".done").is_file()]
+        pending = [r for r in range(self.world) if not finished(r)]
         while pending:
             if time.time() - waiting_since > 60:
                 log.info("Waiting for rank(s) %s to finish their parts", pending)
                 waiting_since = time.time()
             time.sleep(WAIT_POLL_S)
-            pending = [r for r in range(self.world) if not self._part(r, ".done").is_file()]
+            pending = [r for r in range(self.world) if not finished(r)]
         chunks: dict[int, tuple[int, int, int]] = {}
         stats: dict = {"explain_seconds": [], "model_seconds": [], "n_texts": 0, "n_unique": 0}
         for rank in range(self.world):

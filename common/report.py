@@ -68,26 +68,39 @@ def _first_column(frame: pd.DataFrame, *candidates: str) -> str | None:
 
 
 def load_similarity(reports_dir: Path) -> dict[str, dict]:
-    """variant -> {spearman_mean, ci_low, ci_high, verdict, label_agreement} from lime_similarity.csv."""
+    """variant -> {spearman_mean, spearman_ci_low/high, verdict} from lime_similarity.csv (long format:
+    one row per variant x metric; the ``noise_floor`` row is base vs base with another LIME seed)."""
     path = reports_dir / "lime_similarity.csv"
     if not path.is_file():
         return {}
     frame = pd.read_csv(path)
-    return {str(row["variant"]): row.to_dict() for _, row in frame.iterrows()} if "variant" in frame else {}
+    if not {"variant", "metric", "mean"} <= set(frame.columns):
+        return {}
+    rows = frame[frame["metric"] == "spearman"]
+    out = {}
+    for _, row in rows.iterrows():
+        out[str(row["variant"])] = {
+            "spearman_mean": float(row["mean"]),
+            "spearman_ci_low": row.get("ci_low"), "spearman_ci_high": row.get("ci_high"),
+            "verdict": row.get("verdict") if isinstance(row.get("verdict"), str) else None,
+        }
+    if "noise_floor" in out:  # the base model is the reference its own noise floor is measured on
+        out.setdefault("base", {**out["noise_floor"], "verdict": "reference"})
+    return out
 
 
 def load_pos_shift(reports_dir: Path) -> dict[str, float]:
+    """variant -> Jensen-Shannon divergence of its POS |weight| distribution from base's (all classes)."""
     path = reports_dir / "pos_analysis.csv"
     if not path.is_file():
         return {}
     frame = pd.read_csv(path)
-    jsd = _first_column(frame, "js_divergence", "jsd", "jensen_shannon")
+    jsd = _first_column(frame, "js_vs_base", "js_divergence", "jsd")
     if jsd is None or "variant" not in frame:
         return {}
-    if "class" in frame.columns:  # keep the all-classes row when per-class rows are present
-        overall = frame[frame["class"].astype(str).str.lower().isin(["all", "overall"])]
-        frame = overall if len(overall) else frame
-    return frame.groupby("variant")[jsd].first().to_dict()
+    if "scope" in frame.columns:
+        frame = frame[frame["scope"].astype(str) == "all"]
+    return {str(k): float(v) for k, v in frame.groupby("variant")[jsd].first().items()}
 
 
 def _fmt(value, spec=".3f", missing="–"):
@@ -116,14 +129,15 @@ def variant_table(metrics: dict[str, dict], summary: pd.DataFrame | None, simila
             "macro_f1": m["macro_f1"],
             "size_mb": m.get("size_mb"),
             "params_m": params.get("total", 0) / 1e6 if params else None,
-            "encoder_params_m": params.get("encoder", 0) / 1e6 if params else None,
+            # ONNX graphs do not keep module names on every weight: no encoder split there.
+            "encoder_params_m": params["encoder"] / 1e6 if "encoder" in params else None,
             "latency_p50_ms": m.get("latency_ms_p50"),
             "latency_p95_ms": m.get("latency_ms_p95"),
             "throughput": m.get("throughput_samples_per_s"),
             "throughput_ratio": ratio,
             "peak_rss_mb": m.get("peak_rss_mb"),
             "expl_spearman": sim.get("spearman_mean"),
-            "expl_verdict": sim.get("noise_floor_verdict") or sim.get("verdict"),
+            "expl_verdict": sim.get("verdict"),
             "pos_jsd": pos.get(name),
         })
     frame = pd.DataFrame(rows)
@@ -183,7 +197,8 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str) -> str:
                "latency_p50_ms": "p50 ms", "latency_p95_ms": "p95 ms", "throughput": "samples/s",
                "throughput_ratio": "x base", "peak_rss_mb": "peak RSS MB", "expl_spearman": "LIME Spearman",
                "expl_verdict": "vs noise floor", "pos_jsd": "POS JSD"}
-    table = tabulate(frame.rename(columns=headers), headers="keys", tablefmt="github", showindex=False,
+    shown = frame.astype(object).where(frame.notna(), None)  # NaN -> "–", not "nan"
+    table = tabulate(shown.rename(columns=headers), headers="keys", tablefmt="github", showindex=False,
                      floatfmt=".3f", missingval="–") if len(frame) else "_No variant has been evaluated yet._"
     machine = machine_description()
     versions = library_versions()

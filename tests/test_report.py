@@ -20,10 +20,10 @@ def test_recommendation_respects_accuracy_and_noise_floor():
         _metrics("fast_but_drifts", 0.895, 800), _metrics("good", 0.893, 500), _metrics("slow_ok", 0.90, 120)]}
     summary = pd.DataFrame({"variant": list(metrics),
                             "throughput_ratio_vs_base": [m["throughput_samples_per_s"] / 100 for m in metrics.values()]})
-    similarity = {"base": {"spearman_mean": 0.8, "noise_floor_verdict": "within"},
-                  "fast_but_drifts": {"spearman_mean": 0.3, "noise_floor_verdict": "beyond"},
-                  "good": {"spearman_mean": 0.78, "noise_floor_verdict": "within"},
-                  "slow_ok": {"spearman_mean": 0.79, "noise_floor_verdict": "within"}}
+    similarity = {"base": {"spearman_mean": 0.8, "verdict": "within"},
+                  "fast_but_drifts": {"spearman_mean": 0.3, "verdict": "beyond"},
+                  "good": {"spearman_mean": 0.78, "verdict": "within"},
+                  "slow_ok": {"spearman_mean": 0.79, "verdict": "within"}}
     frame, notes = variant_table(metrics, summary, similarity, {})
     assert not notes
     assert frame.set_index("variant").loc["fast_but_wrong", "delta_acc_pt"] == -5.000000000000004 or \
