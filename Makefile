@@ -81,7 +81,7 @@ ONNX_VARIANTS := base_onnx base_onnx_int8 $(addsuffix _onnx,$(PRUNED)) $(addsuff
   $(addsuffix _masked_onnx,$(PRUNED))
 HALF_VARIANTS := base_fp16 base_bf16
 VARIANTS := $(TORCH_VARIANTS) $(ONNX_VARIANTS)
-LIME_VARIANTS := $(VARIANTS)
+LIME_VARIANTS ?= $(VARIANTS)## variants explained by LIME for the drift/POS reports (default: all)
 
 # $(call artefact,VARIANT) -> the file Make must build for it
 artefact = $(strip \

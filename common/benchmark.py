@@ -41,7 +41,7 @@ SUMMARY_COLUMNS = (
     "variant", "status", "kind", "dtype", "device", "threads", "accuracy", "accuracy_delta_pt", "macro_f1",
     "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "throughput_samples_per_s", "throughput_ratio",
     "size_mb", "parameters", "peak_rss_mb", "gpu_mem_peak_mb", "gpu_util_mean_percent", "accuracy_source",
-    "model_sha256",
+    "host_load_1min", "model_sha256",
 )
 HALF_SUFFIXES = {"_fp16": "fp16", "_bf16": "bf16"}
 
@@ -185,6 +185,8 @@ def _run_variant(name: str, path: Path, args, settings: dict, monitor_dir: Path)
         command = [sys.executable, "-m", "common.benchmark", "--worker", str(Path(tmp, "spec.json"))]
         log.info("[%s] %s (%s)%s", name, path, dtype, "; accuracy reused" if reuse else "")
         started = time.perf_counter()
+        # Other processes competing for the cores distort speed: record the host load around each variant.
+        load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         monitor = ResourceMonitor(monitor_dir / f"{name}.csv", interval=args.monitor_interval)
         # stderr is inherited: the worker's progress bars and logs show live.
         child = subprocess.Popen(command, env=env)
@@ -206,8 +208,9 @@ def _run_variant(name: str, path: Path, args, settings: dict, monitor_dir: Path)
             return {"variant": name, "model": str(path), "dtype": dtype, "status": f"failed: {reason[:200]}",
                     "model_sha256": model_sha256, "monitor": usage, "bench_wall_s": wall}
         result = json.loads(result_path.read_text())
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     result.update({"status": "ok", "model_sha256": model_sha256, "test_sha256": settings["test_sha256"],
-                   "bench_wall_s": wall, "monitor": usage,
+                   "bench_wall_s": wall, "monitor": usage, "host_load_1min": [load_before, load_after],
                    "monitor_peak_rss_mb": usage["peak_rss_mb"], "gpu_mem_peak_mb": usage["gpu_mem_peak_mb"],
                    "gpu_util_mean_percent": usage["gpu_util_mean_percent"], "gpu_status": usage["gpu_status"]})
     return result
@@ -217,6 +220,8 @@ def _summary_row(result: dict, baseline: dict | None) -> dict:
     row = {k: result.get(k) for k in SUMMARY_COLUMNS}
     params = result.get("parameters")
     row["parameters"] = params.get("total") if isinstance(params, dict) else params
+    loads = [x for x in result.get("host_load_1min") or [] if x is not None]
+    row["host_load_1min"] = max(loads) if loads else None
     if baseline and result.get("status") == "ok":
         row["throughput_ratio"] = result["throughput_samples_per_s"] / baseline["throughput_samples_per_s"]
         row["accuracy_delta_pt"] = 100.0 * (result["accuracy"] - baseline["accuracy"])
@@ -245,7 +250,7 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
 
     shown = ("variant", "status", "kind", "dtype", "accuracy", "accuracy_delta_pt", "macro_f1", "latency_ms_p50",
              "latency_ms_p95", "latency_ms_p99", "throughput_samples_per_s", "throughput_ratio", "size_mb",
-             "parameters", "peak_rss_mb", "gpu_mem_peak_mb", "gpu_util_mean_percent")
+             "parameters", "peak_rss_mb", "gpu_mem_peak_mb", "gpu_util_mean_percent", "host_load_1min")
     digits = {"accuracy": 4, "macro_f1": 4, "accuracy_delta_pt": 2, "throughput_ratio": 2}
     table = [[_fmt(r.get(k), digits.get(k, 1)) for k in shown] for r in rows]
     best = context.get("best")
@@ -266,6 +271,11 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
                      f"{best['throughput_samples_per_s']:.1f} samples/s = {best['throughput_ratio']:.2f}x the baseline.")
     else:
         lines.append(f"No variant is within 1.0 pt of `{context['baseline']}` (or the baseline failed).")
+    loads = [x for x in context.get("loads", []) if x is not None]
+    if loads and max(loads) > 1.5 * context["threads"]:
+        lines += ["", f"Note: the host's 1-minute load average reached {max(loads):.1f} on {context['threads']} "
+                      f"thread(s) during this run - other processes competed for the cores, so speeds are noisy "
+                      f"(torch's thread pool suffers most)."]
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         lines += ["", "Failed variants:"] + [f"- `{r['variant']}`: {r['status']}" for r in failed]
@@ -289,12 +299,12 @@ def plot_pareto(rows: list[dict], path: Path, baseline: str) -> None:
         colours = {k: plt.cm.tab10(i % 10) for i, k in enumerate(kinds)}
         sizes = np.array([max(float(r["size_mb"] or 0), 1.0) for r in ok])
         scale = 900.0 / sizes.max()
-        for r, size in zip(ok, sizes):
+        for i, (r, size) in enumerate(zip(ok, sizes)):
             ax.scatter(r["throughput_samples_per_s"], 100 * r["accuracy"], s=size * scale + 15, alpha=0.55,
                        color=colours[str(r["kind"])], edgecolors="black" if r["variant"] == baseline else "none",
                        label=str(r["kind"]))
             ax.annotate(f"{r['variant']} ({r['size_mb']:.0f} MB)", (r["throughput_samples_per_s"], 100 * r["accuracy"]),
-                        fontsize=7, xytext=(4, 4), textcoords="offset points")
+                        fontsize=7, xytext=(4, 5 if i % 2 == 0 else -11), textcoords="offset points")  # fewer overlaps
         frontier, best_acc = [], -1.0
         for r in sorted(ok, key=lambda r: -r["throughput_samples_per_s"]):
             if r["accuracy"] > best_acc:
@@ -376,7 +386,7 @@ def run_benchmark(args) -> int:
                "gpu_status": gpu_status, "n_test": len(test), "data": args.data or "demo sample",
                "max_len": args.max_len, "latency_requests": args.latency_requests, "batch_size": args.batch_size,
                "throughput_texts": args.throughput_texts, "baseline": args.baseline, "versions": library_versions(),
-               "best": best}
+               "best": best, "loads": [x for r in results.values() for x in r.get("host_load_1min", [])]}
     plot_pareto(rows, output_dir / "pareto.png", args.baseline)
     write_summary_md(rows, output_dir / "summary.md", context)
     manifest = base_manifest("benchmark", vars(args), seed=args.seed, inputs=dict(variants))

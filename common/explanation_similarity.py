@@ -194,6 +194,7 @@ def _plot_curve(curve: list[dict], path: Path) -> None:
         ax.plot(xs, [r["mean"] for r in rows], marker="o", label=metric)
         ax.fill_between(xs, [r["ci_low"] for r in rows], [r["ci_high"] for r in rows], alpha=0.15)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xticks(sorted({r["num_samples"] for r in curve}), [str(x) for x in sorted({r["num_samples"] for r in curve})])
     ax.set_xlabel("LIME num_samples")
     ax.set_ylabel("agreement between two LIME seeds (mean, 95% CI)")

@@ -216,6 +216,17 @@ def prune_model(args: dict) -> int:
                         f"model folder instead.")
     if args["importance_samples"] <= 0:
         raise UserError("--importance-samples must be > 0 (training rows used to score heads and neurons).")
+    try:  # flags checked before any heavy work
+        config = TrainConfig(epochs=args["epochs"], learning_rate=args["learning_rate"],
+                             batch_size=args["batch_size"], max_len=args["max_len"], seed=args["seed"],
+                             device=args["device"], save_steps=args["save_steps"],
+                             max_steps_this_run=args["max_steps_this_run"],
+                             distill_temperature=args["distill_temperature"], distill_weight=args["distill_weight"])
+    except ValueError as exc:
+        raise UserError(f"Invalid re-fine-tuning flag: {exc}.") from None
+    if args["distill"] and args["distill_temperature"] <= 0:
+        raise UserError("--distill-temperature must be > 0.")
+    log.info("pruning config: %s", {k: v for k, v in args.items() if k != "max_steps_this_run"})
     output = Path(args["output"])
     run_key = _run_key(args, model_dir)
     existing = read_manifest(output)
@@ -253,14 +264,6 @@ def prune_model(args: dict) -> int:
     log.info("test accuracy right after pruning (masks, no re-fine-tuning): %.4f", before["accuracy"])
 
     # 4. re-fine-tune with the masks held fixed
-    try:
-        config = TrainConfig(epochs=args["epochs"], learning_rate=args["learning_rate"],
-                             batch_size=args["batch_size"], max_len=args["max_len"], seed=args["seed"],
-                             device=args["device"], save_steps=args["save_steps"],
-                             max_steps_this_run=args["max_steps_this_run"],
-                             distill_temperature=args["distill_temperature"], distill_weight=args["distill_weight"])
-    except ValueError as exc:
-        raise UserError(f"Invalid re-fine-tuning flag: {exc}.") from None
     checkpoints = output.with_name(output.name + ".checkpoints")
     stats = train(model, tokenizer, data.train, data.validation, config, checkpoints, run_key, teacher=teacher)
     if not stats["completed"]:

@@ -197,6 +197,14 @@ def test_sparsity_out_of_range_exits_2(tmp_path, tiny_bert, toy_data, sparsity, 
     assert exc.value.code == 2 and "--sparsity" in caplog.text and not out.exists()
 
 
+@pytest.mark.parametrize("flag", [["--distill-weight", "1.5"], ["--epochs", "0"], ["--importance-samples", "0"]])
+def test_bad_pruning_flags_exit_2_before_any_work(tmp_path, tiny_bert, toy_data, flag):
+    with pytest.raises(SystemExit) as exc:
+        prune_main(["--model", str(tiny_bert), "--sparsity", "20", "--output", str(tmp_path / "o"),
+                    "--data", str(toy_data), *flag])
+    assert exc.value.code == 2 and not (tmp_path / "o").exists()
+
+
 def test_missing_model_folder_exits_2(tmp_path, toy_data, caplog):
     with pytest.raises(SystemExit) as exc:
         prune_main(["--model", str(tmp_path / "nope"), "--sparsity", "20", "--output", str(tmp_path / "o"),

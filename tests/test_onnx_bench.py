@@ -368,3 +368,34 @@ def test_minilm_export_parity_on_ag_news(ag_news_dir, tmp_path):
                  "--int8-samples", "100"]) == 0
     parity = json.loads((tmp_path / "onnx" / "minilm.manifest.json").read_text())["parity"]
     assert parity["fp32"]["max_abs_logit_diff"] <= 1e-4 and parity["fp32"]["n_texts"] == 49
+
+
+def test_int8_retries_without_embedding_quantization_then_fails_cleanly(exported, tmp_path, monkeypatch):
+    import common.onnx_models as om
+    from export_onnx.export_onnx import main
+
+    real_check = om.check_int8_agreement
+    calls = []
+
+    def first_attempt_fails(reference, candidate, texts, labels=None, **kwargs):
+        calls.append(candidate.path)
+        result = real_check(reference, candidate, texts, labels, **kwargs)
+        if len(calls) == 1:
+            raise om.ParityError("agrees on only 98.40% (simulated)")
+        return result
+
+    monkeypatch.setattr(om, "check_int8_agreement", first_attempt_fails)
+    out = tmp_path / "q" / "m_int8.onnx"
+    assert main(["--model", str(exported["onnx"]), "--int8", "--output", str(out), "--data", str(exported["data"])]) == 0
+    quant = json.loads((out.parent / "m_int8.manifest.json").read_text())["quantization"]
+    assert [a["op_types"] for a in quant["attempts"]] == [["MatMul", "Gather"], ["MatMul"]]
+    assert quant["op_types"] == ["MatMul"] and quant["attempts"][1]["outcome"] == "passed"
+
+    def always_fails(*args, **kwargs):
+        raise om.ParityError("agrees on only 50% (simulated)")
+
+    monkeypatch.setattr(om, "check_int8_agreement", always_fails)
+    bad = tmp_path / "q" / "bad_int8.onnx"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(exported["onnx"]), "--int8", "--output", str(bad), "--data", str(exported["data"])])
+    assert exit_info.value.code == 2 and not bad.exists() and not (bad.parent / "bad_int8.manifest.json").exists()
