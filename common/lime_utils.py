@@ -403,12 +403,13 @@ def summarize_timing(stats: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- the LIME stage
-def run_lime_on_model(args) -> int:
-    """``generate_outputs.generate_lime_csv.run_lime_on_model``: see that script's docstring."""
-    from common.classifier import load_classifier
+def _prepare_stage(args) -> tuple[int, int, Path, dict, int]:
+    """Flag checks, threads, seed and this rank's device, shared by both LIME stages.
+
+    Returns (rank, world size, output path, the arguments recorded in the manifest, threads).
+    """
     from common.cli import set_seed
     from common.evaluation import set_threads
-    from common.manifest import base_manifest, manifest_path_for, write_json_atomic
 
     rank, world = dist_context()
     output = Path(args.output)
@@ -421,6 +422,15 @@ def run_lime_on_model(args) -> int:
     set_threads(threads)
     set_seed(args.seed)
     args.device = rank_device(args.device, world)
+    return rank, world, output, run_args, threads
+
+
+def run_lime_on_model(args) -> int:
+    """``generate_outputs.generate_lime_csv.run_lime_on_model``: see that script's docstring."""
+    from common.classifier import load_classifier
+    from common.manifest import base_manifest, manifest_path_for, write_json_atomic
+
+    rank, world, output, run_args, threads = _prepare_stage(args)
     log.info("LIME: model=%s variant=%s instances=%d samples=%d seed=%d rank=%d/%d threads=%d", args.model,
              args.variant, args.n_instances, args.num_samples, args.seed, rank, world, threads)
     instances = choose_instances(args.data, args.n_instances, args.instance_seed)
@@ -523,21 +533,9 @@ def argparse_suppress():
 def run_token_explanations(args) -> int:
     """LIME weights of every class for a seeded class-stratified sample of training instances (MLP input)."""
     from common.classifier import load_classifier
-    from common.cli import set_seed
-    from common.evaluation import set_threads
     from common.manifest import base_manifest, manifest_path_for, write_json_atomic
 
-    rank, world = dist_context()
-    output = Path(args.output)
-    if args.num_samples < 2:
-        raise UserError(f"--num-samples must be at least 2 (got {args.num_samples}).")
-    if output.suffix != ".csv":
-        raise UserError(f"--output {output} must be a .csv file.")
-    run_args = {k: v for k, v in vars(args).items() if k not in ("stop_after", "threads", "device")}
-    threads = default_threads(args.threads)
-    set_threads(threads)
-    set_seed(args.seed)
-    args.device = rank_device(args.device, world)
+    rank, world, output, run_args, threads = _prepare_stage(args)
     instances = choose_instances(args.data, args.n_instances, args.seed, split="train")
     clf = load_classifier(args.model, device=args.device, max_len=args.max_len, batch_size=args.batch_size,
                           threads=threads)

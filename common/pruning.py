@@ -219,7 +219,7 @@ def prune_model(args: dict) -> int:
     try:  # flags checked before any heavy work
         config = TrainConfig(epochs=args["epochs"], learning_rate=args["learning_rate"],
                              batch_size=args["batch_size"], max_len=args["max_len"], seed=args["seed"],
-                             device=args["device"], save_steps=args["save_steps"],
+                             device=args["device"], precision=args.get("precision", "auto"), save_steps=args["save_steps"],
                              max_steps_this_run=args["max_steps_this_run"],
                              distill_temperature=args["distill_temperature"], distill_weight=args["distill_weight"])
     except ValueError as exc:

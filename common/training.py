@@ -8,6 +8,7 @@ last checkpoint, one with other arguments starts afresh.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -50,6 +51,24 @@ class TrainConfig:
             raise ValueError("precision must be auto, fp32, fp16 or bf16")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ValueError("distill_weight must be within 0..1")
+
+
+def add_training_arguments(p: argparse.ArgumentParser, what: str = "training") -> None:
+    """The data and Trainer flags shared by fine-tuning and pruning's re-fine-tuning (one spelling each)."""
+    p.add_argument("--data", default="", help="ag_news (hub) or a folder with train/test files; empty = demo sample")
+    p.add_argument("--train-samples", "--train_samples", type=int, default=0, help="stratified subset; 0 = all")
+    p.add_argument("--validation-fraction", type=float, default=0.05, help="share of train held out for validation")
+    p.add_argument("--epochs", type=float, default=2.0, help=f"{what} epochs")
+    p.add_argument("--learning-rate", "--lr", type=float, default=5e-5, help=f"{what} learning rate")
+    p.add_argument("--batch-size", type=int, default=32, help="global batch size (split over DDP ranks)")
+    p.add_argument("--max-len", "--max_len", type=int, default=128)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                   help="mixed precision on GPU (auto: bf16 where supported, else fp16); CPU trains in fp32")
+    p.add_argument("--save-steps", type=int, default=50, help="checkpoint every N optimiser steps")
+    p.add_argument("--max-steps-this-run", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--force", action="store_true", help="rebuild even if the output exists with the same arguments")
 
 
 def is_main_process() -> bool:

@@ -19,6 +19,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 from common.cli import stage_main  # noqa: E402
 from common.pruning import prune_model  # noqa: E402
+from common.training import add_training_arguments  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,25 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="fine-tuned (unpruned) model folder")
     p.add_argument("--sparsity", type=float, required=True, help="percent of heads and of FFN neurons to remove (0-95)")
     p.add_argument("--output", required=True, help="pruned model folder, e.g. models/pruned/bert_agnews_20pct")
-    p.add_argument("--data", default="", help="ag_news (hub) or a folder with train/test files; empty = demo sample")
-    p.add_argument("--train-samples", "--train_samples", type=int, default=0, help="stratified subset; 0 = all")
-    p.add_argument("--validation-fraction", type=float, default=0.05, help="share of train held out for validation")
+    add_training_arguments(p, "re-fine-tuning")
     p.add_argument("--importance-samples", type=int, default=512,
                    help="training rows (seeded, stratified slice) used to score heads and neurons")
-    p.add_argument("--epochs", type=float, default=2.0, help="re-fine-tuning epochs")
-    p.add_argument("--learning-rate", "--lr", type=float, default=5e-5, help="re-fine-tuning learning rate")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-len", "--max_len", type=int, default=128)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
     p.add_argument("--distill", action=argparse.BooleanOptionalAction, default=True,
                    help="distil from the unpruned model while re-fine-tuning (default on)")
     p.add_argument("--distill-temperature", type=float, default=2.0, help="softmax temperature of distillation")
     p.add_argument("--distill-weight", type=float, default=0.5,
                    help="weight of the distillation loss (0..1; the rest is cross-entropy on labels)")
-    p.add_argument("--save-steps", type=int, default=50, help="checkpoint every N optimiser steps")
-    p.add_argument("--max-steps-this-run", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--force", action="store_true", help="rebuild even if the output exists with the same arguments")
     return p
 
 
