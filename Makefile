@@ -51,9 +51,14 @@ knob_stamp = $(shell f=$(STAMPS)/$(1); v='$(strip $(2))'; \
   else mkdir -p $(STAMPS); printf '%s\n' "$$v" > $$f; echo $$f; fi)
 TRAIN_KNOBS := $(call knob_stamp,train,BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN))
 PRUNE_KNOBS := $(call knob_stamp,prune,PRUNE_EPOCHS=$(PRUNE_EPOCHS) DISTILL=$(DISTILL))
-EVAL_KNOBS := $(call knob_stamp,eval,DATA=$(DATA) TEST_SAMPLES=$(TEST_SAMPLES) MAX_LEN=$(MAX_LEN))
-LIME_KNOBS := $(call knob_stamp,lime,DATA=$(DATA) SEED=$(SEED) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) LIME_VIA_ONNX=$(LIME_VIA_ONNX) LIME_CURVE_INSTANCES=$(LIME_CURVE_INSTANCES))
-MLP_KNOBS := $(call knob_stamp,mlp,DATA=$(DATA) MLP_EXPLAINED=$(MLP_EXPLAINED) MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDA=$(MLP_LAMBDA))
+EVAL_KNOBS := $(call knob_stamp,eval,DATA=$(DATA) TEST_SAMPLES=$(TEST_SAMPLES) MAX_LEN=$(MAX_LEN) DEVICE=$(DEVICE) THREADS=$(THREADS))
+LIME_KNOBS := $(call knob_stamp,lime,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) LIME_VIA_ONNX=$(LIME_VIA_ONNX) LIME_CURVE_INSTANCES=$(LIME_CURVE_INSTANCES))
+SP_KNOBS := $(call knob_stamp,sp,SP_SAMPLE_SIZE=$(SP_SAMPLE_SIZE) SP_EXPLANATIONS=$(SP_EXPLANATIONS))
+EXPLAIN_KNOBS := $(call knob_stamp,explain,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) MLP_EXPLAINED=$(MLP_EXPLAINED) LIME_SAMPLES=$(LIME_SAMPLES))
+MLP_KNOBS := $(call knob_stamp,mlp,MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDA=$(MLP_LAMBDA))
+SWEEP_KNOBS := $(call knob_stamp,sweep,MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDAS=$(MLP_LAMBDAS))
+# Lists of variants: a report built over other variants (one removed, too) is rebuilt.
+LIST_KNOBS := $(call knob_stamp,lists,PRUNE_PCTS=$(PRUNE_PCTS) LIME_VARIANTS=$(LIME_VARIANTS) LIME_SAMPLE_CURVE=$(LIME_SAMPLE_CURVE))
 
 # The shared modules each stage runs (not all of common/: editing the MLP code must not
 # re-run fine-tuning). Core modules every stage imports are in CORE_SRC.
@@ -113,7 +118,7 @@ setup: .venv/.installed ## create .venv with the pinned requirements.txt
 test: ## run the whole test suite (slow tests too; they skip when DATA/NLTK_DATA are absent)
 	$(PYTHON) -m pytest -q
 
-test-fast: ## unit and end-to-end tests only (no MiniLM, no shared data)
+test-fast: ## unit and end-to-end tests only (no MiniLM; two quick checks read the shared data/NLTK tagger when present)
 	$(PYTHON) -m pytest -q -m 'not slow'
 
 help: ## list targets and knobs
@@ -167,7 +172,7 @@ outputs/metrics/properties/%.json: $(PROPS_SRC) analysis/model_properties/run_mo
 	$(PY) analysis.model_properties.run_model_properties --model $(call model_path,$*) --variant $* --output $@
 $(addprefix outputs/metrics/properties/,$(addsuffix .json,$(VARIANTS))): $$(call artefact,$$(basename $$(notdir $$@)))
 
-outputs/metrics/properties/properties.md: $(addprefix outputs/metrics/properties/,$(addsuffix .json,$(VARIANTS))) ## size/params/sparsity/heads/FFN width table
+outputs/metrics/properties/properties.md: $(addprefix outputs/metrics/properties/,$(addsuffix .json,$(VARIANTS))) $(LIST_KNOBS) ## size/params/sparsity/heads/FFN width table
 	$(PY) analysis.model_properties.run_model_properties --table $(@D) --output $@
 
 # ---------------------------------------------------------------------------------------------- ONNX
@@ -183,7 +188,7 @@ models/onnx/%_int8.onnx: models/onnx/%.onnx $(EXPORT) $(ONNX_SRC) | models/onnx 
 
 # ---------------------------------------------------------------------------------------------- benchmark
 BENCH_VARIANTS := $(VARIANTS) $(HALF_VARIANTS)
-outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py $(BENCH_SRC) $(EVAL_KNOBS) | outputs/metrics
+outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py $(BENCH_SRC) $(EVAL_KNOBS) $(LIST_KNOBS) | outputs/metrics
 	$(PY) inference.run_onnx_benchmark --output-dir $(@D) $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) \
 	  --device $(DEVICE) --threads $(THREADS) --baseline base \
 	  $(foreach v,$(BENCH_VARIANTS),--variant $(v)=$(call model_path,$(v)))
@@ -219,19 +224,19 @@ $(addprefix outputs/lime/,$(addsuffix .csv,$(filter-out base,$(LIME_VARIANTS))))
 
 CURVE_CSVS := $(foreach s,$(LIME_SAMPLE_CURVE),outputs/lime/curve_s$(s)_a.csv outputs/lime/curve_s$(s)_b.csv)
 LIME_CSVS := $(addprefix outputs/lime/,$(addsuffix .csv,$(LIME_VARIANTS)))
-outputs/reports/lime_similarity.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) $(CURVE_CSVS) generate_outputs/lime_similarity_pipeline/run_lime_similarity.py $(SIM_SRC) | outputs/reports ## explanation drift vs base, with the noise floor
+outputs/reports/lime_similarity.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) $(CURVE_CSVS) generate_outputs/lime_similarity_pipeline/run_lime_similarity.py $(SIM_SRC) $(LIST_KNOBS) | outputs/reports ## explanation drift vs base, with the noise floor
 	bash generate_outputs/lime_similarity_pipeline/run_pipeline.sh --base outputs/lime/base.csv \
 	  --noise outputs/lime/base_noise.csv --output-dir $(@D) --seed $(SEED) \
 	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv) \
 	  $(foreach s,$(LIME_SAMPLE_CURVE),--curve $(s)=outputs/lime/curve_s$(s)_a.csv,outputs/lime/curve_s$(s)_b.csv)
 lime-report: outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md ## drift and POS reports
 
-outputs/reports/pos_analysis.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) analysis/nltk/nltk_analyze_all_models.py $(POS_SRC) | outputs/reports ## POS tags of explanation words, per variant vs base
+outputs/reports/pos_analysis.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) analysis/nltk/nltk_analyze_all_models.py $(POS_SRC) $(LIST_KNOBS) | outputs/reports ## POS tags of explanation words, per variant vs base
 	$(PY) analysis.nltk.nltk_analyze_all_models --base outputs/lime/base.csv --noise outputs/lime/base_noise.csv --output-dir $(@D) \
 	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv)
 
 SP_PREFIX := base
-outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv: models/onnx/base.onnx generate_outputs/sp_lime/run_sp_lime_hf_model.py $(SP_SRC) $(LIME_KNOBS) ## SP-LIME picks and global features of the base model
+outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv: models/onnx/base.onnx generate_outputs/sp_lime/run_sp_lime_hf_model.py $(SP_SRC) $(LIME_KNOBS) $(SP_KNOBS) ## SP-LIME picks and global features of the base model
 	$(PY) generate_outputs.sp_lime.run_sp_lime_hf_model --model_dir $< --output_prefix $(SP_PREFIX) --output-dir $(@D) \
 	  $(DATA_ARG) --sample-size $(SP_SAMPLE_SIZE) --num-explanations $(SP_EXPLANATIONS) --num-samples $(LIME_SAMPLES) \
 	  --seed $(SEED) --max-len $(MAX_LEN)
@@ -240,7 +245,7 @@ bench-lime: models/onnx/base.onnx ## LIME speed vs plain lime + HF pipeline on t
 	$(PY) generate_outputs.generate_lime_csv.bench_lime_speed --model $(FT) --onnx $< $(DATA_ARG) \
 	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output outputs/metrics/lime_speed.json
 
-outputs/intermediate_data/bert_token_explanations.csv: models/onnx/base.onnx generate_outputs/generate_lime_csv/generate_bert_token_explanations_for_mlp.py $(LIME_SRC) $(MLP_KNOBS) ## LIME weights of BERT on training instances (MLP input)
+outputs/intermediate_data/bert_token_explanations.csv: models/onnx/base.onnx generate_outputs/generate_lime_csv/generate_bert_token_explanations_for_mlp.py $(LIME_SRC) $(EXPLAIN_KNOBS) ## LIME weights of BERT on training instances (MLP input)
 	$(PY) generate_outputs.generate_lime_csv.generate_bert_token_explanations_for_mlp --model $< $(DATA_ARG) \
 	  --n-instances $(MLP_EXPLAINED) --num-samples $(LIME_SAMPLES) --seed $(SEED) --max-len $(MAX_LEN) --output $@
 
@@ -254,7 +259,7 @@ models/mlp/xai.pt: $(EXPL) train_mlp_models/train_mlp_xai_loss.py $(MLP_SRC) $(M
 outputs/reports/mlp.md: models/mlp/vanilla.pt models/mlp/xai.pt train_mlp_models/evaluate_mlp_models.py $(MLP_SRC) | outputs/reports ## compare the students (accuracy, agreement, explanation agreement)
 	$(PY) train_mlp_models.evaluate_mlp_models --vanilla models/mlp/vanilla.pt --xai models/mlp/xai.pt \
 	  --output-dir $(@D) $(MLP_ARGS) --lime-samples 0
-outputs/reports/mlp_sweep.md: $(EXPL) train_mlp_models/sweep_lambda.py $(MLP_SRC) $(MLP_KNOBS) | outputs/reports ## lambda sweep table + PNG
+outputs/reports/mlp_sweep.md: $(EXPL) train_mlp_models/sweep_lambda.py $(MLP_SRC) $(SWEEP_KNOBS) | outputs/reports ## lambda sweep table + PNG
 	$(PY) train_mlp_models.sweep_lambda --lambdas $(MLP_LAMBDAS) --output-dir $(@D) $(MLP_ARGS)
 mlp: outputs/reports/mlp.md ## train and evaluate both students
 mlp-sweep: outputs/reports/mlp_sweep.md ## the lambda sweep

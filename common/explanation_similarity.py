@@ -295,12 +295,12 @@ def run_similarity(base: str, noise: str, variants: list[str], curve: list[str],
         lines += ["## Stability vs num_samples (base vs base, two LIME seeds)", "",
                   tabulate(pivot, headers=["num_samples"] + METRICS, tablefmt="github"), "",
                   "![sample curve](lime_sample_curve.png)", ""]
-    write_text_atomic(output_dir / "lime_similarity.md", "\n".join(lines))
     manifest = base_manifest("lime_similarity", args, seed,
                              inputs={"base": base, "noise": noise,
                                      **{f"variant_{i}": p for i, p in enumerate(variants or [])}})
     manifest["metrics"] = {"summary": summary, "curve": curve_rows, "rule": __doc__.split("Rule: ")[1].split("\n\n")[0]}
     write_json_atomic(output_dir / "lime_similarity.manifest.json", manifest)
+    write_text_atomic(output_dir / "lime_similarity.md", "\n".join(lines))  # the Make target, last
     log.info("Wrote %s: %s", output_dir / "lime_similarity.md",
              {k: v["verdict"] for k, v in summary.items()})
     return summary

@@ -152,7 +152,6 @@ def run_sp_lime(args) -> dict:
         f"![global features]({prefix}_global_features.png)", ""]
     write_text_atomic(out_dir / f"{prefix}_global_features.md", "\n".join(lines))
     picked_path = out_dir / f"{prefix}_picked.csv"
-    write_text_atomic(picked_path, pd.DataFrame(picked_rows).to_csv(index=False))
     metrics = {"n_candidates": len(candidates), "picked_instance_ids": picked_ids,
                "candidate_class_counts": {LABEL_NAMES[c]: int(n) for c, n in zip(*np.unique(labels, return_counts=True))},
                "seconds_per_explanation": elapsed / len(candidates),
@@ -161,5 +160,6 @@ def run_sp_lime(args) -> dict:
         "model": args.model_dir, "data": args.data if args.data and Path(args.data).exists() else None})
     manifest.update({"classifier": clf.info, "candidate_ids": candidates.ids.tolist(), "metrics": metrics})
     write_json_atomic(manifest_path_for(picked_path), manifest)
+    write_text_atomic(picked_path, pd.DataFrame(picked_rows).to_csv(index=False))  # the Make target, last
     log.info("Wrote %s (picked %s)", picked_path, picked_ids)
     return metrics

@@ -1034,7 +1034,6 @@ def run_evaluation(args) -> int:
         "Per-seed numbers: `mlp_per_seed.csv`; every metric with its CI: `mlp.csv`.",
         "",
     ]
-    write_text_atomic(output_dir / "mlp.md", "\n".join(lines))
     manifest = base_manifest("mlp_evaluation", {k: v for k, v in vars(args).items() if k != "threads"},
                              infos["vanilla"]["seeds"][0],
                              inputs={"vanilla": paths["vanilla"], "xai": paths["xai"], "explanations": args.explanations,
@@ -1043,6 +1042,7 @@ def run_evaluation(args) -> int:
                      "verdict": verdict, "wall_seconds": round(time.time() - started, 3),
                      "metrics": {f"{n}.{k}": v for (n, k), v in stats.items()}})
     write_json_atomic(output_dir / "mlp.manifest.json", manifest)
+    write_text_atomic(output_dir / "mlp.md", "\n".join(lines))  # the Make target, last
     log.info("Wrote %s; %s", output_dir / "mlp.md", " ".join(verdict))
     return 0
 
@@ -1154,13 +1154,13 @@ def run_sweep(args) -> int:
         "Per-seed numbers: `mlp_sweep_per_seed.csv`.",
         "",
     ]
-    write_text_atomic(output_dir / "mlp_sweep.md", "\n".join(lines))
     manifest = base_manifest("mlp_sweep", {k: v for k, v in vars(args).items() if k != "threads"}, seeds[0],
                              inputs=_input_paths(args))
     manifest.update({"lambdas": lambdas, "seeds": seeds, "hyper_parameters": base_config.to_dict(),
                      "heldout_rows": exp.heldout_rows.tolist(), "wall_seconds": round(time.time() - started, 3),
                      "metrics": summary})
     write_json_atomic(output_dir / "mlp_sweep.manifest.json", manifest)
+    write_text_atomic(output_dir / "mlp_sweep.md", "\n".join(lines))  # the Make target, last
     log.info("Wrote %s", output_dir / "mlp_sweep.md")
     return 0
 

@@ -169,7 +169,6 @@ def run_pos_analysis(base: str, variants: list[str], output_dir: str, args: dict
                   "## JS divergence vs base per explained class", "",
                   tabulate(js_table, headers=["variant"] + scopes, tablefmt="github"), ""]
     lines += ["![POS shares](pos_analysis.png)", ""]
-    write_text_atomic(output_dir / "pos_analysis.md", "\n".join(lines))
 
     fig, ax = plt.subplots(figsize=(max(8, len(used) * 0.9), 4.5))
     width = 0.8 / max(len(shares.index), 1)
@@ -189,5 +188,6 @@ def run_pos_analysis(base: str, variants: list[str], output_dir: str, args: dict
                              inputs={"base": base, "noise": noise, **{f"variant_{i}": p for i, p in enumerate(variants or [])}})
     manifest["metrics"] = summary
     write_json_atomic(output_dir / "pos_analysis.manifest.json", manifest)
+    write_text_atomic(output_dir / "pos_analysis.md", "\n".join(lines))  # the Make target, last
     log.info("Wrote %s", output_dir / "pos_analysis.md")
     return summary

@@ -258,6 +258,6 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str) -> str:
         "",
     ]
     text = "\n".join(parts).replace("\n\n\n", "\n\n")
-    write_text_atomic(output, text)
-    frame.to_csv(output.with_suffix(".csv"), index=False)
+    write_text_atomic(output.with_suffix(".csv"), frame.to_csv(index=False))
+    write_text_atomic(output, text)  # the Make target, last
     return text

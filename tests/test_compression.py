@@ -188,6 +188,20 @@ def test_int8_of_base_model_is_smaller(tmp_path, tiny_bert, toy_data):
     assert load_classifier(out, device="cpu").predict_proba(["a team goal"]).shape == (1, 4)
 
 
+def test_int8_on_a_gpu_device_falls_back_to_cpu(tmp_path, tiny_bert, toy_data, caplog):
+    """DEVICE=auto resolves to cuda on a GPU host; the int8 variant must still run (on CPU), not fail."""
+    from common.classifier import load_payload
+    from common.quantization import _load
+
+    out = tmp_path / "base_8bit.pt"
+    assert quantize_main(["--model", str(tiny_bert), "--output", str(out), "--data", str(toy_data)]) == 0
+    with caplog.at_level("WARNING"):
+        clf = _load(load_payload(out), path=out, device="cuda", dtype="fp32")
+    assert clf.device == "cpu" and "CPU only" in caplog.text
+    texts = ["a team goal", "stocks fell sharply on friday"]
+    np.testing.assert_array_equal(clf.predict_proba(texts), load_classifier(out, device="cpu").predict_proba(texts))
+
+
 # ----------------------------------------------------------------------------------------------- errors
 @pytest.mark.parametrize("sparsity", ["-1", "96", "150"])
 def test_sparsity_out_of_range_exits_2(tmp_path, tiny_bert, toy_data, sparsity, caplog):

@@ -1,0 +1,84 @@
+"""The Makefile is the pipeline: its DAG and knob stamps, checked with make's dry and touch modes.
+
+Nothing is trained here. ``make -t`` marks a target tree as built (and writes the knob stamps);
+``make -n`` then shows what a knob change would rebuild.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+KNOBS = ["PYTHON=python3", "DATA=data"]
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
+
+
+@pytest.fixture()
+def tree(tmp_path):
+    """A copy of the sources only: no .venv, models/ or outputs/ (a clean clone)."""
+    dst = tmp_path / "repo"
+    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "models", "outputs", "__pycache__",
+                                                             ".pytest_cache"))
+    # `make -t` touches files but creates no folders (the real recipes create their own)
+    for folder in ("models/fine_tuned/bert_agnews", "models/pruned/bert_agnews_20pct", "models/pruned/bert_agnews_30pct",
+                   "models/shrunk/pruned20", "models/shrunk/pruned30", "models/onnx", "models/quantized",
+                   "outputs/metrics/properties"):
+        (dst / folder).mkdir(parents=True)
+    return dst
+
+
+def make(tree: Path, *args: str) -> str:
+    res = subprocess.run(["make", "--no-print-directory", *args, *KNOBS], cwd=tree, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def stages(dry_run: str) -> list[str]:
+    """The python modules a dry run would execute, in order."""
+    return re.findall(r"-m ([a-z_.]+)", dry_run)
+
+
+def test_onnx_export_of_pruned20_builds_the_chain_and_nothing_else(tree):
+    assert stages(make(tree, "-n", "models/onnx/pruned20.onnx")) == [
+        "train.fine_tuning.run_fine_tune_bert_agnews",
+        "train.pruning.run_structural_pruning",
+        "tools.apply_shrink_to_model",
+        "export_onnx.export_onnx",
+    ]
+    # a dry run never writes knob stamps
+    assert not (tree / "models" / ".knobs").exists()
+
+
+def test_knob_changes_rebuild_exactly_what_they_affect(tree):
+    target = "models/onnx/pruned20.onnx"
+    make(tree, "-t", target)
+    assert stages(make(tree, "-n", target)) == []
+    assert stages(make(tree, "-n", target, "PRUNE_EPOCHS=5")) == [
+        "train.pruning.run_structural_pruning", "tools.apply_shrink_to_model", "export_onnx.export_onnx"]
+    assert stages(make(tree, "-n", target, "EPOCHS=5"))[0] == "train.fine_tuning.run_fine_tune_bert_agnews"
+    # the dry runs left the stamps as they were
+    assert stages(make(tree, "-n", target)) == []
+
+
+def test_evaluation_and_report_lists_follow_their_knobs(tree):
+    metrics = "outputs/metrics/pruned20.json"
+    make(tree, "-t", metrics, "outputs/metrics/properties/properties.md")
+    assert stages(make(tree, "-n", metrics)) == []
+    assert stages(make(tree, "-n", metrics, "THREADS=1")) == ["inference.run_inference_on_model"]
+    # dropping a variant from the list rebuilds the table over the remaining ones
+    assert stages(make(tree, "-n", "outputs/metrics/properties/properties.md", "PRUNE_PCTS=20")) == [
+        "analysis.model_properties.run_model_properties"]
+
+
+def test_help_lists_every_knob(tree):
+    text = make(tree, "help")
+    knobs = re.findall(r"^([A-Z_]+) \?=", (tree / "Makefile").read_text(), flags=re.M)
+    assert len(knobs) > 20
+    for knob in knobs:
+        assert re.search(rf"^\s+{knob}\s", text, flags=re.M), knob
