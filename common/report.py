@@ -174,10 +174,14 @@ def recommend(frame: pd.DataFrame) -> str:
 def _include(path: Path, title: str, level: str = "##") -> str:
     if not path.is_file():
         return f"{level} {title}\n\n_Not built: `{path}` is missing (run its make target)._\n"
-    body = path.read_text().strip()
-    # Demote the included file's headings below this section's.
-    body = "\n".join(("#" + line) if line.startswith("#") else line for line in body.splitlines())
-    return f"{level} {title}\n\n{body}\n"
+    lines = path.read_text().strip().splitlines()
+    if lines and lines[0].startswith("#"):  # the section's own title replaces the file's
+        lines = lines[1:]
+    # Demote the file's remaining headings to just below this section's.
+    depths = [len(line) - len(line.lstrip("#")) for line in lines if line.startswith("#")]
+    shift = len(level) + 1 - min(depths) if depths else 0
+    body = "\n".join(("#" * shift + line) if line.startswith("#") and shift > 0 else line for line in lines)
+    return f"{level} {title}\n\n{body.strip()}\n"
 
 
 def _image(path: Path, report_dir: Path, alt: str) -> str:
