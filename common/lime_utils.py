@@ -289,7 +289,13 @@ class ShardedCsvJob:
             stats["n_unique"] += int(entry.get("n_unique", 0))
         return spans, stats
 
-    def run(self, explain: Callable[[int], tuple[list[list], dict]], desc: str, stop_after: int = 0) -> JobResult:
+    def run(self, explain: Callable[[int], tuple[list[list], dict]], desc: str, stop_after: int = 0,
+            publish: Callable[[Path, JobResult], None] | None = None) -> JobResult:
+        """Explain this rank's items (resuming), then on rank 0 merge every part into the output.
+
+        ``publish(merged_tmp_csv, result)`` runs on rank 0 after the merged CSV is complete but before it
+        is renamed into place, so the stage writes its manifest first and the Make target appears last.
+        """
         from tqdm import tqdm
 
         part, progress, done = self._part(self.rank, ""), self._part(self.rank, ".progress"), self._part(self.rank, ".done")
@@ -334,10 +340,12 @@ class ShardedCsvJob:
         done.write_text("done\n")
         if self.rank != 0:
             return JobResult(True, explained, len(mine) - len(todo))
-        merged_stats = self._merge()
-        return JobResult(True, explained, len(mine) - len(todo), merged_stats)
+        result = JobResult(True, explained, len(mine) - len(todo))
+        result.stats = self._merge(None if publish is None else (lambda tmp: publish(tmp, result)),
+                                   result)
+        return result
 
-    def _merge(self) -> dict:
+    def _merge(self, publish: Callable[[Path], None] | None = None, result: JobResult | None = None) -> dict:
         from common.manifest import atomic_output_file
 
         def finished(rank: int) -> bool:  # a stale marker from a run with other settings does not count
@@ -380,6 +388,10 @@ class ShardedCsvJob:
                 for position in range(self.n_items):
                     rank, start, end = chunks[position]
                     fh.write(parts[rank][start:end])
+            if publish is not None:
+                if result is not None:
+                    result.stats = stats
+                publish(tmp)
         for rank in range(self.world):
             for suffix in ("", ".progress", ".done"):
                 self._part(rank, suffix).unlink(missing_ok=True)
@@ -470,22 +482,26 @@ def run_lime_on_model(args) -> int:
     run_key["model_fingerprint"] = _artefact_fingerprint(Path(args.model))
     job = ShardedCsvJob(output, LIME_COLUMNS, run_key, len(instances), rank, world)
     started = time.time()
+    metrics: dict = {}
+
+    def publish(merged: Path, result: JobResult) -> None:
+        metrics.update({"n_instances": len(instances), "world_size": world, "explained_this_run": result.explained_now,
+                        "resumed_instances": result.resumed, **summarize_timing(result.stats)})
+        metrics.update(_csv_summary(merged, reference is not None))
+        manifest = base_manifest("lime", run_args, args.seed, inputs={
+            "model": args.model, "reference_model": args.reference_model or None,
+            "data": args.data if args.data and Path(args.data).exists() else None})
+        manifest.update({"variant": args.variant, "classifier": clf.info, "instance_ids": instances.ids.tolist(),
+                         "instance_seed": args.instance_seed, "wall_seconds": round(time.time() - started, 3),
+                         "metrics": metrics})
+        write_json_atomic(manifest_path_for(output), manifest)
+
     result = job.run(explain, desc=f"LIME {args.variant}" + (f" rank {rank}" if world > 1 else ""),
-                     stop_after=args.stop_after)
+                     stop_after=args.stop_after, publish=publish)
     if not result.finished:
         return 3
     if rank != 0:
         return 0
-    metrics = {"n_instances": len(instances), "world_size": world, "explained_this_run": result.explained_now,
-               "resumed_instances": result.resumed, **summarize_timing(result.stats)}
-    metrics.update(_csv_summary(output, reference is not None))
-    manifest = base_manifest("lime", run_args, args.seed, inputs={
-        "model": args.model, "reference_model": args.reference_model or None,
-        "data": args.data if args.data and Path(args.data).exists() else None})
-    manifest.update({"variant": args.variant, "classifier": clf.info, "instance_ids": instances.ids.tolist(),
-                     "instance_seed": args.instance_seed, "wall_seconds": round(time.time() - started, 3),
-                     "metrics": metrics})
-    write_json_atomic(manifest_path_for(output), manifest)
     log.info("Wrote %s (%d rows); %s", output, metrics.get("n_rows", 0),
              {k: metrics[k] for k in ("seconds_per_explanation_mean", "outside_model_fraction",
                                       "label_agreement_with_reference") if k in metrics})
@@ -566,18 +582,21 @@ def run_token_explanations(args) -> int:
     run_key["model_fingerprint"] = _artefact_fingerprint(Path(args.model))
     job = ShardedCsvJob(output, MLP_COLUMNS, run_key, len(instances), rank, world)
     started = time.time()
-    result = job.run(explain, desc="LIME (train, all classes)", stop_after=args.stop_after)
+
+    def publish(merged: Path, result: JobResult) -> None:
+        metrics = {"n_instances": len(instances), "explained_labels": labels, "world_size": world,
+                   "explained_this_run": result.explained_now, "resumed_instances": result.resumed,
+                   **summarize_timing(result.stats)}
+        manifest = base_manifest("bert_token_explanations", run_args, args.seed, inputs={
+            "model": args.model, "data": args.data if args.data and Path(args.data).exists() else None})
+        manifest.update({"classifier": clf.info, "split": "train", "instance_ids": instances.ids.tolist(),
+                         "wall_seconds": round(time.time() - started, 3), "metrics": metrics})
+        write_json_atomic(manifest_path_for(output), manifest)
+
+    result = job.run(explain, desc="LIME (train, all classes)", stop_after=args.stop_after, publish=publish)
     if not result.finished:
         return 3
     if rank != 0:
         return 0
-    metrics = {"n_instances": len(instances), "explained_labels": labels, "world_size": world,
-               "explained_this_run": result.explained_now, "resumed_instances": result.resumed,
-               **summarize_timing(result.stats)}
-    manifest = base_manifest("bert_token_explanations", run_args, args.seed, inputs={
-        "model": args.model, "data": args.data if args.data and Path(args.data).exists() else None})
-    manifest.update({"classifier": clf.info, "split": "train", "instance_ids": instances.ids.tolist(),
-                     "wall_seconds": round(time.time() - started, 3), "metrics": metrics})
-    write_json_atomic(manifest_path_for(output), manifest)
     log.info("Wrote %s (%d instances x %d classes)", output, len(instances), len(labels))
     return 0

@@ -340,3 +340,25 @@ def test_bench_lime_same_function_same_explanations(tmp_path, trained_tiny, toy_
     assert metrics["naive_vs_ours_explanations"]["spearman_mean"] == pytest.approx(1, abs=1e-6)
     assert metrics["naive_vs_ours_explanations"]["max_abs_weight_diff"] < 1e-4
     assert metrics["speedup_vs_naive"] > 0 and 0 <= metrics["outside_model_fraction"] <= 1
+
+
+def test_sharded_job_publishes_its_manifest_before_the_csv_appears(tmp_path):
+    """Make sees the CSV only once everything beside it (the manifest) is written."""
+    from common.lime_utils import ShardedCsvJob
+
+    output = tmp_path / "out.csv"
+    seen = {}
+
+    def explain(position):
+        return [[position, f"word{position}"]], {"explain_seconds": 0.1, "model_seconds": 0.09}
+
+    def publish(merged, result):
+        seen["output_existed"] = output.exists()
+        seen["rows"] = pd.read_csv(merged)["id"].tolist()
+        seen["timed"] = len(result.stats["explain_seconds"])
+
+    job = ShardedCsvJob(output, ["id", "word"], {"k": 1}, 3, 0, 1)
+    result = job.run(explain, desc="test", publish=publish)
+    assert result.finished and seen == {"output_existed": False, "rows": [0, 1, 2], "timed": 3}
+    assert pd.read_csv(output)["word"].tolist() == ["word0", "word1", "word2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]  # parts cleaned up
