@@ -15,6 +15,14 @@ another LIME seed. Rule: a variant is *beyond the noise floor* on a metric when 
 bound of its CI is below the noise floor's mean (its explanations agree with base less than
 base agrees with itself under re-sampling); otherwise *within*. The headline verdict uses
 Spearman.
+
+Every variant is explained with the base run's LIME seed, so base and variant see the same perturbed
+texts and the comparison above isolates the model (LIME's sampling noise cancels). That makes
+"within" a generous test. The **cross-seed check** is the strict one: the variant (seed S) is compared
+with the noise run (base, seed S+1), so both sides of the comparison carry independent sampling noise,
+exactly like the noise floor itself. Per instance, ``delta = spearman(variant, noise) -
+spearman(base, noise)``; a mean delta whose bootstrap CI lies entirely below 0 means the variant's drift
+is *detectable* through LIME's own noise (paired over the same instances).
 """
 from __future__ import annotations
 
@@ -152,6 +160,25 @@ def aggregate(rows: list[dict], seed: int) -> dict[str, dict[str, float]]:
     return out
 
 
+def cross_seed_check(base: Explanations, noise: Explanations, variant: Explanations, seed: int) -> dict:
+    """Variant vs the noise run, paired with base vs the noise run (see the module docstring)."""
+    floor = {r["instance_id"]: r[HEADLINE] for r in compare(noise, base)}
+    cross = {r["instance_id"]: r[HEADLINE] for r in compare(noise, variant)}
+    shared = sorted(set(floor) & set(cross))
+    values = np.array([cross[i] for i in shared], dtype=float)
+    deltas = np.array([cross[i] - floor[i] for i in shared], dtype=float)
+    ok = ~np.isnan(deltas)
+    low, high = bootstrap_ci(values, seed)
+    d_low, d_high = bootstrap_ci(deltas, seed)
+    return {"metric": HEADLINE, "n": int(ok.sum()),
+            "cross_seed_mean": float(np.nanmean(values)) if values.size else float("nan"),
+            "cross_seed_ci_low": low, "cross_seed_ci_high": high,
+            "floor_mean": float(np.nanmean([floor[i] for i in shared])) if shared else float("nan"),
+            "delta_mean": float(deltas[ok].mean()) if ok.any() else float("nan"),
+            "delta_ci_low": d_low, "delta_ci_high": d_high,
+            "detectable": bool(not math.isnan(d_high) and d_high < 0)}
+
+
 def verdict(stats: dict[str, float], noise: dict[str, float]) -> str:
     if math.isnan(stats["ci_high"]) or math.isnan(noise["mean"]):
         return "n/a"
@@ -229,10 +256,12 @@ def run_similarity(base: str, noise: str, variants: list[str], curve: list[str],
     base_exp = read_explanations(base, "base")
     noise_exp = read_explanations(noise)
     per_instance = {NOISE_NAME: compare(base_exp, noise_exp)}
+    cross_seed = {}
     for path in variants or []:
         exp = read_explanations(path)
         name = exp.name if exp.name not in per_instance else Path(path).stem
         per_instance[name] = compare(base_exp, exp)
+        cross_seed[name] = cross_seed_check(base_exp, noise_exp, exp, seed)
     noise_stats = aggregate(per_instance[NOISE_NAME], seed)
     table = []
     summary = {}
@@ -240,11 +269,22 @@ def run_similarity(base: str, noise: str, variants: list[str], curve: list[str],
         stats = aggregate(rows, seed)
         summary[name] = {"n_instances": len(rows), "label_agreement": stats["label_agrees"]["mean"],
                          "verdict": "reference" if name == NOISE_NAME else verdict(stats[HEADLINE], noise_stats[HEADLINE])}
+        if name in cross_seed:
+            summary[name]["cross_seed"] = cross_seed[name]
         for metric in METRICS + ["label_agrees"]:
             s = stats[metric]
             table.append({"variant": name, "metric": metric, **s, "noise_floor_mean": noise_stats[metric]["mean"],
                           "verdict": "" if name == NOISE_NAME or metric == "label_agrees"
                           else verdict(s, noise_stats[metric])})
+    for name, c in cross_seed.items():  # the strict check, in the same long format
+        table.append({"variant": name, "metric": f"cross_seed_{HEADLINE}", "mean": c["cross_seed_mean"],
+                      "median": float("nan"), "ci_low": c["cross_seed_ci_low"], "ci_high": c["cross_seed_ci_high"],
+                      "n": c["n"], "noise_floor_mean": c["floor_mean"],
+                      "verdict": "detectable" if c["detectable"] else "not detectable"})
+        table.append({"variant": name, "metric": f"cross_seed_delta_{HEADLINE}", "mean": c["delta_mean"],
+                      "median": float("nan"), "ci_low": c["delta_ci_low"], "ci_high": c["delta_ci_high"],
+                      "n": c["n"], "noise_floor_mean": 0.0,
+                      "verdict": "detectable" if c["detectable"] else "not detectable"})
     frame = pd.DataFrame(table)
     long_rows = [{"variant": name, **r} for name, rows in per_instance.items() for r in rows]
     curve_rows = []
@@ -286,6 +326,24 @@ def run_similarity(base: str, noise: str, variants: list[str], curve: list[str],
         "![similarity box plots](lime_similarity.png)",
         "",
     ]
+    if cross_seed:
+        lines += [
+            "## Cross-seed check (the strict test)",
+            "",
+            "The table above compares explanations drawn with the same LIME seed, so sampling noise cancels and "
+            "only the model differs. Here each variant is compared with the *other-seed* base run instead, like "
+            f"the noise floor itself; Δ = {HEADLINE}(variant, noise run) − {HEADLINE}(base, noise run), paired "
+            "per instance. **Detectable** = the CI of Δ lies entirely below 0: the variant's drift shows "
+            "through LIME's own noise.",
+            "",
+            tabulate([[name, c["n"], f"{c['floor_mean']:.3f}",
+                       f"{c['cross_seed_mean']:.3f} [{c['cross_seed_ci_low']:.3f}, {c['cross_seed_ci_high']:.3f}]",
+                       f"{c['delta_mean']:+.3f} [{c['delta_ci_low']:+.3f}, {c['delta_ci_high']:+.3f}]",
+                       "yes" if c["detectable"] else "no"] for name, c in cross_seed.items()],
+                     headers=["variant", "n", f"floor {HEADLINE}", f"cross-seed {HEADLINE}", "Δ vs floor",
+                              "detectable"], tablefmt="github", disable_numparse=True),
+            "",
+        ]
     if curve_rows:
         curve_frame = pd.DataFrame(curve_rows)
         write_text_atomic(output_dir / "lime_sample_curve.csv", curve_frame.to_csv(index=False, float_format="%.6g"))

@@ -84,6 +84,10 @@ def load_similarity(reports_dir: Path) -> dict[str, dict]:
             "spearman_ci_low": row.get("ci_low"), "spearman_ci_high": row.get("ci_high"),
             "verdict": row.get("verdict") if isinstance(row.get("verdict"), str) else None,
         }
+    for _, row in frame[frame["metric"] == "cross_seed_delta_spearman"].iterrows():  # the strict check
+        entry = out.setdefault(str(row["variant"]), {})
+        entry["cross_seed_delta"] = float(row["mean"])
+        entry["cross_seed_detectable"] = row.get("verdict") == "detectable"
     if "noise_floor" in out:  # the base model is the reference its own noise floor is measured on
         out.setdefault("base", {**out["noise_floor"], "verdict": "reference"})
     return out
@@ -138,6 +142,8 @@ def variant_table(metrics: dict[str, dict], summary: pd.DataFrame | None, simila
             "peak_rss_mb": m.get("peak_rss_mb"),
             "expl_spearman": sim.get("spearman_mean"),
             "expl_verdict": sim.get("verdict"),
+            "expl_cross_delta": sim.get("cross_seed_delta"),
+            "expl_cross_detectable": sim.get("cross_seed_detectable"),
             "pos_jsd": pos.get(name),
         })
     frame = pd.DataFrame(rows)
@@ -167,6 +173,10 @@ def recommend(frame: pd.DataFrame) -> str:
         f"{best['throughput']:.1f} samples/s"
     verdict = f", explanations {best['expl_verdict']} (Spearman {best['expl_spearman']:.3f})" \
         if pd.notna(best["expl_verdict"]) else ""
+    if "expl_cross_delta" in best and pd.notna(best["expl_cross_delta"]):
+        delta = best["expl_cross_delta"]
+        verdict += (f"; in the strict cross-seed check its drift is {'' if best['expl_cross_detectable'] else 'not '}"
+                    f"detectable through LIME's noise (Δ Spearman {delta:+.3f})")
     return (f"**Ship `{best['variant']}`**: {ratio}, accuracy {best['accuracy']:.4f} "
             f"({best['delta_acc_pt']:+.2f} pt vs base), {best['size_mb']:.1f} MB{verdict}.{caveat}")
 
@@ -200,8 +210,8 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str) -> str:
                "size_mb": "MB", "params_m": "params M", "encoder_params_m": "encoder M",
                "latency_p50_ms": "p50 ms", "latency_p95_ms": "p95 ms", "throughput": "samples/s",
                "throughput_ratio": "x base", "peak_rss_mb": "peak RSS MB", "expl_spearman": "LIME Spearman",
-               "expl_verdict": "vs noise floor", "pos_jsd": "POS JSD"}
-    shown = frame.astype(object).where(frame.notna(), None)  # NaN -> "–", not "nan"
+               "expl_verdict": "vs noise floor", "expl_cross_delta": "cross-seed Δ", "pos_jsd": "POS JSD"}
+    shown = frame.drop(columns=["expl_cross_detectable"], errors="ignore").astype(object).where(frame.notna(), None)  # NaN -> "–", not "nan"
     table = tabulate(shown.rename(columns=headers), headers="keys", tablefmt="github", showindex=False,
                      floatfmt=".3f", missingval="–") if len(frame) else "_No variant has been evaluated yet._"
     machine = machine_description()
@@ -230,7 +240,10 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str) -> str:
         *notes,
         "",
         "Accuracy and macro-F1 on the test split; latency at batch 1, throughput at batch 32 (length-sorted dynamic "
-        "padding), ratios against the base fp32 PyTorch model measured in the same benchmark run.",
+        "padding), ratios against the base fp32 PyTorch model measured in the same benchmark run. "
+        "LIME Spearman: agreement with the base model's explanations under the same LIME seed, judged against "
+        "the seed-to-seed noise floor; cross-seed Δ: the strict check (Spearman against the other-seed base "
+        "run minus the noise floor, paired per instance; see the drift section).",
         "",
         "## Accuracy vs throughput",
         "",

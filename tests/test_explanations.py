@@ -223,6 +223,11 @@ def test_similarity_stage_flags_drift_beyond_noise_floor(tmp_path, trained_tiny,
     assert curve[curve.metric == "spearman"]["mean"].iloc[0] == pytest.approx(spearman.loc["noise_floor", "mean"])
     md = (out / "lime_similarity.md").read_text()
     assert "| scrambled" in md and "beyond" in md
+    # the strict cross-seed check: an identical model adds exactly nothing to LIME's noise
+    delta = table[table.metric == "cross_seed_delta_spearman"].set_index("variant")
+    assert delta.loc["same", "mean"] == pytest.approx(0) and delta.loc["same", "verdict"] == "not detectable"
+    assert delta.loc["scrambled", "ci_high"] < 0 and delta.loc["scrambled", "verdict"] == "detectable"
+    assert summary["scrambled"]["cross_seed"]["detectable"] and "Cross-seed check" in md
     assert (out / "lime_similarity.png").stat().st_size > 10_000
     assert (out / "lime_sample_curve.png").stat().st_size > 10_000
 

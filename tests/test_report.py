@@ -29,7 +29,14 @@ def test_recommendation_respects_accuracy_and_noise_floor():
     assert frame.set_index("variant").loc["fast_but_wrong", "delta_acc_pt"] == -5.000000000000004 or \
         abs(frame.set_index("variant").loc["fast_but_wrong", "delta_acc_pt"] + 5) < 1e-9
     text = recommend(frame)
-    assert "`good`" in text and "5.00x" in text
+    assert "`good`" in text and "5.00x" in text and "cross-seed" not in text
+    # the strict cross-seed check is reported with the pick when it was run
+    similarity["good"].update(cross_seed_delta=-0.04, cross_seed_detectable=True)
+    frame, _ = variant_table(metrics, summary, similarity, {})
+    assert "its drift is detectable through LIME's noise (Δ Spearman -0.040)" in recommend(frame)
+    similarity["good"].update(cross_seed_delta=0.001, cross_seed_detectable=False)
+    frame, _ = variant_table(metrics, summary, similarity, {})
+    assert "is not detectable" in recommend(frame)
     # Without explanation results the pick falls back to accuracy + speed, and says so.
     frame, _ = variant_table(metrics, summary, {}, {})
     text = recommend(frame)
