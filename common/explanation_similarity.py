@@ -160,10 +160,11 @@ def aggregate(rows: list[dict], seed: int) -> dict[str, dict[str, float]]:
     return out
 
 
-def cross_seed_check(base: Explanations, noise: Explanations, variant: Explanations, seed: int) -> dict:
-    """Variant vs the noise run, paired with base vs the noise run (see the module docstring)."""
-    floor = {r["instance_id"]: r[HEADLINE] for r in compare(noise, base)}
-    cross = {r["instance_id"]: r[HEADLINE] for r in compare(noise, variant)}
+def cross_seed_check(floor_rows: list[dict], cross_rows: list[dict], seed: int) -> dict:
+    """Variant vs the noise run (``cross_rows``), paired per instance with base vs the noise run
+    (``floor_rows``, the noise floor's own rows; the headline metric is symmetric). See the module docstring."""
+    floor = {r["instance_id"]: r[HEADLINE] for r in floor_rows}
+    cross = {r["instance_id"]: r[HEADLINE] for r in cross_rows}
     shared = sorted(set(floor) & set(cross))
     values = np.array([cross[i] for i in shared], dtype=float)
     deltas = np.array([cross[i] - floor[i] for i in shared], dtype=float)
@@ -261,12 +262,13 @@ def run_similarity(base: str, noise: str, variants: list[str], curve: list[str],
         exp = read_explanations(path)
         name = exp.name if exp.name not in per_instance else Path(path).stem
         per_instance[name] = compare(base_exp, exp)
-        cross_seed[name] = cross_seed_check(base_exp, noise_exp, exp, seed)
-    noise_stats = aggregate(per_instance[NOISE_NAME], seed)
+        cross_seed[name] = cross_seed_check(per_instance[NOISE_NAME], compare(noise_exp, exp), seed)
+    all_stats = {name: aggregate(rows, seed) for name, rows in per_instance.items()}
+    noise_stats = all_stats[NOISE_NAME]
     table = []
     summary = {}
     for name, rows in per_instance.items():
-        stats = aggregate(rows, seed)
+        stats = all_stats[name]
         summary[name] = {"n_instances": len(rows), "label_agreement": stats["label_agrees"]["mean"],
                          "verdict": "reference" if name == NOISE_NAME else verdict(stats[HEADLINE], noise_stats[HEADLINE])}
         if name in cross_seed:
@@ -303,7 +305,7 @@ def run_similarity(base: str, noise: str, variants: list[str], curve: list[str],
 
     headline = []
     for name, rows in per_instance.items():
-        stats = aggregate(rows, seed)
+        stats = all_stats[name]
         headline.append([name, len(rows), f"{summary[name]['label_agreement']:.3f}"]
                         + [cell(stats[m]) for m in METRICS] + [summary[name]["verdict"]])
     lines = [
@@ -320,8 +322,8 @@ def run_similarity(base: str, noise: str, variants: list[str], curve: list[str],
         "",
         "Medians per metric:",
         "",
-        tabulate([[name] + [f"{aggregate(rows, seed)[m]['median']:.3f}" for m in METRICS]
-                  for name, rows in per_instance.items()], headers=["variant"] + METRICS, tablefmt="github"),
+        tabulate([[name] + [f"{all_stats[name][m]['median']:.3f}" for m in METRICS]
+                  for name in per_instance], headers=["variant"] + METRICS, tablefmt="github"),
         "",
         "![similarity box plots](lime_similarity.png)",
         "",

@@ -341,11 +341,18 @@ class ShardedCsvJob:
         if self.rank != 0:
             return JobResult(True, explained, len(mine) - len(todo))
         result = JobResult(True, explained, len(mine) - len(todo))
-        result.stats = self._merge(None if publish is None else (lambda tmp: publish(tmp, result)),
-                                   result)
+
+        def before_rename(merged: Path, stats: dict) -> None:
+            result.stats = stats
+            if publish is not None:
+                publish(merged, result)
+
+        self._merge(before_rename)
         return result
 
-    def _merge(self, publish: Callable[[Path], None] | None = None, result: JobResult | None = None) -> dict:
+    def _merge(self, before_rename: Callable[[Path, dict], None]) -> None:
+        """Wait for every rank's part, write them in item order to a temporary sibling of the output,
+        call ``before_rename(tmp, merged_stats)``, then rename it into place and delete the parts."""
         from common.manifest import atomic_output_file
 
         def finished(rank: int) -> bool:  # a stale marker from a run with other settings does not count
@@ -388,14 +395,10 @@ class ShardedCsvJob:
                 for position in range(self.n_items):
                     rank, start, end = chunks[position]
                     fh.write(parts[rank][start:end])
-            if publish is not None:
-                if result is not None:
-                    result.stats = stats
-                publish(tmp)
+            before_rename(tmp, stats)
         for rank in range(self.world):
             for suffix in ("", ".progress", ".done"):
                 self._part(rank, suffix).unlink(missing_ok=True)
-        return stats
 
 
 def summarize_timing(stats: dict) -> dict:

@@ -173,7 +173,7 @@ def recommend(frame: pd.DataFrame) -> str:
         f"{best['throughput']:.1f} samples/s"
     verdict = f", explanations {best['expl_verdict']} (Spearman {best['expl_spearman']:.3f})" \
         if pd.notna(best["expl_verdict"]) else ""
-    if "expl_cross_delta" in best and pd.notna(best["expl_cross_delta"]):
+    if pd.notna(best["expl_cross_delta"]):
         delta = best["expl_cross_delta"]
         verdict += (f"; in the strict cross-seed check its drift is {'' if best['expl_cross_detectable'] else 'not '}"
                     f"detectable through LIME's noise (Δ Spearman {delta:+.3f})")
