@@ -49,6 +49,9 @@ class Classifier:
 
     label_names: list[str] = LABEL_NAMES
     kind: str = "abstract"
+    # True for dynamic int8: activation scales are computed per batch, so a text's output
+    # depends on its batch mates (callers needing invariance fix the batch composition).
+    batch_dependent: bool = False
 
     def __init__(self, tokenizer, max_len: int = DEFAULT_MAX_LEN, batch_size: int = DEFAULT_BATCH_SIZE,
                  progress: bool = False, threads: int = 0):

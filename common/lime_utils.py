@@ -3,8 +3,15 @@
 Why things are done the way they are (see DESIGN.md, "LIME facts that bite"):
 
 * ``LimeTextExplainer`` advances its random state with every call, so the state is
-  reset per instance: each explanation is reproducible alone, after a resume and on
-  any rank, and every variant sees exactly the same perturbed texts.
+  reset per instance to a seed derived from (LIME seed, instance id)
+  (:func:`instance_lime_seed`): each explanation is reproducible alone, after a resume
+  and on any rank, does not depend on which other instances are explained, every
+  variant sees exactly the same perturbed texts, and two instances never share their
+  perturbation masks (their sampling noise is independent, as the bootstrap assumes).
+* Dynamic int8 classifiers (``batch_dependent``) quantize activations with one scale
+  per batch, so a text's probabilities depend on its batch mates. LIME predicts each
+  instance's perturbation set as one batch for them (a fixed composition per instance),
+  so their explanations do not depend on ``--batch-size``.
 * ``feature_selection='none'`` (and ``num_features`` = number of words) keeps every
   word, so whole weight vectors can be compared between variants.
 * The instances are a class-stratified choice from the test split that depends only
@@ -80,7 +87,9 @@ class FastClassifierFn:
         if keys == self._last_keys:
             probs = self._last_probs
         else:
-            probs = self.classifier.predict_proba(keys)
+            # batch-dependent (dynamic int8) models: one batch per call = a fixed composition per instance
+            batch_size = len(keys) if getattr(self.classifier, "batch_dependent", False) else None
+            probs = self.classifier.predict_proba(keys, batch_size=batch_size)
             self._last_keys, self._last_probs = keys, probs
             self.n_unique += len(keys)
         self.n_texts += len(texts)
@@ -94,6 +103,11 @@ def make_explainer(seed: int):
     from lime.lime_text import LimeTextExplainer
 
     return LimeTextExplainer(class_names=list(LABEL_NAMES), random_state=seed, feature_selection="none")
+
+
+def instance_lime_seed(seed: int, instance_id: int) -> int:
+    """LIME's random state for one instance: derived from (seed, instance_id), independent across instances."""
+    return int(np.random.SeedSequence([int(seed), int(instance_id)]).generate_state(1)[0])
 
 
 def count_words(explainer, text: str) -> int:
@@ -467,7 +481,8 @@ def run_lime_on_model(args) -> int:
             label = int(fn([text])[0].argmax())
         else:
             label = int(reference[position])
-        exp = explain_text(explainer, text, fn, (label,), args.num_samples, args.seed)
+        exp = explain_text(explainer, text, fn, (label,), args.num_samples,
+                           instance_lime_seed(args.seed, instances.ids[position]))
         elapsed = time.perf_counter() - start
         if exp is None:
             log.warning("Instance %d has no words; it is skipped.", instances.ids[position])
@@ -566,7 +581,8 @@ def run_token_explanations(args) -> int:
         text = instances.texts[position]
         start, model_before = time.perf_counter(), fn.model_seconds
         texts_before, unique_before = fn.n_texts, fn.n_unique
-        per_label = explain_each_label(explainer, text, fn, labels, args.num_samples, args.seed)
+        per_label = explain_each_label(explainer, text, fn, labels, args.num_samples,
+                                       instance_lime_seed(args.seed, instances.ids[position]))
         if not per_label:
             log.warning("Training row %d has no words; it is skipped.", instances.ids[position])
             return [], {}

@@ -572,15 +572,16 @@ def lime_agreement(clf: Classifier, explained: ExplainedSet, rows: Sequence[int]
     """Per (held-out row, class): LIME on the student (same seed and num_samples as BERT's) vs BERT's LIME."""
     from tqdm import tqdm
 
-    from common.lime_utils import FastClassifierFn, explain_text, explanation_rows, make_explainer
+    from common.lime_utils import FastClassifierFn, explain_text, explanation_rows, instance_lime_seed, make_explainer
 
     explainer = make_explainer(explained.seed)
     fn = FastClassifierFn(clf)
     out = []
     for row in tqdm(rows, desc="LIME on the student", unit="instance", leave=False, disable=not progress):
         row = int(row)
-        # Same text and seed as BERT's run: LIME draws exactly the same perturbed texts.
-        exp = explain_text(explainer, train_texts[row], fn, tuple(range(NUM_LABELS)), num_samples, explained.seed)
+        # Same text and per-instance seed as BERT's run: LIME draws exactly the same perturbed texts.
+        exp = explain_text(explainer, train_texts[row], fn, tuple(range(NUM_LABELS)), num_samples,
+                           instance_lime_seed(explained.seed, row))
         if exp is None:
             continue
         for label in range(NUM_LABELS):

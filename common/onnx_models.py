@@ -334,6 +334,7 @@ class OnnxClassifier(Classifier):
                           "quantized": self._facts()[1]})
         if self.info["quantized"]:
             self.kind = "onnx-int8"
+            self.batch_dependent = True
 
     def _facts(self) -> tuple[dict[str, int], bool]:
         if "parameters" in self._meta and "quantized" in self._meta:

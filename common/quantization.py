@@ -72,5 +72,6 @@ def _load(payload: dict, path: Path, device: str, dtype: str, **kwargs):
     qmodel, tokenizer, spec = load_quantized_model(payload)
     clf = TorchClassifier(qmodel, tokenizer, device="cpu", dtype="fp32", **kwargs)
     clf.kind = "torch-int8"
+    clf.batch_dependent = True
     clf.info["pruning"] = None if spec is None else ("shrunk" if spec.shrunk else "masked")
     return clf
