@@ -58,23 +58,29 @@ EXPLAIN_KNOBS := $(call knob_stamp,explain,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(M
 MLP_KNOBS := $(call knob_stamp,mlp,MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDA=$(MLP_LAMBDA))
 SWEEP_KNOBS := $(call knob_stamp,sweep,MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDAS=$(MLP_LAMBDAS))
 
-# The shared modules each stage runs (not all of common/: editing the MLP code must not
-# re-run fine-tuning). Core modules every stage imports are in CORE_SRC.
-CORE_SRC := common/__init__.py common/cli.py common/manifest.py common/data.py common/classifier.py common/modeling.py
-FT_SRC := $(CORE_SRC) common/finetune.py common/training.py
-PRUNE_SRC := $(CORE_SRC) common/pruning.py common/training.py
-SHRINK_SRC := $(CORE_SRC) common/shrinking_utils.py
-QUANT_SRC := $(CORE_SRC) common/quantization.py common/quantization_stage.py
-EVAL_SRC := $(CORE_SRC) common/evaluation.py common/metrics.py
-PROPS_SRC := $(CORE_SRC) common/model_properties.py
-ONNX_SRC := $(CORE_SRC) common/onnx_models.py
-BENCH_SRC := $(EVAL_SRC) common/benchmark.py common/monitoring.py
-LIME_SRC := $(CORE_SRC) common/lime_utils.py
-SP_SRC := $(LIME_SRC) common/lime_sp.py
-SIM_SRC := $(CORE_SRC) common/explanation_similarity.py
-POS_SRC := $(CORE_SRC) common/pos_analysis.py
-MLP_SRC := $(CORE_SRC) common/mlp.py
-REPORT_SRC := $(CORE_SRC) common/report.py
+# Each stage's Python prerequisites come from its real imports (tools/stage_deps.py, stdlib only, run at
+# every parse and written only when they change), so they cannot drift from the code: editing a module
+# rebuilds exactly the artefacts whose stages import it, loader plugins included.
+STAGE_DEPS_MK := .deps/stages.mk
+STAGE_DEPS_STATUS := $(shell python3 tools/stage_deps.py --output $(STAGE_DEPS_MK) && echo ok)
+$(if $(filter ok,$(STAGE_DEPS_STATUS)),,$(error tools/stage_deps.py failed: run `python3 tools/stage_deps.py` to see why))
+include $(STAGE_DEPS_MK)
+# $(call stage_src,SCRIPT...) -> the repository modules those stage scripts import (the scripts excluded)
+stage_src = $(sort $(foreach s,$(1),$(DEPS_$(s))))
+FT_SRC := $(call stage_src,train/fine_tuning/run_fine_tune_bert_agnews.py)
+PRUNE_SRC := $(call stage_src,train/pruning/run_structural_pruning.py)
+SHRINK_SRC := $(call stage_src,tools/apply_shrink_to_model.py)
+QUANT_SRC := $(call stage_src,train/quantization/run_dynamic_quantization.py)
+EVAL_SRC := $(call stage_src,inference/run_inference_on_model.py)
+PROPS_SRC := $(call stage_src,analysis/model_properties/run_model_properties.py)
+ONNX_SRC := $(call stage_src,export_onnx/export_onnx.py)
+BENCH_SRC := $(call stage_src,inference/run_onnx_benchmark.py)
+LIME_SRC := $(call stage_src,generate_outputs/generate_lime_csv/run_lime_on_model.py)
+EXPLAIN_SRC := $(call stage_src,generate_outputs/generate_lime_csv/generate_bert_token_explanations_for_mlp.py)
+SP_SRC := $(call stage_src,generate_outputs/sp_lime/run_sp_lime_hf_model.py)
+SIM_SRC := $(call stage_src,generate_outputs/lime_similarity_pipeline/run_lime_similarity.py)
+POS_SRC := $(call stage_src,analysis/nltk/nltk_analyze_all_models.py)
+REPORT_SRC := $(call stage_src,generate_outputs/report/build_report.py)
 DATA_ARG := --data '$(DATA)'
 
 # ---------------------------------------------------------------------------------------------- variants
@@ -141,7 +147,7 @@ models/fine_tuned/bert_agnews/manifest.json: train/fine_tuning/run_fine_tune_ber
 # ---------------------------------------------------------------------------------------------- evaluation
 # outputs/metrics/<variant>.json for any variant (accuracy, F1, confusion, latency, throughput, size, RSS)
 EVAL := inference/run_inference_on_model.py
-outputs/metrics/base_fp16.json outputs/metrics/base_bf16.json: outputs/metrics/base_%.json: $(FT)/manifest.json inference/evaluate_agnews_quantized_16bit.py $(EVAL) $(EVAL_SRC) $(EVAL_KNOBS) | outputs/metrics
+outputs/metrics/base_fp16.json outputs/metrics/base_bf16.json: outputs/metrics/base_%.json: $(FT)/manifest.json inference/evaluate_agnews_quantized_16bit.py $(call stage_src,inference/evaluate_agnews_quantized_16bit.py) $(EVAL_KNOBS) | outputs/metrics
 	$(PY) inference.evaluate_agnews_quantized_16bit --model $(FT) --dtype $* --variant base_$* --output $@ \
 	  $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) --device $(DEVICE) --threads $(THREADS)
 outputs/metrics/%.json: $(EVAL) $(EVAL_SRC) $(EVAL_KNOBS) | outputs/metrics
@@ -245,21 +251,21 @@ bench-lime: models/onnx/base.onnx ## LIME speed vs plain lime + HF pipeline on t
 	$(PY) generate_outputs.generate_lime_csv.bench_lime_speed --model $(FT) --onnx $< $(DATA_ARG) \
 	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output outputs/metrics/lime_speed.json
 
-outputs/intermediate_data/bert_token_explanations.csv: models/onnx/base.onnx generate_outputs/generate_lime_csv/generate_bert_token_explanations_for_mlp.py $(LIME_SRC) $(EXPLAIN_KNOBS) ## LIME weights of BERT on training instances (MLP input)
+outputs/intermediate_data/bert_token_explanations.csv: models/onnx/base.onnx generate_outputs/generate_lime_csv/generate_bert_token_explanations_for_mlp.py $(EXPLAIN_SRC) $(EXPLAIN_KNOBS) ## LIME weights of BERT on training instances (MLP input)
 	$(PY) generate_outputs.generate_lime_csv.generate_bert_token_explanations_for_mlp --model $< $(DATA_ARG) \
 	  --n-instances $(MLP_EXPLAINED) --num-samples $(LIME_SAMPLES) --seed $(SEED) --max-len $(MAX_LEN) --output $@
 
 # ---------------------------------------------------------------------------------------------- MLP students
 EXPL := outputs/intermediate_data/bert_token_explanations.csv
 MLP_ARGS = $(DATA_ARG) --explanations $(EXPL) --teacher $(FT) --seeds $(MLP_SEEDS)
-models/mlp/vanilla.pt: $(EXPL) train_mlp_models/train_mlp_vanilla.py $(MLP_SRC) $(MLP_KNOBS) ## MLP student, cross-entropy
+models/mlp/vanilla.pt: $(EXPL) train_mlp_models/train_mlp_vanilla.py $(call stage_src,train_mlp_models/train_mlp_vanilla.py) $(MLP_KNOBS) ## MLP student, cross-entropy
 	$(PY) train_mlp_models.train_mlp_vanilla --output $@ $(MLP_ARGS)
-models/mlp/xai.pt: $(EXPL) train_mlp_models/train_mlp_xai_loss.py $(MLP_SRC) $(MLP_KNOBS) ## MLP student, cross-entropy + lambda * explanation loss
+models/mlp/xai.pt: $(EXPL) train_mlp_models/train_mlp_xai_loss.py $(call stage_src,train_mlp_models/train_mlp_xai_loss.py) $(MLP_KNOBS) ## MLP student, cross-entropy + lambda * explanation loss
 	$(PY) train_mlp_models.train_mlp_xai_loss --output $@ --lambda $(MLP_LAMBDA) $(MLP_ARGS)
-outputs/reports/mlp.md: models/mlp/vanilla.pt models/mlp/xai.pt train_mlp_models/evaluate_mlp_models.py $(MLP_SRC) | outputs/reports ## compare the students (accuracy, agreement, explanation agreement)
+outputs/reports/mlp.md: models/mlp/vanilla.pt models/mlp/xai.pt train_mlp_models/evaluate_mlp_models.py $(call stage_src,train_mlp_models/evaluate_mlp_models.py) | outputs/reports ## compare the students (accuracy, agreement, explanation agreement)
 	$(PY) train_mlp_models.evaluate_mlp_models --vanilla models/mlp/vanilla.pt --xai models/mlp/xai.pt \
 	  --output-dir $(@D) $(MLP_ARGS) --lime-samples 0
-outputs/reports/mlp_sweep.md: $(EXPL) train_mlp_models/sweep_lambda.py $(MLP_SRC) $(SWEEP_KNOBS) | outputs/reports ## lambda sweep table + PNG
+outputs/reports/mlp_sweep.md: $(EXPL) train_mlp_models/sweep_lambda.py $(call stage_src,train_mlp_models/sweep_lambda.py) $(SWEEP_KNOBS) | outputs/reports ## lambda sweep table + PNG
 	$(PY) train_mlp_models.sweep_lambda --lambdas $(MLP_LAMBDAS) --output-dir $(@D) $(MLP_ARGS)
 mlp: outputs/reports/mlp.md ## train and evaluate both students
 mlp-sweep: outputs/reports/mlp_sweep.md ## the lambda sweep

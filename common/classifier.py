@@ -244,7 +244,7 @@ def tokenizer_from_files(files: dict[str, str]):
 
 
 # Modules that register more formats; imported on first use of load_classifier.
-PLUGIN_MODULES = ["common.quantization", "common.onnx_models", "common.mlp"]
+PLUGIN_MODULES = ["common.quantization", "common.onnx_models", "common.mlp.model"]
 
 
 def _import_plugins() -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -41,6 +40,7 @@ import numpy as np
 
 from common import LABEL_NAMES
 from common.cli import UserError
+from common.manifest import artefact_fingerprint, digest
 
 log = logging.getLogger(__name__)
 
@@ -181,18 +181,6 @@ def choose_instances(data: str, n: int, instance_seed: int = DEFAULT_INSTANCE_SE
     return Instances(ids=ids, texts=[rows.texts[i] for i in ids], labels=rows.labels[ids])
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _artefact_fingerprint(path: Path) -> str:
-    """Cheap identity of an artefact: its manifest's hash when it has one, else its content hash."""
-    from common.manifest import manifest_path_for, sha256_file, sha256_path
-
-    manifest = manifest_path_for(path)
-    return sha256_file(manifest) if manifest.is_file() else sha256_path(path)
-
-
 def reference_predictions(reference: str | os.PathLike, instances: Instances, max_len: int, device: str,
                           threads: int, cache_dir: Path) -> np.ndarray:
     """The reference (base) model's predicted labels for the instances, computed once and cached."""
@@ -200,8 +188,8 @@ def reference_predictions(reference: str | os.PathLike, instances: Instances, ma
     from common.manifest import write_json_atomic
 
     reference = Path(reference)
-    key = _digest({"model": _artefact_fingerprint(reference), "max_len": max_len,
-                   "ids": instances.ids.tolist(), "texts": _digest(instances.texts)})
+    key = digest({"model": artefact_fingerprint(reference), "max_len": max_len,
+                   "ids": instances.ids.tolist(), "texts": digest(instances.texts)})
     cache = Path(cache_dir) / f".reference_predictions_{key[:16]}.json"
     if cache.is_file():
         with contextlib.suppress(ValueError, KeyError, OSError):
@@ -267,7 +255,7 @@ class ShardedCsvJob:
                  world: int = 1):
         self.output = Path(output)
         self.columns = columns
-        self.key = _digest(run_key)
+        self.key = digest(run_key)
         self.n_items = n_items
         self.rank, self.world = rank, world
 
@@ -497,7 +485,7 @@ def run_lime_on_model(args) -> int:
                       "n_texts": fn.n_texts - texts_before, "n_unique": fn.n_unique - unique_before}
 
     run_key = {k: v for k, v in run_args.items() if k not in ("output",)}
-    run_key["model_fingerprint"] = _artefact_fingerprint(Path(args.model))
+    run_key["model_fingerprint"] = artefact_fingerprint(Path(args.model))
     job = ShardedCsvJob(output, LIME_COLUMNS, run_key, len(instances), rank, world)
     started = time.time()
     metrics: dict = {}
@@ -598,7 +586,7 @@ def run_token_explanations(args) -> int:
                       "n_texts": fn.n_texts - texts_before, "n_unique": fn.n_unique - unique_before}
 
     run_key = {k: v for k, v in run_args.items() if k != "output"}
-    run_key["model_fingerprint"] = _artefact_fingerprint(Path(args.model))
+    run_key["model_fingerprint"] = artefact_fingerprint(Path(args.model))
     job = ShardedCsvJob(output, MLP_COLUMNS, run_key, len(instances), rank, world)
     started = time.time()
 

@@ -57,6 +57,19 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def digest(obj) -> str:
+    """The one content key of a JSON-able object (run keys, caches): sha256 of its sorted-key JSON."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def artefact_fingerprint(path: str | os.PathLike) -> str:
+    """A model's identity for caches and run keys: its manifest's hash when it has one (cheap), else its
+    content hash."""
+    path = Path(path)
+    manifest = manifest_path_for(path)
+    return sha256_file(manifest) if manifest.is_file() else sha256_path(path)
+
+
 def sha256_path(path: str | os.PathLike) -> str:
     """Hash of a file, or of every file in a folder (names and contents, sorted)."""
     path = Path(path)

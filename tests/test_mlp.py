@@ -1,4 +1,4 @@
-"""MLP students (common/mlp.py, train_mlp_models/): XAI loss, attribution shift, payload round-trip, scripts.
+"""MLP students (common/mlp/, train_mlp_models/): XAI loss, attribution shift, payload round-trip, scripts.
 
 Toy task: each class is carried by two words that always occur together ("apple" and "apricot" for
 class 0, ...). BERT-style LIME weights (written by the test, in the explanations CSV's exact columns)
@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 import torch
 
-from common.mlp import (EXPLANATION_COLUMNS, BowEncoder, MLPClassifier, StudentConfig, attribution, build_mlp,
-                        explanation_loss, make_xai_data, prepare_experiment, train_student)
+from common.mlp.model import (EXPLANATION_COLUMNS, BowEncoder, MLPClassifier, StudentConfig, attribution, build_mlp,
+                              explanation_loss)
+from common.mlp.training import make_xai_data, prepare_experiment, train_student
 
 PAIRS = [("apple", "apricot"), ("banana", "blueberry"), ("cherry", "coconut"), ("durian", "date")]
 FILLER = ["the", "a", "of", "in", "on", "new", "report", "says", "today", "after", "Monday", "week"]

@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.cli import stage_main  # noqa: E402
-from common.mlp import run_evaluation  # noqa: E402
+from common.mlp.evaluation import run_evaluation  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

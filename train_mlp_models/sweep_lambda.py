@@ -19,7 +19,8 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.cli import stage_main  # noqa: E402
-from common.mlp import add_student_arguments, run_sweep  # noqa: E402
+from common.mlp.evaluation import run_sweep
+from common.mlp.stages import add_student_arguments  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@
 One student per seed; the payload holds every seed's state dict (``load_classifier`` returns the first
 seed's student, ``load_classifier(path, seed=S)`` another), and ``vanilla.manifest.json`` beside it holds
 the hyper-parameters, the explained-instance split and per-seed metrics. ``--targets bert_hard|bert_soft``
-trains on BERT's predicted labels / probabilities instead of the true labels. See common/mlp.py.
+trains on BERT's predicted labels / probabilities instead of the true labels. See common/mlp/.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.cli import stage_main  # noqa: E402
-from common.mlp import add_training_arguments, run_training  # noqa: E402
+from common.mlp.stages import add_training_arguments, run_training  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

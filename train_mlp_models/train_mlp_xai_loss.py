@@ -7,7 +7,7 @@
 The explanation loss is 1 - cosine between the student's gradient x input attribution (centred logit of
 the explained class) and BERT's LIME weights for the same class, over the words of the text, on the
 explained training instances not held out for evaluation. Everything else is the vanilla script's;
-see common/mlp.py for the reasons.
+see common/mlp/ for the reasons.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.cli import stage_main  # noqa: E402
-from common.mlp import add_training_arguments, run_training  # noqa: E402
+from common.mlp.stages import add_training_arguments, run_training  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,165 @@
+"""The student-training stage (``train_mlp_models/train_mlp_{vanilla,xai_loss}.py``) and its CLI pieces.
+
+See :mod:`common.mlp`.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from common.cli import UserError
+from common.manifest import digest
+from common.mlp.model import (MLPClassifier, PAYLOAD_FORMAT, StudentConfig, TARGETS, XAI_CLASSES, build_payload,
+                              save_payload)
+from common.mlp.explained import fmt_ci, mean_ci
+from common.mlp.training import prepare_experiment, student_metrics, train_seeds, training_targets
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------------------------- CLI pieces
+def add_training_arguments(parser, xai: bool) -> None:
+    """Flags shared by the vanilla and the XAI script (the XAI one adds --lambda)."""
+    defaults = StudentConfig()
+    parser.add_argument("--output", required=True, help="payload to write (e.g. models/mlp/vanilla.pt)")
+    parser.add_argument("--data", default="", help="folder with train/test files, or ag_news; empty = demo sample")
+    parser.add_argument("--explanations", default="" if not xai else None, required=xai,
+                        help="BERT's LIME weights on training rows (outputs/intermediate_data/bert_token_explanations.csv)"
+                             + ("" if xai else "; optional here, used for held-out explanation agreement"))
+    parser.add_argument("--teacher", default="", help="fine-tuned BERT (needed for --targets bert_hard|bert_soft)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="one student per seed")
+    if xai:
+        parser.add_argument("--lambda", dest="xai_lambda", type=float, default=1.0,
+                            help="weight of the explanation loss (1 - cosine)")
+    add_student_arguments(parser, defaults)
+
+
+def add_student_arguments(parser, defaults: StudentConfig | None = None) -> None:
+    defaults = defaults or StudentConfig()
+    parser.add_argument("--targets", default=defaults.targets, choices=TARGETS,
+                        help="true labels, BERT's predicted labels, or BERT's probabilities (distillation)")
+    parser.add_argument("--hidden", type=int, default=defaults.hidden, help="hidden units")
+    parser.add_argument("--dropout", type=float, default=defaults.dropout)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", "--lr", type=float, default=defaults.learning_rate)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--xai-batch", type=int, default=defaults.xai_batch,
+                        help="(instance, class) pairs per step in the explanation term")
+    parser.add_argument("--xai-classes", default=defaults.xai_classes, choices=XAI_CLASSES,
+                        help="explain every class (all) or only BERT's predicted class in the loss")
+    parser.add_argument("--min-df", type=int, default=defaults.min_df, help="vocabulary: minimum document frequency")
+    parser.add_argument("--max-features", type=int, default=defaults.max_features, help="vocabulary cap (0 = none)")
+    parser.add_argument("--holdout-fraction", type=float, default=defaults.holdout_fraction,
+                        help="share of explained instances kept out of the XAI loss (evaluation only)")
+    parser.add_argument("--holdout-seed", type=int, default=defaults.holdout_seed,
+                        help="seed of that split (the same for every student seed)")
+    parser.add_argument("--cache-dir", default="",
+                        help="teacher predictions cache (default: the explanations CSV's folder, else outputs/intermediate_data)")
+    parser.add_argument("--device", default="auto", help="device of the teacher's predictions (students train on CPU)")
+    parser.add_argument("--max-len", type=int, default=128, help="teacher's max tokens per text")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+
+
+def config_from_args(args, xai_lambda: float) -> StudentConfig:
+    return StudentConfig(hidden=args.hidden, dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size,
+                         learning_rate=args.learning_rate, weight_decay=args.weight_decay, xai_lambda=xai_lambda,
+                         xai_batch=args.xai_batch, xai_classes=args.xai_classes, targets=args.targets,
+                         min_df=args.min_df, max_features=args.max_features,
+                         holdout_fraction=args.holdout_fraction, holdout_seed=args.holdout_seed)
+
+
+def cache_dir_for(args) -> Path:
+    if getattr(args, "cache_dir", ""):
+        return Path(args.cache_dir)
+    if getattr(args, "explanations", ""):
+        return Path(args.explanations).parent
+    return Path("outputs/intermediate_data")
+
+
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
+    if not seeds:
+        raise UserError("--seeds needs at least one seed.")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {list(seeds)} repeats a seed; give distinct seeds.")
+    return [int(s) for s in seeds]
+
+
+def _input_paths(args) -> dict:
+    data = args.data if args.data and Path(args.data).exists() else None
+    return {"data": data, "explanations": args.explanations or None, "teacher": args.teacher or None}
+
+
+# ----------------------------------------------------------------------------------------------- stage: train
+def run_training(args, loss: str) -> int:
+    """``train_mlp_vanilla`` (loss='cross_entropy') and ``train_mlp_xai_loss`` (loss='xai')."""
+    import time
+
+    from common.classifier import load_classifier
+    from common.evaluation import set_threads
+    from common.manifest import base_manifest, manifest_path_for, read_manifest, write_json_atomic
+
+    output = Path(args.output)
+    if output.suffix != ".pt":
+        raise UserError(f"--output {output} must be a .pt file.")
+    xai_lambda = float(getattr(args, "xai_lambda", 0.0)) if loss == "xai" else 0.0
+    config = config_from_args(args, xai_lambda)
+    seeds = _check_seeds(args.seeds)
+    set_threads(args.threads)
+    started = time.time()
+    run_args = {k: v for k, v in vars(args).items() if k not in ("threads", "device", "force")}
+    inputs = _input_paths(args)
+    if config.targets == "true":
+        inputs.pop("teacher")
+    manifest = base_manifest(f"mlp_{loss}", run_args, seeds[0], inputs=inputs)
+    run_key = digest({"config": config.to_dict(), "seeds": seeds, "loss": loss,
+                       "inputs": {k: v["sha256"] for k, v in manifest["inputs"].items()},
+                       "data": args.data})
+    previous = read_manifest(output) if output.is_file() else None
+    if previous and previous.get("run_key") == run_key and not getattr(args, "force", False):
+        log.info("%s is up to date (same arguments and inputs); pass --force to retrain.", output)
+        return 0
+    log.info("MLP student (%s): seeds=%s config=%s", loss, seeds, config.to_dict())
+    exp = prepare_experiment(args.data, args.explanations or None, config)
+    targets = training_targets(exp, config, args.teacher or None, cache_dir_for(args), args.device, args.max_len)
+    results = train_seeds(exp, config, seeds, targets)
+    payload = build_payload(exp.encoder, config, seeds, [r.model for r in results])
+    per_seed = {}
+    for seed, result in zip(seeds, results):
+        clf = MLPClassifier(result.model, exp.encoder)
+        per_seed[str(seed)] = {**student_metrics(clf, exp), "history": result.history}
+        log.info("seed %d: %s", seed, {k: round(v, 4) for k, v in per_seed[str(seed)].items()
+                                       if isinstance(v, float)})
+    save_payload(payload, output)
+    # The saved file must load through the one loader and predict what was trained.
+    reloaded = load_classifier(output, device="cpu")
+    check = exp.test_texts[:32]
+    expected = MLPClassifier(results[0].model, exp.encoder).predict_logits(check)
+    if not np.allclose(reloaded.predict_logits(check), expected, atol=1e-5):
+        raise RuntimeError(f"{output} does not reload to the trained student")
+    numeric = sorted({k for m in per_seed.values() for k, v in m.items() if isinstance(v, float)})
+    manifest.update({
+        "run_key": run_key,
+        "loss": "cross_entropy" if loss != "xai" else f"cross_entropy + {xai_lambda:g} * (1 - cosine(grad x input, "
+                                                      f"BERT LIME weights))",
+        "format": PAYLOAD_FORMAT, "seeds": seeds, "hyper_parameters": config.to_dict(),
+        "vocabulary_size": len(exp.encoder),
+        "vocabulary_sha256": hashlib.sha256("\n".join(exp.encoder.vocabulary).encode()).hexdigest(),
+        "tokenisation": exp.encoder.tokenisation(),
+        "explained_split": {"loss_rows": exp.loss_rows.tolist(), "heldout_rows": exp.heldout_rows.tolist()},
+        "data": {"source": args.data, "content_hash": exp.data_hash, "n_train": len(exp.train_texts),
+                 "n_test": len(exp.test_texts)},
+        "wall_seconds": round(time.time() - started, 3),
+        "per_seed": per_seed,
+        "metrics": {k: mean_ci([m[k] for m in per_seed.values()]) for k in numeric},
+    })
+    write_json_atomic(manifest_path_for(output), manifest)
+    log.info("Wrote %s: test accuracy %s over %d seed(s)", output, fmt_ci(manifest["metrics"]["accuracy"]),
+             len(seeds))
+    return 0
+
+
