@@ -326,7 +326,7 @@ def test_sp_lime_picks_and_global_features(tmp_path, trained_tiny, toy_data):
         assert group["rank"].tolist() == list(range(1, len(group) + 1))
         assert np.all(np.diff(group.importance.to_numpy()) <= 0)
     assert (out / "tiny_global_features.png").stat().st_size > 5_000
-    assert "## Picked instances" in (out / "tiny_global_features.md").read_text()
+    assert "## Picked instances" in (out / "tiny_sp_lime.md").read_text()
     first = (out / "tiny_picked.csv").read_bytes()
     assert main(args) == 0
     assert (out / "tiny_picked.csv").read_bytes() == first
