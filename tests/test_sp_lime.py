@@ -140,3 +140,23 @@ def test_bad_num_features_is_a_user_error(tmp_path, tiny_bert, toy_data):
         run_stage(tmp_path, tiny_bert, toy_data, 0, "bad")
     assert exc.value.code == 2
     assert not (tmp_path / "bad" / "tiny_picked.csv").exists()
+
+
+def test_sp_features_knob_rebuilds_sp_lime_with_the_flag(tmp_path):
+    import shutil
+
+    from tests.test_makefile import ROOT, make, stages
+
+    if shutil.which("make") is None:
+        pytest.skip("GNU make is not installed")
+    tree = tmp_path / "repo"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "models", "outputs", "__pycache__",
+                                                              ".pytest_cache"))
+    for folder in ("models/fine_tuned/bert_agnews", "models/onnx", "outputs/sp_lime_sets"):
+        (tree / folder).mkdir(parents=True)
+    target = "outputs/sp_lime_sets/base_picked.csv"
+    make(tree, "-t", target)
+    assert stages(make(tree, "-n", target)) == []
+    dry_run = make(tree, "-n", target, "SP_FEATURES=5")
+    assert stages(dry_run) == ["generate_outputs.sp_lime.run_sp_lime_hf_model"]
+    assert "--num-features 5" in dry_run
