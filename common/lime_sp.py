@@ -109,8 +109,8 @@ def global_importance(explanations) -> list[dict]:
     for exp in explanations:
         label = explained_label(exp)
         for word, weight, _ in explanation_rows(exp, label):
-            sums[LABEL_NAMES[label]][word].append(weight)
-            sums["all"][word].append(weight)
+            sums[LABEL_NAMES[label]][str(word)].append(weight)
+            sums["all"][str(word)].append(weight)
     rows = []
     for scope in ["all"] + [c for c in LABEL_NAMES if c in sums]:
         ranked = sorted(((word, float(np.sqrt(np.abs(w).sum())), float(np.mean(w)), len(w))

@@ -60,6 +60,7 @@ MARGIN_FRACTION = 0.25
 BOOTSTRAP_SEED = 0
 POS_COLUMNS = ["variant", "n", "js_mean", "extra_js_mean", "lower", "upper", "margin", "verdict", "n_to_decide"]
 SHARE_COLUMNS = ["variant", "scope", "tag", "share", "lower", "upper", "n"]
+SHOWN_SHARE = 0.01  # tags below this share in every run are left out of the table and plot (not the CSV)
 FLOOR = "noise_floor"
 REFERENCE = "reference"
 
@@ -222,7 +223,7 @@ class ExplainedShares:
 def _single_value(frame, column: str, path: Path) -> int | None:
     if column not in frame.columns:
         return None
-    values = frame[column].dropna().unique()
+    values = [v for v in frame[column].unique() if str(v) != ""]
     if len(values) > 1:
         raise UserError(f"{path} mixes several values of {column} ({sorted(values)[:4]}); explain it in one run.")
     return int(values[0]) if len(values) else None
@@ -401,7 +402,9 @@ def _markdown(verdict_rows: list[dict], shares, used: list[str], top_k: int, mar
                        for r in verdict_rows],
                       headers=["variant", "n", "JS vs base@S+1", "extra JS", "one-sided 95 % bounds", "margin", "verdict",
                                "n to decide"], tablefmt="github", disable_numparse=True), "",
-             "## Tag shares (all classes, 95 % CI)", ""]
+             "## Tag shares (all classes, 95 % CI)", "",
+             f"Tags under {SHOWN_SHARE:.0%} in every run are left out here; `pos_tag_shares.csv` has every tag and "
+             f"the shares per explained class.", ""]
     overall = shares[shares.scope == "all"].set_index(["variant", "tag"])
     names = list(dict.fromkeys(shares["variant"]))
     lines += [tabulate([[name] + [f"{overall.loc[(name, t), 'share']:.3f} [{overall.loc[(name, t), 'lower']:.3f}, "
@@ -442,7 +445,7 @@ def run_pos_analysis(base: str, variants: list[str], output_dir: str, args: dict
                            for row in share_rows(explained.name, _matrix(explained, keys), keys)],
                           columns=SHARE_COLUMNS)
     overall = shares[shares.scope == "all"]
-    used = [t for t in TAGS if overall[overall.tag == t].share.max() > 0]
+    used = [t for t in TAGS if overall[overall.tag == t].share.max() >= SHOWN_SHARE]
     verdicts = pd.DataFrame(verdict_rows, columns=POS_COLUMNS)
     write_text_atomic(output_dir / "pos_analysis.csv", verdicts.to_csv(index=False, float_format="%.6g"))
     write_text_atomic(output_dir / "pos_tag_shares.csv", shares.to_csv(index=False, float_format="%.6g"))
