@@ -26,6 +26,7 @@ LIME_SAMPLE_CURVE ?= 250 500 1000 2000## num_samples values of the noise-floor s
 LIME_CURVE_INSTANCES ?= $(LIME_INSTANCES)## test instances explained per point of the stability curve
 SP_SAMPLE_SIZE ?= 40## SP-LIME candidate pool (each costs one explanation)
 SP_EXPLANATIONS ?= 6## SP-LIME explanations picked
+SP_FEATURES ?= 10## SP-LIME words per explanation (largest |weight|) in the coverage matrix and global importance
 MLP_EXPLAINED ?= 300## training instances explained by BERT for the XAI student
 MLP_SEEDS ?= 42 43 44## seeds of the MLP students (CIs over seeds)
 MLP_LAMBDA ?= 1.0## weight of the XAI explanation loss
@@ -53,7 +54,7 @@ TRAIN_KNOBS := $(call knob_stamp,train,BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEE
 PRUNE_KNOBS := $(call knob_stamp,prune,PRUNE_EPOCHS=$(PRUNE_EPOCHS) DISTILL=$(DISTILL))
 EVAL_KNOBS := $(call knob_stamp,eval,DATA=$(DATA) TEST_SAMPLES=$(TEST_SAMPLES) MAX_LEN=$(MAX_LEN) DEVICE=$(DEVICE) THREADS=$(THREADS))
 LIME_KNOBS := $(call knob_stamp,lime,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) LIME_VIA_ONNX=$(LIME_VIA_ONNX) LIME_CURVE_INSTANCES=$(LIME_CURVE_INSTANCES))
-SP_KNOBS := $(call knob_stamp,sp,SP_SAMPLE_SIZE=$(SP_SAMPLE_SIZE) SP_EXPLANATIONS=$(SP_EXPLANATIONS))
+SP_KNOBS := $(call knob_stamp,sp,SP_SAMPLE_SIZE=$(SP_SAMPLE_SIZE) SP_EXPLANATIONS=$(SP_EXPLANATIONS) SP_FEATURES=$(SP_FEATURES))
 EXPLAIN_KNOBS := $(call knob_stamp,explain,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) MLP_EXPLAINED=$(MLP_EXPLAINED) LIME_SAMPLES=$(LIME_SAMPLES))
 MLP_KNOBS := $(call knob_stamp,mlp,MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDA=$(MLP_LAMBDA))
 SWEEP_KNOBS := $(call knob_stamp,sweep,MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDAS=$(MLP_LAMBDAS))
@@ -244,8 +245,8 @@ outputs/reports/pos_analysis.md: outputs/lime/base.csv outputs/lime/base_noise.c
 SP_PREFIX := base
 outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv: models/onnx/base.onnx generate_outputs/sp_lime/run_sp_lime_hf_model.py $(SP_SRC) $(LIME_KNOBS) $(SP_KNOBS) ## SP-LIME picks and global features of the base model
 	$(PY) generate_outputs.sp_lime.run_sp_lime_hf_model --model_dir $< --output_prefix $(SP_PREFIX) --output-dir $(@D) \
-	  $(DATA_ARG) --sample-size $(SP_SAMPLE_SIZE) --num-explanations $(SP_EXPLANATIONS) --num-samples $(LIME_SAMPLES) \
-	  --seed $(SEED) --max-len $(MAX_LEN)
+	  $(DATA_ARG) --sample-size $(SP_SAMPLE_SIZE) --num-explanations $(SP_EXPLANATIONS) --num-features $(SP_FEATURES) \
+	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --max-len $(MAX_LEN)
 
 bench-lime: models/onnx/base.onnx ## LIME speed vs plain lime + HF pipeline on the same model -> outputs/metrics/lime_speed.json
 	$(PY) generate_outputs.generate_lime_csv.bench_lime_speed --model $(FT) --onnx $< $(DATA_ARG) \

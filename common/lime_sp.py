@@ -2,11 +2,22 @@
 
 ``lime.submodular_pick.SubmodularPick(method='sample')`` shuffles with numpy's global RNG
 and forgets which rows it drew, so the candidates are chosen here (seeded, class-stratified
-from the test split) and passed with ``method='full'``. Every candidate is explained with
-the random state reset (reproducible), keeping every word, for its predicted class.
+from the test split) and passed with ``method='full'``. SubmodularPick hands its explainer
+only the data row, so the rows are candidate positions: that is how each candidate gets its
+own LIME random state, derived from (seed, instance id) (:func:`instance_lime_seed`), and is
+reproducible alone, with noise independent of the other candidates'.
+
+``num_features`` (default 10) is honoured, which LIME's text explainer with every word kept
+does not do by itself: each candidate is explained with every word in the ridge fit (so the
+weights are those of the full explanation), then only its top-``num_features`` words by
+|weight| stay in the explanation SubmodularPick sees. The coverage matrix and the global
+importance therefore count a word only where it is among an explanation's most important
+ones: a stop word with a small weight in every text no longer piles up into the top rank,
+and the longest text no longer wins the first pick by covering the most words.
 
 Global importance per class follows SP-LIME's definition, sqrt(sum over explanations of
-|weight|), over the candidates whose explained (predicted) class it is.
+|weight|) over those top words, over the candidates whose explained (predicted) class it is;
+the scope ``all`` is exactly SubmodularPick's importance vector.
 """
 from __future__ import annotations
 
@@ -14,47 +25,92 @@ import logging
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
 from common import LABEL_NAMES
 from common.cli import UserError
-from common.lime_utils import FastClassifierFn, choose_instances, count_words, explanation_rows, fmt, make_explainer
+from common.lime_utils import (FastClassifierFn, choose_instances, explain_text, explanation_rows, fmt,
+                               instance_lime_seed, make_explainer)
 
 log = logging.getLogger(__name__)
 
-TOP_FEATURES = 10
+DEFAULT_NUM_FEATURES = 10
+PLOT_WORDS = 10  # words per class in the plot and the Markdown section
+TEXT_CHARS = 160  # picked texts are cut to this in the Markdown section
 
 
-class ResettingExplainer:
-    """What SubmodularPick calls: resets LIME's random state per instance and keeps every word."""
+def keep_top_features(exp, num_features: int | None):
+    """``exp`` with each label's weights cut to its ``num_features`` largest |weight| (None: all kept).
 
-    def __init__(self, seed: int, num_samples: int, progress=None):
-        self.explainer = make_explainer(seed)
-        self.seed = seed
-        self.num_samples = num_samples
+    The full list stays in ``exp.all_local_exp`` (the picked-instances CSV writes every word)."""
+    exp.all_local_exp = {label: list(weights) for label, weights in exp.local_exp.items()}
+    if num_features is not None:
+        # ties broken by feature id, so the cut does not depend on the ridge's column order
+        exp.local_exp = {label: sorted(weights, key=lambda fw: (-abs(fw[1]), fw[0]))[:num_features]
+                         for label, weights in exp.local_exp.items()}
+    return exp
+
+
+class TopFeaturesExplainer:
+    """What SubmodularPick calls: ``explain_instance(position, ...)`` explains candidate ``position``
+    with ``explain_position`` and keeps its top ``num_features`` words (SubmodularPick passes its own)."""
+
+    def __init__(self, explain_position: Callable[[int], object], progress=None):
+        self.explain_position = explain_position
         self.progress = progress
 
-    def explain_instance(self, text, classifier_fn, num_features=None, top_labels=1, **kwargs):
-        from sklearn.utils import check_random_state
-
-        self.explainer.random_state = check_random_state(self.seed)
-        self.explainer.base.random_state = self.explainer.random_state
-        num_words = max(count_words(self.explainer, text), 1)
-        exp = self.explainer.explain_instance(str(text), classifier_fn, num_features=num_words, top_labels=top_labels,
-                                              num_samples=self.num_samples)
+    def explain_instance(self, position, classifier_fn, num_features=DEFAULT_NUM_FEATURES, top_labels=1, **kwargs):
+        exp = keep_top_features(self.explain_position(int(position)), num_features)
         if self.progress is not None:
             self.progress.update(1)
         return exp
 
 
-def global_importance(explanations, labels) -> list[dict]:
-    """Rows: scope (class name or 'all'), word, importance, mean_weight, n_explanations, rank."""
+def lime_explain_position(texts: Sequence[str], ids: Sequence[int], classifier_fn: Callable, num_samples: int,
+                          seed: int) -> Callable[[int], object]:
+    """position -> LIME explanation (every word) of the candidate's predicted class, seeded per instance."""
+    explainer = make_explainer(seed)
+
+    def explain(position: int):
+        text = str(texts[position])
+        predicted = int(np.argmax(classifier_fn([text])[0]))
+        exp = explain_text(explainer, text, classifier_fn, (predicted,), num_samples,
+                           instance_lime_seed(seed, int(ids[position])))
+        if exp is None:
+            raise UserError(f"Test instance {int(ids[position])} has no words for LIME to perturb; "
+                            f"choose another --seed or --sample-size.")
+        exp.top_labels = [predicted]
+        return exp
+
+    return explain
+
+
+def submodular_pick(explain_position: Callable[[int], object], n_candidates: int, num_explanations: int,
+                    num_features: int | None, classifier_fn: Callable = None, progress=None):
+    """LIME's SubmodularPick (method='full') over candidate positions 0..n-1, honouring ``num_features``."""
+    from lime.submodular_pick import SubmodularPick
+
+    explainer = TopFeaturesExplainer(explain_position, progress=progress)
+    return SubmodularPick(explainer, np.arange(n_candidates), classifier_fn, method="full",
+                          num_exps_desired=num_explanations, num_features=num_features, top_labels=1)
+
+
+def explained_label(exp) -> int:
+    return int(exp.available_labels()[0])
+
+
+def global_importance(explanations) -> list[dict]:
+    """Rows: scope (class name or 'all'), word, importance, mean_weight, n_explanations, rank.
+
+    Over the words each explanation kept (its top ``num_features``); ``all`` is SubmodularPick's vector."""
     sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for exp, label in zip(explanations, labels):
+    for exp in explanations:
+        label = explained_label(exp)
         for word, weight, _ in explanation_rows(exp, label):
-            sums[LABEL_NAMES[label]][word].append(weight)
-            sums["all"][word].append(weight)
+            sums[LABEL_NAMES[label]][str(word)].append(weight)
+            sums["all"][str(word)].append(weight)
     rows = []
     for scope in ["all"] + [c for c in LABEL_NAMES if c in sums]:
         ranked = sorted(((word, float(np.sqrt(np.abs(w).sum())), float(np.mean(w)), len(w))
@@ -64,7 +120,7 @@ def global_importance(explanations, labels) -> list[dict]:
     return rows
 
 
-def _plot(rows: list[dict], path: Path) -> None:
+def _plot(rows: list[dict], path: Path, num_features: int | None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,26 +128,61 @@ def _plot(rows: list[dict], path: Path) -> None:
 
     scopes = [c for c in LABEL_NAMES if any(r["scope"] == c for r in rows)]
     cols = 2
-    fig, axes = plt.subplots((len(scopes) + 1) // cols or 1, cols, figsize=(11, 3.2 * ((len(scopes) + 1) // cols or 1)),
-                             squeeze=False)
+    n_rows = (len(scopes) + 1) // cols or 1
+    fig, axes = plt.subplots(n_rows, cols, figsize=(11, 3.2 * n_rows), squeeze=False)
     for ax in axes.ravel()[len(scopes):]:
         ax.axis("off")
     for ax, scope in zip(axes.ravel(), scopes):
-        top = [r for r in rows if r["scope"] == scope][:TOP_FEATURES][::-1]
+        top = [r for r in rows if r["scope"] == scope][:PLOT_WORDS][::-1]
         ax.barh([r["word"] for r in top], [r["importance"] for r in top],
                 color=["tab:green" if r["mean_weight"] > 0 else "tab:red" for r in top])
         ax.set_title(f"{scope} (green: for the class, red: against)", fontsize=9)
         ax.tick_params(labelsize=8)
-    fig.suptitle("SP-LIME global feature importance per class (sqrt of summed |weight|)")
+    fig.suptitle(f"SP-LIME global importance per class: sqrt of summed |weight| over each explanation's "
+                 f"top {num_features} words", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def _top_words(exp, label: int, n: int) -> str:
+    return ", ".join(f"{word} ({weight:+.3g})" for word, weight, _ in explanation_rows(exp, label)[:n])
+
+
+def sp_lime_markdown(prefix: str, candidates, pick, features, args) -> str:
+    """The section the report includes: settings, the picked instances, the top words per class."""
+    from tabulate import tabulate
+
+    lines = [f"# SP-LIME ({prefix})", "",
+             f"{len(candidates)} candidates (class-stratified test instances, seed {args.seed}), {args.num_samples} "
+             f"LIME samples each, explained for their predicted class; SubmodularPick (method='full') picked "
+             f"{len(pick.V)}. num_features = {args.num_features}: each explanation contributes only its top "
+             f"{args.num_features} words by |weight| to the coverage matrix and the global importance "
+             f"(sqrt of summed |weight|).", "", "## Picked instances", ""]
+    picked = []
+    for order, index in enumerate(pick.V, start=1):
+        exp = pick.explanations[index]
+        label = explained_label(exp)
+        text = candidates.texts[index]
+        text = text if len(text) <= TEXT_CHARS else text[:TEXT_CHARS - 1] + "…"
+        picked.append([order, int(candidates.ids[index]), LABEL_NAMES[label],
+                       LABEL_NAMES[int(candidates.labels[index])], _top_words(exp, label, 5), text.replace("|", "/")])
+    lines += [tabulate(picked, headers=["pick", "instance", "explained class", "true class", "top words (weight)",
+                                        "text"], tablefmt="github", disable_numparse=True), "",
+              "## Top words per class", "",
+              "Importance (sqrt of summed |weight|); a word marked − pushes against the class on average.", ""]
+    scopes = [c for c in LABEL_NAMES if any(r["scope"] == c for r in features)]
+    per_scope = {s: [r for r in features if r["scope"] == s][:PLOT_WORDS] for s in scopes}
+    table = [[rank] + [(f"{rows[rank - 1]['word']}{'' if rows[rank - 1]['mean_weight'] > 0 else ' −'} "
+                        f"({rows[rank - 1]['importance']:.3g})") if rank <= len(rows) else ""
+                       for rows in per_scope.values()]
+             for rank in range(1, max((len(r) for r in per_scope.values()), default=0) + 1)]
+    lines += [tabulate(table, headers=["rank"] + scopes, tablefmt="github", disable_numparse=True), ""]
+    return "\n".join(lines)
+
+
 def run_sp_lime(args) -> dict:
     import pandas as pd
-    from lime.submodular_pick import SubmodularPick
-    from tabulate import tabulate
     from tqdm import tqdm
 
     from common.classifier import load_classifier
@@ -105,6 +196,8 @@ def run_sp_lime(args) -> dict:
                         f"({args.num_explanations}) >= 1.")
     if args.num_samples < 2:
         raise UserError(f"--num-samples must be at least 2 (got {args.num_samples}).")
+    if args.num_features < 1:
+        raise UserError(f"--num-features must be at least 1 (got {args.num_features}).")
     threads = default_threads(args.threads)
     set_threads(threads)
     set_seed(args.seed)
@@ -116,43 +209,30 @@ def run_sp_lime(args) -> dict:
     fn = FastClassifierFn(clf)
     started = time.time()
     with tqdm(total=len(candidates), desc="SP-LIME candidates", unit="instance") as bar:
-        explainer = ResettingExplainer(args.seed, args.num_samples, progress=bar)
-        pick = SubmodularPick(explainer, np.array(candidates.texts, dtype=object), fn, method="full",
-                              num_exps_desired=args.num_explanations, top_labels=1)
+        explain = lime_explain_position(candidates.texts, candidates.ids, fn, args.num_samples, args.seed)
+        pick = submodular_pick(explain, len(candidates), args.num_explanations, args.num_features, fn, progress=bar)
     elapsed = time.time() - started
-    labels = [int(exp.top_labels[0]) for exp in pick.explanations]
+    labels = [explained_label(exp) for exp in pick.explanations]
 
     picked_rows = []
     for order, index in enumerate(pick.V, start=1):
         exp, label = pick.explanations[index], labels[index]
-        for word, weight, rank in explanation_rows(exp, label):
+        mapper = exp.domain_mapper.indexed_string
+        for rank, (feature, weight) in enumerate(exp.all_local_exp[label], start=1):
             picked_rows.append({"pick_order": order, "instance_id": int(candidates.ids[index]),
                                 "text": candidates.texts[index], "true_label": int(candidates.labels[index]),
-                                "predicted_label": label, "explained_label": label, "word": word,
-                                "weight": fmt(weight), "rank": rank, "intercept": fmt(exp.intercept[label]),
-                                "score": fmt(exp.score)})
-    features = global_importance(pick.explanations, labels)
-    features_frame = pd.DataFrame(features)
-    write_text_atomic(out_dir / f"{prefix}_global_features.csv", features_frame.to_csv(index=False, float_format="%.6g"))
-    _plot(features, out_dir / f"{prefix}_global_features.png")
-    lines = [f"# SP-LIME global features ({prefix})", "",
-             f"{len(candidates)} candidates (class-stratified test instances, seed {args.seed}), "
-             f"{args.num_samples} LIME samples each; importance = sqrt(sum |weight|) over the candidates "
-             f"explained for the class; mean_weight > 0 pushes towards the class.", ""]
-    for scope in [c for c in LABEL_NAMES if c in set(features_frame.scope)]:
-        top = features_frame[features_frame.scope == scope].head(TOP_FEATURES)
-        lines += [f"## {scope}", "", tabulate(
-            [[r.rank, r.word, f"{r.importance:.4f}", f"{r.mean_weight:+.3g}", r.n_explanations]
-             for r in top.itertuples()], headers=["rank", "word", "importance", "mean weight", "explanations"],
-            tablefmt="github"), ""]
-    picked_ids = [int(candidates.ids[i]) for i in pick.V]
-    lines += ["## Picked instances", "", tabulate(
-        [[o, int(candidates.ids[i]), LABEL_NAMES[labels[i]], candidates.texts[i][:90]] for o, i in enumerate(pick.V, 1)],
-        headers=["pick", "instance_id", "explained class", "text"], tablefmt="github"), "",
-        f"![global features]({prefix}_global_features.png)", ""]
-    write_text_atomic(out_dir / f"{prefix}_global_features.md", "\n".join(lines))
+                                "predicted_label": label, "explained_label": label, "word": mapper.word(feature),
+                                "weight": fmt(weight), "rank": rank, "in_top_features": rank <= args.num_features,
+                                "intercept": fmt(exp.intercept[label]), "score": fmt(exp.score)})
+    features = global_importance(pick.explanations)
+    write_text_atomic(out_dir / f"{prefix}_global_features.csv",
+                      pd.DataFrame(features).to_csv(index=False, float_format="%.6g"))
+    _plot(features, out_dir / f"{prefix}_global_features.png", args.num_features)
+    write_text_atomic(out_dir / f"{prefix}_sp_lime.md", sp_lime_markdown(prefix, candidates, pick, features, args))
     picked_path = out_dir / f"{prefix}_picked.csv"
-    metrics = {"n_candidates": len(candidates), "picked_instance_ids": picked_ids,
+    picked_ids = [int(candidates.ids[i]) for i in pick.V]
+    metrics = {"n_candidates": len(candidates), "picked_instance_ids": picked_ids, "num_features": args.num_features,
+               "coverage_words": sum(r["scope"] == "all" for r in features),
                "candidate_class_counts": {LABEL_NAMES[c]: int(n) for c, n in zip(*np.unique(labels, return_counts=True))},
                "seconds_per_explanation": elapsed / len(candidates),
                "outside_model_fraction": 1 - fn.model_seconds / elapsed if elapsed > 0 else None}

@@ -1,19 +1,17 @@
-"""LIME CSVs, resume, reproducibility, MLP token explanations, SP-LIME, drift metrics, POS analysis, bench.
+"""LIME CSVs, resume, reproducibility, MLP token explanations, SP-LIME, drift metrics, bench.
 
 Everything runs on the tiny in-memory BERT and the toy data through each stage's ``main``.
 """
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import SHARED, make_tiny_bert, toy_texts
+from tests.conftest import make_tiny_bert, toy_texts
 
 LIME_MAIN = "generate_outputs.generate_lime_csv.run_lime_on_model"
 
@@ -232,79 +230,7 @@ def test_similarity_stage_flags_drift_beyond_noise_floor(tmp_path, trained_tiny,
     assert (out / "lime_sample_curve.png").stat().st_size > 10_000
 
 
-# ----------------------------------------------------------------------------------------------- POS analysis
-def test_pos_aggregation_on_a_fixed_tagged_sentence():
-    from common.pos_analysis import js_divergence, lime_tokens, normalise, tag_mass
-
-    assert lime_tokens("Stocks rise, on strong earnings!") == ["Stocks", "rise", "on", "strong", "earnings"]
-    tagged = [("Stocks", "NOUN"), ("rise", "VERB"), ("on", "ADP"), ("strong", "ADJ"), ("earnings", "NOUN"),
-              ("rise", "NOUN")]
-    mass = tag_mass(tagged, {"Stocks": 0.5, "rise": -0.2, "strong": 0.1, "unseen": 0.3})
-    assert mass == pytest.approx({"NOUN": 0.6, "VERB": 0.1, "ADJ": 0.1, "X": 0.3})
-    share = normalise(mass)
-    assert share.sum() == pytest.approx(1)
-    assert js_divergence(share, share) == pytest.approx(0)
-    assert js_divergence(normalise({"NOUN": 1}), normalise({"VERB": 1})) == pytest.approx(1)
-
-
-def test_pos_stage_with_injected_tagger(tmp_path):
-    from common.pos_analysis import run_pos_analysis
-
-    def lime_csv(path, weights):
-        rows = [[0, "Stocks rise on strong earnings", 2, 2, 2, w, v, r, 0.1, 0.5, 0.4, path.stem, 1, 100]
-                for r, (w, v) in enumerate(weights.items(), 1)]
-        pd.DataFrame(rows, columns=["instance_id", "text", "true_label", "predicted_label", "explained_label", "word",
-                                    "weight", "rank", "intercept", "score", "local_pred", "variant", "seed",
-                                    "num_samples"]).to_csv(path, index=False)
-        return path
-
-    tags = {"Stocks": "NOUN", "rise": "VERB", "on": "ADP", "strong": "ADJ", "earnings": "NOUN"}
-    base = lime_csv(tmp_path / "base.csv", {"Stocks": 0.6, "earnings": 0.2, "rise": 0.2})
-    verbs = lime_csv(tmp_path / "verbs.csv", {"rise": 0.9, "Stocks": 0.1})
-    summary = run_pos_analysis(str(base), [str(verbs)], str(tmp_path / "out"), {},
-                               tagger=lambda tokens: [(t, tags[t]) for t in tokens], noise=str(base))
-    assert summary["base"]["shares"] == pytest.approx({"NOUN": 0.8, "VERB": 0.2})
-    assert summary["noise_floor"]["js_vs_base"] == pytest.approx(0)
-    assert summary["verbs"]["shares"]["VERB"] == pytest.approx(0.9)
-    assert summary["verbs"]["js_vs_base"] > 0.3
-    table = pd.read_csv(tmp_path / "out" / "pos_analysis.csv")
-    business = table[(table.variant == "verbs") & (table.scope == "Business") & (table.tag == "VERB")]
-    assert business.diff_vs_base.iloc[0] == pytest.approx(0.7)
-    assert (tmp_path / "out" / "pos_analysis.png").stat().st_size > 5_000
-
-
-def test_pos_stage_real_tagger(tmp_path, monkeypatch):
-    nltk_data = Path(os.environ.get("NLTK_DATA", SHARED / "nltk_data"))
-    if not (nltk_data / "taggers" / "averaged_perceptron_tagger_eng").is_dir():
-        pytest.skip(f"NLTK tagger not found under {nltk_data} (run `make nltk-data`)")
-    import nltk
-
-    from analysis.nltk.nltk_analyze_all_models import main
-
-    monkeypatch.setattr(nltk.data, "path", [str(nltk_data)] + list(nltk.data.path))
-    pd.DataFrame({"instance_id": [0, 0, 0], "text": ["The striker scored a late goal"] * 3, "explained_label": 1,
-                  "predicted_label": 1, "word": ["striker", "scored", "The"], "weight": [0.5, 0.3, 0.2],
-                  "variant": "base"}).to_csv(tmp_path / "base.csv", index=False)
-    assert main(["--base", str(tmp_path / "base.csv"), "--output-dir", str(tmp_path / "out")]) == 0
-    table = pd.read_csv(tmp_path / "out" / "pos_analysis.csv")
-    shares = table[(table.scope == "all")].set_index("tag").share
-    assert shares["NOUN"] == pytest.approx(0.5) and shares["VERB"] == pytest.approx(0.3)
-    assert shares["DET"] == pytest.approx(0.2)
-
-
-def test_missing_tagger_is_a_user_error(tmp_path, monkeypatch, caplog):
-    import nltk
-
-    from analysis.nltk.nltk_analyze_all_models import main
-
-    monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "empty_nltk_data")])
-    pd.DataFrame({"instance_id": [0], "text": ["a b"], "explained_label": [0], "predicted_label": [0],
-                  "word": ["a"], "weight": [0.1]}).to_csv(tmp_path / "base.csv", index=False)
-    with pytest.raises(SystemExit) as exc:
-        main(["--base", str(tmp_path / "base.csv"), "--output-dir", str(tmp_path / "out")])
-    assert exc.value.code == 2
-    assert "make nltk-data" in caplog.text
-    assert not (tmp_path / "out" / "pos_analysis.md").exists()
+# POS analysis: tests/test_pos.py
 
 
 # ----------------------------------------------------------------------------------------------- SP-LIME, bench
@@ -326,7 +252,7 @@ def test_sp_lime_picks_and_global_features(tmp_path, trained_tiny, toy_data):
         assert group["rank"].tolist() == list(range(1, len(group) + 1))
         assert np.all(np.diff(group.importance.to_numpy()) <= 0)
     assert (out / "tiny_global_features.png").stat().st_size > 5_000
-    assert "## Picked instances" in (out / "tiny_global_features.md").read_text()
+    assert "## Picked instances" in (out / "tiny_sp_lime.md").read_text()
     first = (out / "tiny_picked.csv").read_bytes()
     assert main(args) == 0
     assert (out / "tiny_picked.csv").read_bytes() == first

@@ -2,13 +2,15 @@
 
     python -m generate_outputs.sp_lime.run_sp_lime_hf_model --model_dir models/onnx/base.onnx \
         --output_prefix base --output-dir outputs/sp_lime_sets --data ../shared/data/ag_news \
-        --sample-size 40 --num-explanations 6 --num-samples 1000 --seed 42
+        --sample-size 40 --num-explanations 6 --num-features 10 --num-samples 1000 --seed 42
 
 ``--model_dir`` is anything load_classifier reads (a model folder, a .pt payload, an .onnx).
 Candidates: a seeded class-stratified set of ``--sample-size`` test instances (each costs one
-explanation); SubmodularPick(method='full') picks ``--num-explanations`` of them. Outputs:
-<prefix>_picked.csv (picked instances, one row per word of their explanation),
-<prefix>_global_features.csv/.md (importance per word per class) and .png (top words per class).
+explanation); SubmodularPick(method='full') picks ``--num-explanations`` of them, each
+explanation counting only its top ``--num-features`` words by |weight|. Outputs:
+<prefix>_picked.csv (picked instances, one row per word of their explanation, in_top_features),
+<prefix>_global_features.csv (importance per word per class) and .png (top words per class),
+<prefix>_sp_lime.md (the report's section: picked instances and top words per class).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.cli import stage_main  # noqa: E402
-from common.lime_sp import run_sp_lime  # noqa: E402
+from common.lime_sp import DEFAULT_NUM_FEATURES, run_sp_lime  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-size", "--sample_size", type=int, default=40, help="candidates explained")
     parser.add_argument("--num-explanations", "--num_explanations", type=int, default=6, help="explanations picked")
     parser.add_argument("--num-samples", "--num_samples", type=int, default=1000, help="LIME perturbations each")
+    parser.add_argument("--num-features", "--num_features", type=int, default=DEFAULT_NUM_FEATURES,
+                        help="words per explanation (largest |weight|) in the coverage matrix and global importance")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--max-len", "--max_len", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
