@@ -328,8 +328,13 @@ def read_deletion_csv(path: str | Path):
     return frame, str(manifest.get("variant") or path.stem)
 
 
+def _num(value: float, sign: str = "") -> str:
+    """4 decimals, or 3 significant digits for values too small for that (a tiny model's effects)."""
+    return f"{value:{sign}.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:{sign}.2e}"
+
+
 def _signed(value: float) -> str:
-    return f"{value:+.4f}"
+    return _num(value, "+")
 
 
 def _interval(row: dict) -> str:
@@ -352,12 +357,12 @@ def deletion_markdown(rows: list[dict], means: dict[str, dict], png_name: str | 
         gate, suff = by[(v, GATE)], by[(v, "same_evidence_sufficiency")]
         own_comp, own_suff = by[(v, "own_comprehensiveness")], by[(v, "own_sufficiency")]
         m = means[v]
-        same.append([v, gate["n"], f"{m['label_agreement']:.3f}", f"{m['base_comprehensiveness']:.4f}",
-                     f"{m['base_words_comprehensiveness']:.4f}", _interval(gate), f"{gate['margin']:.4f}",
-                     _verdict_cell(gate), _interval(suff), f"{suff['margin']:.4f}", _verdict_cell(suff)])
-        own.append([v, own_comp["n"], f"{m['base_comprehensiveness']:.4f}", f"{m['variant_words_comprehensiveness']:.4f}",
-                    _interval(own_comp), _verdict_cell(own_comp), f"{m['base_sufficiency']:.4f}",
-                    f"{m['variant_words_sufficiency']:.4f}", _interval(own_suff), _verdict_cell(own_suff)])
+        same.append([v, gate["n"], f"{m['label_agreement']:.3f}", _num(m['base_comprehensiveness']),
+                     _num(m['base_words_comprehensiveness']), _interval(gate), _num(gate['margin']),
+                     _verdict_cell(gate), _interval(suff), _num(suff['margin']), _verdict_cell(suff)])
+        own.append([v, own_comp["n"], _num(m['base_comprehensiveness']), _num(m['variant_words_comprehensiveness']),
+                    _interval(own_comp), _verdict_cell(own_comp), _num(m['base_sufficiency']),
+                    _num(m['variant_words_sufficiency']), _interval(own_suff), _verdict_cell(own_suff)])
     lines = [
         "# Deletion test: does each variant rely on base's words?", "",
         f"Per instance, base's top-k LIME words with positive weight for the explained class (k = 1..{MAX_K}) are "
@@ -404,7 +409,7 @@ def plot_deletion(rows: list[dict], path: Path) -> None:
         ax.set_title(check, fontsize=10)
         ax.set_xlabel("Δ AOPC (variant - base)")
         ax.set_yticks(range(len(variants)), variants)
-        ax.invert_yaxis()
+    np.atleast_1d(axes)[0].invert_yaxis()  # the axes share y: inverting each would undo it; first variant on top
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=k) for k, c in colours.items()]
     handles.append(plt.Rectangle((0, 0), 1, 1, color="0.88", label="±margin"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
