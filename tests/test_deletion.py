@@ -299,3 +299,30 @@ def test_dynamic_int8_numbers_do_not_depend_on_the_other_instances(lime_csvs, tm
     on_base_words = full_rows[full_rows.words_from == "base"]
     assert not np.allclose(on_base_words[on_base_words.model == "variant"].p_removed.to_numpy(),
                            on_base_words[on_base_words.model == "base"].p_removed.to_numpy(), rtol=0, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------------------------- Make rules
+def test_make_builds_one_deletion_test_per_lime_variant_with_the_model_lime_explained(tmp_path):
+    import shutil
+    import subprocess
+
+    from tests.test_makefile import ROOT
+
+    if shutil.which("make") is None:
+        pytest.skip("GNU make is not installed")
+    tree = tmp_path / "repo"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "models", "outputs", "__pycache__"))
+    res = subprocess.run(["make", "-n", "--no-print-directory", "outputs/reports/report.md", "PYTHON=python3",
+                          "DATA=data", "LIME_VARIANTS=base base_onnx base_onnx_int8 pruned20"], cwd=tree,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    runs = re.findall(r"run_deletion_test --base-lime outputs/lime/base.csv --variant-lime outputs/lime/(\w+)\.csv"
+                      r" \\\n\s+--base-model models/onnx/base.onnx --model (\S+) --variant (\w+)", res.stdout)
+    assert runs == [("base_onnx", "models/onnx/base.onnx", "base_onnx"),
+                    ("base_onnx_int8", "models/onnx/base_int8.onnx", "base_onnx_int8"),
+                    ("pruned20", "models/onnx/pruned20.onnx", "pruned20")]   # LIME_VIA_ONNX=1: pruned20 via ONNX
+    report = re.search(r"build_deletion_report .*?(?=\n\S)", res.stdout, re.S).group(0)
+    assert re.findall(r"--variant (\S+)", report) == [f"outputs/deletion/{v}.csv" for v in
+                                                      ("base_onnx", "base_onnx_int8", "pruned20")]
+    # the report is built before the one report that reads it
+    assert res.stdout.index("build_deletion_report") < res.stdout.index("generate_outputs.report.build_report")
