@@ -82,21 +82,26 @@ class LimeRun:
     num_samples: set
 
 
-def read_lime_run(path: str | Path) -> LimeRun:
+def _read_stage_csv(path: Path, required: set, stage: str, text_columns: tuple):
+    """A CSV some stage wrote, or one sentence saying which file is missing or malformed and how to rebuild it."""
     import pandas as pd
 
-    path = Path(path)
     if not path.is_file():
-        raise UserError(f"LIME CSV {path} does not exist; build it with `make {path}` first.")
+        raise UserError(f"{path} does not exist; build it with `make {path}` first.")
     try:
-        frame = pd.read_csv(path, keep_default_na=False, dtype={"word": str, "text": str})
+        frame = pd.read_csv(path, keep_default_na=False, dtype={c: str for c in text_columns})
     except Exception as exc:
-        raise UserError(f"Could not read {path} ({type(exc).__name__}); rebuild it with run_lime_on_model.") from None
-    missing = LIME_REQUIRED - set(frame.columns)
-    if missing:
-        raise UserError(f"{path} lacks columns {sorted(missing)}; it is not a run_lime_on_model CSV.")
-    if frame.empty:
-        raise UserError(f"{path} explains no instance; rebuild it with run_lime_on_model.")
+        raise UserError(f"Could not read {path} ({type(exc).__name__}); rebuild it with {stage}.") from None
+    missing = required - set(frame.columns)
+    if missing or frame.empty:
+        raise UserError(f"{path} is not a {stage} CSV (missing columns {sorted(missing)} or no rows); rebuild it "
+                        f"with {stage}.")
+    return frame
+
+
+def read_lime_run(path: str | Path) -> LimeRun:
+    path = Path(path)
+    frame = _read_stage_csv(path, LIME_REQUIRED, "run_lime_on_model", ("word", "text"))
     texts, explained, weights = {}, {}, {}
     for row in frame.itertuples(index=False):
         iid = int(row.instance_id)
@@ -309,21 +314,10 @@ def run_deletion_test(args) -> int:
 
 def read_deletion_csv(path: str | Path):
     """A per-variant deletion CSV and its variant name (from its manifest, else the file name)."""
-    import pandas as pd
-
     from common.manifest import read_manifest
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"Deletion CSV {path} does not exist; build it with `make {path}` first.")
-    try:
-        frame = pd.read_csv(path, keep_default_na=False, dtype={"words": str})
-    except Exception as exc:
-        raise UserError(f"Could not read {path} ({type(exc).__name__}); rebuild it with run_deletion_test.") from None
-    missing = set(PER_INSTANCE_COLUMNS) - set(frame.columns)
-    if missing or frame.empty:
-        raise UserError(f"{path} is not a run_deletion_test CSV (missing columns {sorted(missing)} or no rows); "
-                        f"rebuild it with run_deletion_test.")
+    frame = _read_stage_csv(path, set(PER_INSTANCE_COLUMNS), "run_deletion_test", ("words",))
     manifest = read_manifest(path) or {}
     return frame, str(manifest.get("variant") or path.stem)
 

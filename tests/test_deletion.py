@@ -326,3 +326,29 @@ def test_make_builds_one_deletion_test_per_lime_variant_with_the_model_lime_expl
                                                       ("base_onnx", "base_onnx_int8", "pruned20")]
     # the report is built before the one report that reads it
     assert res.stdout.index("build_deletion_report") < res.stdout.index("generate_outputs.report.build_report")
+
+
+def test_a_base_without_any_deletion_effect_has_no_margin_and_says_so():
+    from common.cli import UserError
+
+    class Constant:
+        def __call__(self, texts):
+            return np.full((len(texts), 4), 0.25)
+
+    run = _run("lime.csv", {1: "goal match", 2: "bank profit"}, {1: 1, 2: 2},
+               {1: {"goal": 0.4, "match": 0.1}, 2: {"bank": 0.3, "profit": 0.2}})
+    frame = measure(run, run, Constant(), Constant())
+    assert (frame.comprehensiveness == 0).all()
+    with pytest.raises(UserError, match="no scale for its margin"):
+        judge_variant(frame, "v", seed=0)
+
+
+def test_report_refuses_a_file_that_is_not_a_deletion_csv(tmp_path, caplog):
+    from generate_outputs.deletion_test.build_deletion_report import main as report_main
+
+    wrong = tmp_path / "pruned20.csv"
+    pd.DataFrame({"instance_id": [1], "word": ["goal"]}).to_csv(wrong, index=False)
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exc:
+        report_main(["--variant", str(wrong), "--output-dir", str(tmp_path / "reports")])
+    assert exc.value.code == 2 and str(wrong) in caplog.text and "run_deletion_test" in caplog.text
+    assert not (tmp_path / "reports" / "deletion.md").exists() and not (tmp_path / "reports" / "deletion.csv").exists()
