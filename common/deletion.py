@@ -289,15 +289,14 @@ def run_deletion_test(args) -> int:
     # composition per instance, so dynamic int8's per-batch scales and fp32's padding round the same way
     # whatever else is measured in the run.
     batch_size = 1 + 4 * args.max_k
+    models = (("base", args.base_model), ("variant", args.model))
     clfs = {name: load_classifier(path, device=args.device, max_len=args.max_len, batch_size=batch_size,
-                                  threads=threads) for name, path in (("base", args.base_model), ("variant", args.model))}
+                                  threads=threads) for name, path in models}
     fns = {name: FastClassifierFn(clf) for name, clf in clfs.items()}
     frame = measure(base_run, variant_run, fns["base"], fns["variant"], args.max_k, desc=f"deletion {variant}")
     rows, means = judge_variant(frame, variant, args.seed)
     metrics = {**means, "checks": rows, "forward_texts": {n: fn.n_unique for n, fn in fns.items()},
                "model_seconds": {n: round(fn.model_seconds, 3) for n, fn in fns.items()}}
-    with atomic_output_file(output) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.8g")
     manifest = base_manifest("deletion_test", vars(args), args.seed, inputs={
         "base_lime": args.base_lime, "variant_lime": args.variant_lime, "base_model": args.base_model,
         "model": args.model})
@@ -305,7 +304,10 @@ def run_deletion_test(args) -> int:
                      "max_k": args.max_k, "margin_fraction": MARGIN_FRACTION,
                      "instance_ids": sorted(base_run.texts), "wall_seconds": round(time.time() - started, 3),
                      "metrics": metrics})
-    write_json_atomic(manifest_path_for(output), manifest)
+    # the CSV (the Make target) is renamed into place last, after its manifest
+    with atomic_output_file(output) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.8g")
+        write_json_atomic(manifest_path_for(output), manifest)
     gate = rows[0]
     log.info("Wrote %s: same_evidence %s (mean delta %.4f, 90%% CI [%.4f, %.4f], margin %.4f, n=%d)", output,
              gate["verdict"], gate["mean"], gate["lower"], gate["upper"], gate["margin"], gate["n"])
