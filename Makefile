@@ -233,14 +233,15 @@ outputs/reports/lime_similarity.md: outputs/lime/base.csv outputs/lime/base_nois
 lime-report: outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md outputs/reports/deletion.md ## drift, POS and deletion-test reports
 
 # Deletion test: base's top LIME words deleted on base and on the variant (no sampling noise), and the
-# variant's own top words on the variant. The models are the ones LIME explained (lime_artefact).
+# variant's own top words on the variant. The models are the ones the LIME CSVs explained (named in their
+# manifests), so any name LIME explains works; a LIME CSV already depends on its model.
 DELETION := generate_outputs/deletion_test/run_deletion_test.py
-outputs/deletion/%.csv: outputs/lime/base.csv outputs/lime/%.csv models/onnx/base.onnx $(DELETION) $(DELETION_SRC) $(LIME_KNOBS) | outputs/deletion ## deletion test of one variant vs base (per instance)
+outputs/deletion/%.csv: outputs/lime/base.csv outputs/lime/%.csv $(DELETION) $(DELETION_SRC) $(LIME_KNOBS) | outputs/deletion ## deletion test of one variant vs base (per instance)
 	$(PY) generate_outputs.deletion_test.run_deletion_test --base-lime outputs/lime/base.csv --variant-lime outputs/lime/$*.csv \
-	  --base-model models/onnx/base.onnx --model $(call lime_model,$*) --variant $* --max-len $(MAX_LEN) --seed $(SEED) \
-	  --device $(DEVICE) --threads $(THREADS) --output $@
-DELETION_CSVS := $(addprefix outputs/deletion/,$(addsuffix .csv,$(filter-out base,$(LIME_VARIANTS))))
-$(DELETION_CSVS): $$(call lime_artefact,$$(basename $$(notdir $$@)))
+	  --variant $* --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE) --threads $(THREADS) --output $@
+# The positive control's LIME CSV (CONTROL_CSV), where the Makefile defines one, is judged like a variant.
+DELETION_CONTROL := $(if $(filter undefined,$(origin CONTROL_CSV)),,$(patsubst outputs/lime/%,outputs/deletion/%,$(CONTROL_CSV)))
+DELETION_CSVS := $(addprefix outputs/deletion/,$(addsuffix .csv,$(filter-out base,$(LIME_VARIANTS)))) $(DELETION_CONTROL)
 outputs/reports/deletion.md: $(DELETION_CSVS) generate_outputs/deletion_test/build_deletion_report.py $(DELETION_SRC) $(LIST_KNOBS) | outputs/reports ## deletion-test verdicts of every variant (same_evidence = the shipping gate)
 	$(PY) generate_outputs.deletion_test.build_deletion_report --output-dir $(@D) --seed $(SEED) \
 	  $(foreach f,$(DELETION_CSVS),--variant $(f))

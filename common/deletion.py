@@ -264,6 +264,22 @@ def judge_variant(frame, variant: str, seed: int) -> tuple[list[dict], dict]:
 
 
 # ----------------------------------------------------------------------------------------------- the stages
+def explained_model(lime_csv: str | Path, flag: str) -> str:
+    """The model a LIME CSV explained, from its manifest: the deletion test asks the very function LIME asked
+    (for fp32 variants possibly their parity-checked ONNX export), whatever the variant is called."""
+    from common.manifest import read_manifest
+
+    manifest = read_manifest(lime_csv) or {}
+    model = (manifest.get("arguments") or {}).get("model")
+    if not model:
+        raise UserError(f"{lime_csv} has no manifest naming the model it explained; pass {flag} or rebuild the CSV "
+                        f"with run_lime_on_model.")
+    if not Path(model).exists():
+        raise UserError(f"The model {model} that {lime_csv} explained does not exist any more; rebuild it or pass "
+                        f"{flag}.")
+    return str(model)
+
+
 def run_deletion_test(args) -> int:
     """``generate_outputs.deletion_test.run_deletion_test``: see that script's docstring."""
     from common.classifier import load_classifier
@@ -278,6 +294,8 @@ def run_deletion_test(args) -> int:
     if args.max_k < 1:
         raise UserError(f"--max-k must be at least 1 (got {args.max_k}).")
     variant = args.variant or output.stem
+    args.base_model = args.base_model or explained_model(args.base_lime, "--base-model")
+    args.model = args.model or explained_model(args.variant_lime, "--model")
     threads = set_threads(default_threads(args.threads))
     set_seed(args.seed)
     log.info("Deletion test: variant=%s model=%s base model=%s base LIME=%s variant LIME=%s max_k=%d seed=%d",

@@ -170,9 +170,10 @@ def toy_data_module(tmp_path_factory):
 
 
 def deletion_args(setup, variant_lime, model, output, *extra):
-    return ["--base-lime", str(setup["csvs"]["base"]), "--variant-lime", str(variant_lime), "--base-model",
-            str(setup["base"]), "--model", str(model), "--output", str(output), "--max-len", "64", "--seed", "3",
-            "--threads", "1", "--device", "cpu", *extra]
+    """``model`` None: the models are the ones the LIME CSVs' manifests name."""
+    models = [] if model is None else ["--base-model", str(setup["base"]), "--model", str(model)]
+    return ["--base-lime", str(setup["csvs"]["base"]), "--variant-lime", str(variant_lime), *models,
+            "--output", str(output), "--max-len", "64", "--seed", "3", "--threads", "1", "--device", "cpu", *extra]
 
 
 def test_stage_end_to_end_and_report(lime_csvs, tmp_path):
@@ -182,7 +183,8 @@ def test_stage_end_to_end_and_report(lime_csvs, tmp_path):
     from generate_outputs.deletion_test.run_deletion_test import main
 
     out = tmp_path / "deletion"
-    assert main(deletion_args(lime_csvs, lime_csvs["csvs"]["other"], lime_csvs["other"], out / "other.csv")) == 0
+    # the models default to the ones LIME explained (as Make runs it)
+    assert main(deletion_args(lime_csvs, lime_csvs["csvs"]["other"], None, out / "other.csv")) == 0
     # the negative control: base's own function and explanations
     assert main(deletion_args(lime_csvs, lime_csvs["csvs"]["base"], lime_csvs["base"], out / "same.csv",
                               "--variant", "same")) == 0
@@ -206,6 +208,8 @@ def test_stage_end_to_end_and_report(lime_csvs, tmp_path):
 
     manifest = read_manifest(out / "other.csv")
     assert manifest["stage"] == "deletion_test" and manifest["variant"] == "other"
+    assert manifest["arguments"]["model"] == str(lime_csvs["other"])
+    assert manifest["arguments"]["base_model"] == str(lime_csvs["base"])
     assert {c["check"] for c in manifest["metrics"]["checks"]} == {
         "same_evidence", "same_evidence_sufficiency", "own_comprehensiveness", "own_sufficiency"}
     assert manifest["inputs"]["variant_lime"]["sha256"] and manifest["metrics"]["n_instances"] == len(lime)
@@ -259,12 +263,21 @@ def test_mismatched_lime_csvs_exit_2_naming_the_file(lime_csvs, tmp_path, caplog
     assert not output.exists()
 
 
-def test_missing_lime_csv_exit_2(lime_csvs, tmp_path, caplog):
+def test_missing_lime_csv_or_unnamed_model_exit_2(lime_csvs, tmp_path, caplog):
+    import shutil
+
     from generate_outputs.deletion_test.run_deletion_test import main
 
     with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exc:
         main(deletion_args(lime_csvs, tmp_path / "nope.csv", lime_csvs["base"], tmp_path / "o.csv"))
     assert exc.value.code == 2 and "nope.csv" in caplog.text
+    caplog.clear()
+    no_manifest = tmp_path / "copied.csv"   # a LIME CSV without its manifest: which model is unknown
+    shutil.copy(lime_csvs["csvs"]["other"], no_manifest)
+    with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exc:
+        main(deletion_args(lime_csvs, no_manifest, None, tmp_path / "o.csv"))
+    assert exc.value.code == 2 and str(no_manifest) in caplog.text and "--model" in caplog.text
+    assert not (tmp_path / "o.csv").exists()
 
 
 # ----------------------------------------------------------------------------------------------- (e) int8
@@ -302,7 +315,7 @@ def test_dynamic_int8_numbers_do_not_depend_on_the_other_instances(lime_csvs, tm
 
 
 # ----------------------------------------------------------------------------------------------- Make rules
-def test_make_builds_one_deletion_test_per_lime_variant_with_the_model_lime_explained(tmp_path):
+def test_make_builds_one_deletion_test_per_lime_variant_after_its_lime_run(tmp_path):
     import shutil
     import subprocess
 
@@ -317,10 +330,11 @@ def test_make_builds_one_deletion_test_per_lime_variant_with_the_model_lime_expl
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     runs = re.findall(r"run_deletion_test --base-lime outputs/lime/base.csv --variant-lime outputs/lime/(\w+)\.csv"
-                      r" \\\n\s+--base-model models/onnx/base.onnx --model (\S+) --variant (\w+)", res.stdout)
-    assert runs == [("base_onnx", "models/onnx/base.onnx", "base_onnx"),
-                    ("base_onnx_int8", "models/onnx/base_int8.onnx", "base_onnx_int8"),
-                    ("pruned20", "models/onnx/pruned20.onnx", "pruned20")]   # LIME_VIA_ONNX=1: pruned20 via ONNX
+                      r" \\\n\s+--variant (\w+)", res.stdout)
+    assert runs == [(v, v) for v in ("base_onnx", "base_onnx_int8", "pruned20")]
+    # each after its LIME CSV, which is built from the model the deletion test then reads from its manifest
+    for v in ("base_onnx", "base_onnx_int8", "pruned20"):
+        assert res.stdout.index(f"--output outputs/lime/{v}.csv") < res.stdout.index(f"--variant-lime outputs/lime/{v}.csv")
     report = re.search(r"build_deletion_report .*?(?=\n\S)", res.stdout, re.S).group(0)
     assert re.findall(r"--variant (\S+)", report) == [f"outputs/deletion/{v}.csv" for v in
                                                       ("base_onnx", "base_onnx_int8", "pruned20")]

@@ -1,9 +1,11 @@
 """The deletion test of one variant: does it rely on base's words? (ERASER comprehensiveness/sufficiency, AOPC)
 
     python -m generate_outputs.deletion_test.run_deletion_test --base-lime outputs/lime/base.csv \
-        --variant-lime outputs/lime/pruned20.csv --base-model models/onnx/base.onnx \
-        --model models/onnx/pruned20.onnx --variant pruned20 --max-len 128 --seed 42 \
+        --variant-lime outputs/lime/pruned20.csv --variant pruned20 --max-len 128 --seed 42 \
         --output outputs/deletion/pruned20.csv
+
+The models are the ones the LIME CSVs explained (named in their manifests), unless --base-model /
+--model say otherwise.
 
 Both LIME CSVs must explain the same instances, the same label each, with the same LIME seed and
 num_samples. Per instance and k = 1..5, base's top-k positive LIME words are deleted (and kept
@@ -31,8 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base-lime", required=True, help="LIME CSV of the base model (outputs/lime/base.csv)")
     parser.add_argument("--variant-lime", required=True, help="LIME CSV of the variant (outputs/lime/<variant>.csv)")
-    parser.add_argument("--base-model", required=True, help="the base model (any artefact load_classifier reads)")
-    parser.add_argument("--model", required=True, help="the variant's model (any artefact load_classifier reads)")
+    parser.add_argument("--base-model", default="",
+                        help="the base model (any artefact load_classifier reads; default: the one --base-lime explained)")
+    parser.add_argument("--model", default="",
+                        help="the variant's model (default: the one --variant-lime explained, from its manifest)")
     parser.add_argument("--variant", default="", help="variant name (default: the output file's name)")
     parser.add_argument("--output", required=True, help="per-instance CSV to write (outputs/deletion/<variant>.csv)")
     parser.add_argument("--max-k", type=int, default=MAX_K, help="largest number of words deleted")
