@@ -17,7 +17,8 @@ Per instance (``explained_label`` = base's prediction, the same in both LIME CSV
 
 Deletion uses LIME's own text handling (``IndexedString(text, bow=True, split_expression=r'\\W+')``
 and ``inverse_removing``): deleting a word deletes every occurrence of it and keeps the separators,
-exactly as LIME's perturbations do, so the deleted texts are ones LIME's local model was fitted on.
+exactly as LIME's perturbations do, so the deleted texts are of the kind LIME's local model was fitted on.
+The models are the ones the LIME CSVs explained (their manifests name them), unless given.
 
 Checks (per variant; each one value per instance, paired, then :func:`common.verdict.judge`, two-sided):
 
