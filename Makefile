@@ -82,6 +82,8 @@ SP_SRC := $(call stage_src,generate_outputs/sp_lime/run_sp_lime_hf_model.py)
 SIM_SRC := $(call stage_src,generate_outputs/lime_similarity_pipeline/run_lime_similarity.py)
 POS_SRC := $(call stage_src,analysis/nltk/nltk_analyze_all_models.py)
 REPORT_SRC := $(call stage_src,generate_outputs/report/build_report.py)
+DELETION_SRC := $(call stage_src,generate_outputs/deletion_test/run_deletion_test.py)
+DELETION_REPORT_SRC := $(call stage_src,generate_outputs/deletion_test/build_deletion_report.py)
 DATA_ARG := --data '$(DATA)'
 
 # ---------------------------------------------------------------------------------------------- variants
@@ -158,7 +160,7 @@ outputs/metrics/%.json: $(EVAL) $(EVAL_SRC) $(EVAL_KNOBS) | outputs/metrics
 .SECONDEXPANSION:
 $(addprefix outputs/metrics/,$(addsuffix .json,$(VARIANTS))): $$(call artefact,$$(basename $$(notdir $$@)))
 
-outputs/metrics outputs/reports outputs/lime models/onnx models/quantized:
+outputs/metrics outputs/reports outputs/lime outputs/deletion models/onnx models/quantized:
 	mkdir -p $@
 
 # ---------------------------------------------------------------------------------------------- compression
@@ -236,7 +238,22 @@ outputs/reports/lime_similarity.md: outputs/lime/base.csv outputs/lime/base_nois
 	  --noise outputs/lime/base_noise.csv --output-dir $(@D) --seed $(SEED) \
 	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv) \
 	  $(foreach s,$(LIME_SAMPLE_CURVE),--curve $(s)=outputs/lime/curve_s$(s)_a.csv,outputs/lime/curve_s$(s)_b.csv)
-lime-report: outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md ## drift and POS reports
+lime-report: outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md outputs/reports/deletion.md ## drift, POS and deletion-test reports
+
+# Deletion test: base's top LIME words deleted on base and on the variant (no sampling noise), and the
+# variant's own top words on the variant. The models are the ones the LIME CSVs explained (named in their
+# manifests), so any name LIME explains works; a LIME CSV already depends on its model.
+DELETION := generate_outputs/deletion_test/run_deletion_test.py
+outputs/deletion/%.csv: outputs/lime/base.csv outputs/lime/%.csv $(DELETION) $(DELETION_SRC) $(LIME_KNOBS) | outputs/deletion ## deletion test of one variant vs base (per instance)
+	$(PY) generate_outputs.deletion_test.run_deletion_test --base-lime outputs/lime/base.csv --variant-lime outputs/lime/$*.csv \
+	  --variant $* --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE) --threads $(THREADS) --output $@
+# The positive control's LIME CSV (CONTROL_CSV), where the Makefile defines one, is judged like a variant.
+DELETION_CONTROL := $(if $(filter undefined,$(origin CONTROL_CSV)),,$(patsubst outputs/lime/%,outputs/deletion/%,$(CONTROL_CSV)))
+DELETION_CSVS := $(addprefix outputs/deletion/,$(addsuffix .csv,$(filter-out base,$(LIME_VARIANTS)))) $(DELETION_CONTROL)
+outputs/reports/deletion.md: $(DELETION_CSVS) generate_outputs/deletion_test/build_deletion_report.py $(DELETION_REPORT_SRC) $(LIST_KNOBS) | outputs/reports ## deletion-test verdicts of every variant (same_evidence = the shipping gate)
+	$(PY) generate_outputs.deletion_test.build_deletion_report --output-dir $(@D) --seed $(SEED) \
+	  $(foreach f,$(DELETION_CSVS),--variant $(f))
+outputs/reports/deletion.csv: outputs/reports/deletion.md ;  # written before the Markdown, by the same command
 
 outputs/reports/pos_analysis.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) analysis/nltk/nltk_analyze_all_models.py $(POS_SRC) $(LIST_KNOBS) | outputs/reports ## POS tags of explanation words, per variant vs base
 	$(PY) analysis.nltk.nltk_analyze_all_models --base outputs/lime/base.csv --noise outputs/lime/base_noise.csv --output-dir $(@D) \
@@ -273,7 +290,8 @@ mlp-sweep: outputs/reports/mlp_sweep.md ## the lambda sweep
 
 # ---------------------------------------------------------------------------------------------- report
 REPORT_INPUTS := outputs/metrics/summary.csv outputs/metrics/properties/properties.md \
-  outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv \
+  outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md outputs/reports/deletion.md \
+  outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv \
   outputs/reports/mlp.md outputs/reports/mlp_sweep.md
 outputs/reports/report.md: $(REPORT_INPUTS) generate_outputs/report/build_report.py $(REPORT_SRC) ## the one report
 	$(PY) generate_outputs.report.build_report --outputs outputs --models models --output $@ \

@@ -16,7 +16,8 @@ from tests.test_makefile import KNOBS, ROOT, make, tree  # noqa: F401  (tree is 
 sys.path.insert(0, str(ROOT / "tools"))
 from stage_deps import ImportGraph, stage_scripts  # noqa: E402
 
-REPORT_FOLDERS = ("outputs/lime", "outputs/reports", "outputs/sp_lime_sets", "outputs/intermediate_data", "models/mlp")
+REPORT_FOLDERS = ("outputs/lime", "outputs/reports", "outputs/sp_lime_sets", "outputs/intermediate_data", "models/mlp",
+                  "outputs/deletion")
 ARTEFACT = re.compile(r"^((?:models|outputs)/[^:\s]+): ?(.*)$")
 
 
