@@ -332,16 +332,15 @@ def control_warnings(summary: dict[str, dict]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------- the stage
-def _plot_extra(summary: dict[str, dict], table: list[dict], path: Path) -> None:
+def _plot_extra(summary: dict[str, dict], table: list[dict], names: list[str], path: Path) -> None:
     """Forest plot: extra disagreement with its one-sided bounds against the margin, per metric."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(summary)
     colours = {"equivalent": "tab:green", "drifted": "tab:red", "inconclusive": "tab:orange", "": "grey"}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(names) + 2), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(names) + 2.5), squeeze=False, sharey=True)
     for ax, metric in zip(axes[0], (HEADLINE, SECONDARY)):
         rows = {r[COL_VARIANT]: r for r in table if r[COL_METRIC] == metric and r[COL_VARIANT] in summary}
         for y, name in enumerate(names):
@@ -353,7 +352,7 @@ def _plot_extra(summary: dict[str, dict], table: list[dict], path: Path) -> None
         ax.axvline(margin, color="tab:red", ls="--", lw=1, label=f"margin {margin:.3f}")
         ax.set_title(f"{metric}: extra disagreement vs base (90% interval)")
         ax.set_xlabel(f"{metric}(base@S, base@S+1) - {metric}(variant@S, base@S+1)")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8, frameon=False)
     labels = [f"{n} ({summary[n]['role'].replace('_', ' ')})" if summary[n]["role"] != ROLE_VARIANT else n
               for n in names]
     axes[0][0].set_yticks(range(len(names)), labels, fontsize=8)
@@ -485,12 +484,11 @@ def run_similarity(base: str, noise: str, variants: list[str], curve: list[str],
     write_text_atomic(output_dir / SIMILARITY_CSV, frame.to_csv(index=False, float_format="%.6g"))
     write_text_atomic(output_dir / "lime_similarity_per_instance.csv",
                       pd.DataFrame(per_instance).to_csv(index=False, float_format="%.6g"))
-    if summary:
-        _plot_extra(summary, table, output_dir / "lime_similarity.png")
-
     # Each variant is shown between the two controls.
     role_order = [ROLE_NEGATIVE_CONTROL, ROLE_VARIANT, ROLE_POSITIVE_CONTROL]
     order = sorted(summary, key=lambda n: role_order.index(summary[n]["role"]))
+    if summary:
+        _plot_extra(summary, table, order, output_dir / "lime_similarity.png")
     rows = []
     for name in order:
         s = summary[name]
@@ -519,7 +517,8 @@ def run_similarity(base: str, noise: str, variants: list[str], curve: list[str],
         lines += [tabulate(rows, headers=["variant", "control", "n", "label agreement", f"{HEADLINE} extra",
                                           "verdict", f"{SECONDARY} extra", f"{SECONDARY} verdict", "n to decide"],
                            tablefmt="github", disable_numparse=True), ""]
-        lines += [f"> {w}" for w in warnings] + ([""] if warnings else [])
+        for sentence in warnings:
+            lines += [f"> {sentence}", ""]
         lines += ["![extra disagreement per variant](lime_similarity.png)", ""]
     else:
         lines += ["_No variant was given._", ""]
