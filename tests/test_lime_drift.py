@@ -16,6 +16,7 @@ from common.explanation_similarity import (COL_EXTRA, COL_METRIC, COL_N, COL_N_T
                                            COL_VERDICT, HEADLINE, SECONDARY, SIMILARITY_COLUMNS, pair_metrics,
                                            signed_rbo)
 from common.lime_utils import LIME_COLUMNS
+from tests.test_explanations import run_lime, trained_tiny  # noqa: F401 (a module-scoped fixture, reused)
 
 SEED = 7
 SIMILARITY_MAIN = "generate_outputs.lime_similarity_pipeline.run_lime_similarity"
@@ -218,3 +219,66 @@ def test_noise_run_with_base_seed_and_unknown_control_are_user_errors(tmp_path, 
     assert run_stage(tmp_path, out, extra=["--positive-control", "nope"]) == 2
     assert "--positive-control nope is not the name of any --variant" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+# ----------------------------------------------------------------------------------------------- end to end
+def _neutralise_top_words(model_dir, out_dir, lime_csv, texts):
+    """Base with the embedding rows of its top explanation words replaced by [PAD]'s, one word at a time,
+    keeping a word only while every instance's predicted label stays the same. Returns the words changed."""
+    import torch
+
+    from common.modeling import load_model_folder
+
+    model, tokenizer, _ = load_model_folder(model_dir)
+    model.eval()
+    encoded = tokenizer(texts, padding=True, return_tensors="pt")
+
+    def predict():
+        with torch.no_grad():
+            return model(**encoded).logits.argmax(-1)
+
+    reference = predict()
+    frame = pd.read_csv(lime_csv, keep_default_na=False, dtype={"word": str})
+    top_words = frame[frame["rank"] <= 2]["word"].value_counts().index.tolist()
+    embeddings = model.get_input_embeddings().weight
+    pad = embeddings[tokenizer.pad_token_id].detach().clone()
+    changed = []
+    for word in top_words:
+        token = tokenizer.convert_tokens_to_ids(word)
+        saved = embeddings[token].detach().clone()
+        with torch.no_grad():
+            embeddings[token] = pad
+        if torch.equal(predict(), reference):
+            changed.append(word)
+        else:  # this word alone decides some instance's label: keep it
+            with torch.no_grad():
+                embeddings[token] = saved
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return changed
+
+
+def test_planted_drift_through_the_lime_stage_flips_the_verdict(tmp_path, trained_tiny, toy_data):
+    """Real LIME runs on the tiny BERT: base, base with another seed, an identical copy of base, and base
+    with its top explanation words' embeddings neutralised (same labels on every instance, other reasons)."""
+    import shutil
+
+    lime, n, samples = tmp_path / "lime", 16, 200
+    for name, model, seed in (("base", trained_tiny, 1), ("base_noise", trained_tiny, 2)):
+        assert run_lime(model, toy_data, lime / f"{name}.csv", seed=seed, n=n, samples=samples,
+                        reference=trained_tiny, variant=name) == 0
+    texts = pd.read_csv(lime / "base.csv", keep_default_na=False).drop_duplicates("instance_id")["text"].tolist()
+    assert len(texts) == n
+    copy = shutil.copytree(trained_tiny, tmp_path / "copy")
+    changed = _neutralise_top_words(trained_tiny, tmp_path / "planted", lime / "base.csv", texts)
+    assert changed  # the plant changed something
+    for name, model in (("copy", copy), ("planted", tmp_path / "planted")):
+        assert run_lime(model, toy_data, lime / f"{name}.csv", seed=1, n=n, samples=samples,
+                        reference=trained_tiny, variant=name) == 0
+    out = tmp_path / "reports"
+    assert run_stage(lime, out, "copy", "planted", extra=["--negative-control", "copy"]) == 0
+    head = pd.read_csv(out / "lime_similarity.csv").query(f"{COL_METRIC} == @HEADLINE").set_index(COL_VARIANT)
+    assert head.loc["planted", "label_agreement"] >= 0.99
+    assert head.loc["planted", COL_VERDICT] == "drifted", head.loc["planted"].to_dict()
+    assert head.loc["copy", COL_VERDICT] == "equivalent" and head.loc["copy", COL_EXTRA] == 0
+    assert head.loc["copy", COL_ROLE] == "negative_control"
