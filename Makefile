@@ -233,7 +233,7 @@ outputs/lime/%.csv: $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime ## LIME exp
 	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output $@ $(LIME_ARGS)
 $(addprefix outputs/lime/,$(addsuffix .csv,$(filter-out base,$(LIME_VARIANTS)))): $$(call lime_artefact,$$(basename $$(notdir $$@)))
 
-outputs/lime/control_seed%.csv: models/onnx/control_seed%.onnx $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime ## LIME of the positive control (base's seed, like every variant)
+outputs/lime/control_seed%.csv: models/onnx/control_seed%.onnx $(FT)/manifest.json $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime ## LIME of the positive control (base's seed, like every variant)
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model $< --variant control_seed$* \
 	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output $@ $(LIME_ARGS)
 # Named explicitly so make prefers the rule above to the generic outputs/lime/%.csv (whose inputs all exist).
