@@ -55,6 +55,8 @@ def test_clean_pick_names_the_runner_up_and_skips_the_control_and_the_inaccurate
     assert abs(frame.set_index("variant").loc["fast_but_wrong", "delta_acc_pt"] + 5) < 1e-9
     text = recommend(frame)
     assert text.startswith("**Ship `good`**: 5.00x the base throughput")
+    assert "`fast_drifted` (8.00x the base throughput: LIME agreement drifted), `fast_inconclusive` (7.00x the base " \
+           "throughput: LIME agreement inconclusive, about 340 instances would decide)" in text
     assert "LIME agreement equivalent" in text and "deletion test equivalent" in text
     assert "Runner-up: `slow_ok` (1.20x the base throughput), which passes the same gates but is slower" in text
     assert "control_seed43" not in text and "fast_but_wrong" not in text  # a control is never a candidate
