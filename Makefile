@@ -24,6 +24,8 @@ LIME_SAMPLES ?= 1000## LIME perturbation samples per explanation
 LIME_VIA_ONNX ?= 1## 1: explain fp32 pruned variants through their parity-checked ONNX export (same function, faster); 0: through torch
 LIME_SAMPLE_CURVE ?= 250 500 1000 2000## num_samples values of the noise-floor stability curve
 LIME_CURVE_INSTANCES ?= $(LIME_INSTANCES)## test instances explained per point of the stability curve
+CONTROL ?= 1## 1: the drift report judges a positive control (the base recipe fine-tuned with CONTROL_SEED); 0: off
+CONTROL_SEED ?= 43## training seed of the positive control (same data and split as base; must differ from SEED)
 SP_SAMPLE_SIZE ?= 40## SP-LIME candidate pool (each costs one explanation)
 SP_EXPLANATIONS ?= 6## SP-LIME explanations picked
 SP_FEATURES ?= 10## SP-LIME words per explanation (largest |weight|) in the coverage matrix and global importance
@@ -54,6 +56,7 @@ TRAIN_KNOBS := $(call knob_stamp,train,BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEE
 PRUNE_KNOBS := $(call knob_stamp,prune,PRUNE_EPOCHS=$(PRUNE_EPOCHS) DISTILL=$(DISTILL))
 EVAL_KNOBS := $(call knob_stamp,eval,DATA=$(DATA) TEST_SAMPLES=$(TEST_SAMPLES) MAX_LEN=$(MAX_LEN) DEVICE=$(DEVICE) THREADS=$(THREADS))
 LIME_KNOBS := $(call knob_stamp,lime,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) LIME_VIA_ONNX=$(LIME_VIA_ONNX) LIME_CURVE_INSTANCES=$(LIME_CURVE_INSTANCES))
+CONTROL_KNOBS := $(call knob_stamp,control,CONTROL=$(CONTROL) CONTROL_SEED=$(CONTROL_SEED))
 SP_KNOBS := $(call knob_stamp,sp,SP_SAMPLE_SIZE=$(SP_SAMPLE_SIZE) SP_EXPLANATIONS=$(SP_EXPLANATIONS) SP_FEATURES=$(SP_FEATURES))
 EXPLAIN_KNOBS := $(call knob_stamp,explain,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) MLP_EXPLAINED=$(MLP_EXPLAINED) LIME_SAMPLES=$(LIME_SAMPLES))
 MLP_KNOBS := $(call knob_stamp,mlp,MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDA=$(MLP_LAMBDA))
@@ -147,6 +150,12 @@ models/fine_tuned/bert_agnews/manifest.json: train/fine_tuning/run_fine_tune_ber
 	$(PY) train.fine_tuning.run_fine_tune_bert_agnews --base-model '$(BASE_MODEL)' $(DATA_ARG) --output $(@D) \
 	  --train-samples $(TRAIN_SAMPLES) --epochs $(EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE)
 
+# The positive control for the drift report: the base recipe with another training seed, the same data seed
+# (so the same training rows and validation split). Exported to ONNX so LIME is as fast as base's.
+models/fine_tuned/bert_agnews_seed%/manifest.json: train/fine_tuning/run_fine_tune_bert_agnews.py $(FT_SRC) $(TRAIN_KNOBS) ## positive control: fine-tune with training seed %% (CONTROL_SEED)
+	$(PY) train.fine_tuning.run_fine_tune_bert_agnews --base-model '$(BASE_MODEL)' $(DATA_ARG) --output $(@D) \
+	  --train-samples $(TRAIN_SAMPLES) --epochs $(EPOCHS) --max-len $(MAX_LEN) --seed $* --data-seed $(SEED) --device $(DEVICE)
+
 # ---------------------------------------------------------------------------------------------- evaluation
 # outputs/metrics/<variant>.json for any variant (accuracy, F1, confusion, latency, throughput, size, RSS)
 EVAL := inference/run_inference_on_model.py
@@ -192,6 +201,8 @@ models/onnx/pruned%_masked.onnx: models/pruned/bert_agnews_%pct/manifest.json $(
 	$(PY) export_onnx.export_onnx --model $(<D) --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
 models/onnx/pruned%.onnx: models/shrunk/pruned%/manifest.json $(EXPORT) $(ONNX_SRC) | models/onnx ## export a shrunk pruned model
 	$(PY) export_onnx.export_onnx --model $(<D) --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
+models/onnx/control_seed%.onnx: models/fine_tuned/bert_agnews_seed%/manifest.json $(EXPORT) $(ONNX_SRC) | models/onnx ## export the positive control (parity-checked)
+	$(PY) export_onnx.export_onnx --model $(<D) --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
 models/onnx/%_int8.onnx: models/onnx/%.onnx $(EXPORT) $(ONNX_SRC) | models/onnx ## ONNX Runtime dynamic int8 of an exported model
 	$(PY) export_onnx.export_onnx --model $< --int8 --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
 
@@ -231,12 +242,22 @@ outputs/lime/%.csv: $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime ## LIME exp
 	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output $@ $(LIME_ARGS)
 $(addprefix outputs/lime/,$(addsuffix .csv,$(filter-out base,$(LIME_VARIANTS)))): $$(call lime_artefact,$$(basename $$(notdir $$@)))
 
+outputs/lime/control_seed%.csv: models/onnx/control_seed%.onnx $(FT)/manifest.json $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime ## LIME of the positive control (base's seed, like every variant)
+	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model $< --variant control_seed$* \
+	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output $@ $(LIME_ARGS)
+# Named explicitly so make prefers the rule above to the generic outputs/lime/%.csv (whose inputs all exist).
+outputs/lime/control_seed$(CONTROL_SEED).csv: models/onnx/control_seed$(CONTROL_SEED).onnx
+
 CURVE_CSVS := $(foreach s,$(LIME_SAMPLE_CURVE),outputs/lime/curve_s$(s)_a.csv outputs/lime/curve_s$(s)_b.csv)
 LIME_CSVS := $(addprefix outputs/lime/,$(addsuffix .csv,$(LIME_VARIANTS)))
-outputs/reports/lime_similarity.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) $(CURVE_CSVS) generate_outputs/lime_similarity_pipeline/run_lime_similarity.py $(SIM_SRC) $(LIST_KNOBS) | outputs/reports ## explanation drift vs base, with the noise floor
+CONTROL_CSV := $(if $(filter 1,$(CONTROL)),$(if $(filter $(SEED),$(CONTROL_SEED)),$(error CONTROL_SEED must differ from SEED ($(SEED)): the positive control is another training seed),outputs/lime/control_seed$(CONTROL_SEED).csv))
+# Controls: base_onnx (the same function) must come out equivalent; the second fine-tune is judged like a variant.
+SIM_CONTROL_ARGS := $(if $(filter base_onnx,$(LIME_VARIANTS)),--negative-control base_onnx) \
+  $(if $(CONTROL_CSV),--variant $(CONTROL_CSV) --positive-control control_seed$(CONTROL_SEED))
+outputs/reports/lime_similarity.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) $(CONTROL_CSV) $(CURVE_CSVS) generate_outputs/lime_similarity_pipeline/run_lime_similarity.py $(SIM_SRC) $(LIST_KNOBS) $(CONTROL_KNOBS) | outputs/reports ## LIME agreement verdict per variant (noise run base@SEED+1, controls)
 	bash generate_outputs/lime_similarity_pipeline/run_pipeline.sh --base outputs/lime/base.csv \
 	  --noise outputs/lime/base_noise.csv --output-dir $(@D) --seed $(SEED) \
-	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv) \
+	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv) $(SIM_CONTROL_ARGS) \
 	  $(foreach s,$(LIME_SAMPLE_CURVE),--curve $(s)=outputs/lime/curve_s$(s)_a.csv,outputs/lime/curve_s$(s)_b.csv)
 lime-report: outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md outputs/reports/deletion.md ## drift, POS and deletion-test reports
 

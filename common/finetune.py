@@ -22,8 +22,10 @@ def checkpoint_dir_for(output: Path) -> Path:
 
 
 def run_key_of(args: dict) -> dict:
-    """Arguments that change the artefact (so a mismatch forbids reuse or resume)."""
-    return {k: v for k, v in args.items() if k not in ("output", "device", "max_steps_this_run", "force")}
+    """Arguments that change the artefact (so a mismatch forbids reuse or resume). An unset --data-seed
+    (= --seed) is left out, so models built before the flag existed still match."""
+    return {k: v for k, v in args.items() if k not in ("output", "device", "max_steps_this_run", "force")
+            and not (k == "data_seed" and v is None)}
 
 
 def evaluate_on_test(model_dir: Path, test, device: str, max_len: int) -> dict:
@@ -42,7 +44,9 @@ def fine_tune(args: dict) -> int:
         (output / "manifest.json").touch()
         return 0
     set_seed(args["seed"])
-    data = load_dataset(args["data"], args["train_samples"], args["seed"], args["validation_fraction"])
+    # A second fine-tune that differs only in its training seed keeps the data seed (same rows, same validation).
+    data_seed = args["seed"] if args.get("data_seed") is None else args["data_seed"]
+    data = load_dataset(args["data"], args["train_samples"], data_seed, args["validation_fraction"])
     log.info("data %s: %d train / %d validation / %d test rows", data.source, len(data.train),
              len(data.validation), len(data.test))
     model, tokenizer = new_classifier(args["base_model"])

@@ -3,24 +3,43 @@
 Reads manifests and metric files only (never logs):
 ``outputs/metrics/<variant>.json`` (evaluation/benchmark), ``outputs/metrics/summary.csv``
 (benchmark ratios measured in one run), ``outputs/metrics/properties/*.json``,
-``outputs/reports/lime_similarity.csv`` (explanation drift + noise floor),
-``outputs/reports/pos_analysis.csv``, ``outputs/sp_lime_sets/*``, ``outputs/reports/mlp*.md``.
+``outputs/reports/lime_similarity.csv`` (LIME agreement verdicts, controls, noise floor),
+``outputs/reports/deletion.csv`` (deletion-test verdicts), ``outputs/reports/pos_analysis.csv``,
+``outputs/sp_lime_sets/*``, ``outputs/reports/mlp*.md``.
 A section whose inputs are missing says so instead of inventing numbers.
+
+**Shipping rule** (:func:`recommend`): the fastest variant within 1 pt of the base accuracy whose verdict
+is ``equivalent`` on both the LIME agreement and the deletion test. Controls are never candidates.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
-from common.manifest import library_versions, write_text_atomic
+from common.cli import UserError
+from common.explanation_similarity import (COL_CROSS_SEED, COL_EXTRA, COL_LABEL_AGREEMENT, COL_LOWER, COL_MARGIN,
+                                           COL_METRIC, COL_N, COL_N_TO_DECIDE, COL_ROLE, COL_UPPER, COL_VARIANT,
+                                           COL_VERDICT, HEADLINE, MARGIN_FRACTION, ROLE_NEGATIVE_CONTROL,
+                                           ROLE_NOISE_FLOOR, ROLE_POSITIVE_CONTROL, ROLE_VARIANT, SECONDARY,
+                                           SIMILARITY_COLUMNS, SIMILARITY_CSV)
+from common.manifest import base_manifest, library_versions, write_json_atomic, write_text_atomic
+from common.verdict import EQUIVALENT
+
+log = logging.getLogger(__name__)
 
 ACCURACY_TOLERANCE_PT = 1.0
+# outputs/reports/deletion.csv, written by the deletion-test stage; the gate is its "same_evidence" rows.
+DELETION_CSV = "deletion.csv"
+DELETION_GATE_CHECK = "same_evidence"
+DELETION_COLUMNS = ["variant", "check", "mean", "lower", "upper", "margin", "verdict", "n", "n_to_decide"]
 
 
 def machine_description() -> dict:
@@ -67,30 +86,62 @@ def _first_column(frame: pd.DataFrame, *candidates: str) -> str | None:
     return None
 
 
-def load_similarity(reports_dir: Path) -> dict[str, dict]:
-    """variant -> {spearman_mean, spearman_ci_low/high, verdict} from lime_similarity.csv (long format:
-    one row per variant x metric; the ``noise_floor`` row is base vs base with another LIME seed)."""
-    path = reports_dir / "lime_similarity.csv"
+def _read_similarity(reports_dir: Path) -> pd.DataFrame | None:
+    path = reports_dir / SIMILARITY_CSV
     if not path.is_file():
+        return None
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    missing = [c for c in SIMILARITY_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path} lacks columns {missing}; rebuild it with `make {path.with_suffix('.md')}`.")
+    return frame
+
+
+def _optional_int(value):
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def load_similarity(reports_dir: Path) -> dict[str, dict]:
+    """variant -> its LIME agreement verdict (headline and secondary metric), n, n_to_decide, role and
+    label agreement, from lime_similarity.csv (columns from common.explanation_similarity). Controls
+    included; the noise floor is not a variant."""
+    frame = _read_similarity(reports_dir)
+    if frame is None:
         return {}
-    frame = pd.read_csv(path)
-    if not {"variant", "metric", "mean"} <= set(frame.columns):
-        return {}
-    rows = frame[frame["metric"] == "spearman"]
-    out = {}
-    for _, row in rows.iterrows():
-        out[str(row["variant"])] = {
-            "spearman_mean": float(row["mean"]),
-            "spearman_ci_low": row.get("ci_low"), "spearman_ci_high": row.get("ci_high"),
-            "verdict": row.get("verdict") if isinstance(row.get("verdict"), str) else None,
-        }
-    for _, row in frame[frame["metric"] == "cross_seed_delta_spearman"].iterrows():  # the strict check
-        entry = out.setdefault(str(row["variant"]), {})
-        entry["cross_seed_delta"] = float(row["mean"])
-        entry["cross_seed_detectable"] = row.get("verdict") == "detectable"
-    if "noise_floor" in out:  # the base model is the reference its own noise floor is measured on
-        out.setdefault("base", {**out["noise_floor"], "verdict": "reference"})
+    out: dict[str, dict] = {}
+    for row in frame[frame[COL_ROLE] != ROLE_NOISE_FLOOR].to_dict("records"):
+        entry = out.setdefault(str(row[COL_VARIANT]), {"role": row[COL_ROLE],
+                                                       "label_agreement": row[COL_LABEL_AGREEMENT]})
+        if row[COL_METRIC] == HEADLINE:
+            entry.update(extra=row[COL_EXTRA], lower=row[COL_LOWER], upper=row[COL_UPPER], margin=row[COL_MARGIN],
+                         verdict=row[COL_VERDICT] if isinstance(row[COL_VERDICT], str) else None, n=row[COL_N],
+                         n_to_decide=_optional_int(row[COL_N_TO_DECIDE]))
+        elif row[COL_METRIC] == SECONDARY:
+            entry.update(secondary_extra=row[COL_EXTRA], secondary_lower=row[COL_LOWER],
+                         secondary_upper=row[COL_UPPER], secondary_verdict=row[COL_VERDICT])
     return out
+
+
+def load_similarity_floor(reports_dir: Path) -> dict[str, dict]:
+    """metric -> {floor, margin}: LIME's own seed-to-seed agreement and the margin derived from it."""
+    frame = _read_similarity(reports_dir)
+    if frame is None:
+        return {}
+    floor = frame[frame[COL_ROLE] == ROLE_NOISE_FLOOR]
+    return {str(r[COL_METRIC]): {"floor": r[COL_CROSS_SEED], "margin": r[COL_MARGIN]} for r in floor.to_dict("records")}
+
+
+def load_deletion(reports_dir: Path) -> dict[str, dict] | None:
+    """variant -> the deletion test's gate row (check == DELETION_GATE_CHECK); None when deletion.csv is absent."""
+    path = reports_dir / DELETION_CSV
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    missing = [c for c in DELETION_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path} lacks columns {missing}; rebuild it with the deletion-test stage.")
+    gate = frame[frame["check"] == DELETION_GATE_CHECK]
+    return {str(r["variant"]): {**r, "n_to_decide": _optional_int(r["n_to_decide"])} for r in gate.to_dict("records")}
 
 
 def load_pos_shift(reports_dir: Path) -> dict[str, float]:
@@ -114,7 +165,7 @@ def _fmt(value, spec=".3f", missing="–"):
 
 
 def variant_table(metrics: dict[str, dict], summary: pd.DataFrame | None, similarity: dict, pos: dict,
-                  baseline: str = "base") -> tuple[pd.DataFrame, list[str]]:
+                  baseline: str = "base", deletion: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
     rows = []
     ratio_col = None
     if summary is not None:
@@ -123,6 +174,7 @@ def variant_table(metrics: dict[str, dict], summary: pd.DataFrame | None, simila
     for name, m in metrics.items():
         params = m.get("parameters") or {}
         sim = similarity.get(name, {})
+        gate = (deletion or {}).get(name, {})
         ratio = None
         if ratio_col is not None and name in set(summary["variant"]):
             ratio = float(summary.loc[summary["variant"] == name, ratio_col].iloc[0])
@@ -140,10 +192,16 @@ def variant_table(metrics: dict[str, dict], summary: pd.DataFrame | None, simila
             "throughput": m.get("throughput_samples_per_s"),
             "throughput_ratio": ratio,
             "peak_rss_mb": m.get("peak_rss_mb"),
-            "expl_spearman": sim.get("spearman_mean"),
+            "expl_role": sim.get("role"),
+            "expl_extra": sim.get("extra"),
+            "expl_lower": sim.get("lower"),
+            "expl_upper": sim.get("upper"),
+            "expl_margin": sim.get("margin"),
             "expl_verdict": sim.get("verdict"),
-            "expl_cross_delta": sim.get("cross_seed_delta"),
-            "expl_cross_detectable": sim.get("cross_seed_detectable"),
+            "expl_n": sim.get("n"),
+            "expl_n_to_decide": sim.get("n_to_decide"),
+            "deletion_verdict": gate.get("verdict"),
+            "deletion_n_to_decide": gate.get("n_to_decide"),
             "pos_jsd": pos.get(name),
         })
     frame = pd.DataFrame(rows)
@@ -153,35 +211,119 @@ def variant_table(metrics: dict[str, dict], summary: pd.DataFrame | None, simila
     return frame, notes
 
 
-def recommend(frame: pd.DataFrame) -> str:
-    """Best throughput among variants within 1 pt accuracy of base and within LIME's noise floor."""
+GATES = (("LIME agreement", "expl_verdict", "expl_n_to_decide"),
+         ("deletion test", "deletion_verdict", "deletion_n_to_decide"))
+
+
+def _gate_failures(row, gates) -> list[str]:
+    """Why ``row`` fails the explanation gates that were run (empty: it passes them all)."""
+    out = []
+    for label, verdict_col, decide_col in gates:
+        verdict = row.get(verdict_col)
+        if not isinstance(verdict, str) or not verdict:
+            out.append(f"{label} not run for it")
+        elif verdict != EQUIVALENT:
+            decide = row.get(decide_col)
+            more = f", about {int(decide)} instances would decide" if verdict == "inconclusive" and pd.notna(decide) \
+                else ""
+            out.append(f"{label} {verdict}{more}")
+    return out
+
+
+def _speed_text(row) -> str:
+    if pd.notna(row.get("throughput_ratio")):
+        return f"{row['throughput_ratio']:.2f}x the base throughput"
+    return f"{row['throughput']:.1f} samples/s"
+
+
+def _lime_text(row) -> str:
+    if not isinstance(row.get("expl_verdict"), str):
+        return ""
+    return (f"LIME agreement {row['expl_verdict']} ({HEADLINE} extra disagreement {row['expl_extra']:+.3f}, "
+            f"upper bound {row['expl_upper']:+.3f} vs margin {row['expl_margin']:.3f}, n = {int(row['expl_n'])})")
+
+
+def recommend(frame: pd.DataFrame, baseline: str = "base") -> str:
+    """The fastest variant within 1 pt of base accuracy that is ``equivalent`` on both the LIME agreement and
+    the deletion test; the faster variants that failed a gate, and the runner-up. A gate whose results are
+    missing altogether is named as missing, never silently skipped."""
     if frame.empty or frame["delta_acc_pt"].isna().all():
         return "No recommendation: the base model's metrics are missing."
-    ok = frame[frame["delta_acc_pt"] >= -ACCURACY_TOLERANCE_PT - 1e-9]  # float noise at exactly 1 pt
-    explained = ok[ok["expl_verdict"].notna()]
-    within = explained[explained["expl_verdict"].astype(str).str.startswith("within")]
-    pool, caveat = within, ""
-    if within.empty:
-        pool = ok
-        caveat = (" None of these was explained with LIME or all drift beyond the noise floor, so this pick rests on "
-                  "accuracy and speed alone.")
-    if pool.empty:
-        return "No variant stays within 1 pt of the base accuracy."
-    speed = "throughput_ratio" if pool["throughput_ratio"].notna().any() else "throughput"
-    best = pool.sort_values(speed, ascending=False).iloc[0]
-    ratio = f"{best['throughput_ratio']:.2f}x the base throughput" if pd.notna(best["throughput_ratio"]) else \
-        f"{best['throughput']:.1f} samples/s"
-    verdict = f", explanations {best['expl_verdict']} (Spearman {best['expl_spearman']:.3f})" \
-        if pd.notna(best["expl_verdict"]) else ""
-    if pd.notna(best["expl_cross_delta"]):
-        delta = best["expl_cross_delta"]
-        verdict += (f"; in the strict cross-seed check its drift is {'' if best['expl_cross_detectable'] else 'not '}"
-                    f"detectable through LIME's noise (Δ Spearman {delta:+.3f})")
-    return (f"**Ship `{best['variant']}`**: {ratio}, accuracy {best['accuracy']:.4f} "
-            f"({best['delta_acc_pt']:+.2f} pt vs base), {best['size_mb']:.1f} MB{verdict}.{caveat}")
+    role = frame["expl_role"] if "expl_role" in frame else pd.Series(None, index=frame.index)
+    ok = frame[(frame["delta_acc_pt"] >= -ACCURACY_TOLERANCE_PT - 1e-9)  # float noise at exactly 1 pt
+               & (frame["variant"] != baseline) & (role.astype(str) != ROLE_POSITIVE_CONTROL)]
+    if ok.empty:
+        return f"No compressed variant stays within {ACCURACY_TOLERANCE_PT:.0f} pt of the base accuracy: keep `{baseline}`."
+    speed = "throughput_ratio" if ok["throughput_ratio"].notna().any() else "throughput"
+    ok = ok.sort_values(speed, ascending=False)
+    gates = [g for g in GATES if g[1] in frame and frame[g[1]].notna().any()]
+    missing = [g[0] for g in GATES if g not in gates]
+    caveats = []
+    if "LIME agreement" in missing:
+        caveats.append(f"The LIME agreement gate is missing (outputs/reports/{SIMILARITY_CSV} not built).")
+    if "deletion test" in missing:
+        caveats.append(f"The deletion gate is missing (outputs/reports/{DELETION_CSV} not built).")
+    if not gates:
+        caveats.append("This pick rests on accuracy and speed alone.")
+    elif missing:
+        caveats.append(f"This pick rests on the {gates[0][0]} alone.")
+    rows = ok.to_dict("records")
+    failures = {r["variant"]: _gate_failures(r, gates) for r in rows}
+    passing = [r for r in rows if not failures[r["variant"]]]
+    failed_faster = []
+    for r in rows:
+        if passing and r["variant"] == passing[0]["variant"]:
+            break
+        failed_faster.append(f"`{r['variant']}` ({_speed_text(r)}: {'; '.join(failures[r['variant']])})")
+    if not passing:
+        return (f"**No compressed variant passes the explanation gates: keep `{baseline}`.** Within "
+                f"{ACCURACY_TOLERANCE_PT:.0f} pt of its accuracy, fastest first: " + ", ".join(failed_faster) + ". "
+                + " ".join(caveats)).strip()
+    best = passing[0]
+    checks = [t for t in (_lime_text(best),
+                          "deletion test equivalent" if isinstance(best.get("deletion_verdict"), str) else "") if t]
+    text = (f"**Ship `{best['variant']}`**: {_speed_text(best)}, accuracy {best['accuracy']:.4f} "
+            f"({best['delta_acc_pt']:+.2f} pt vs base), {best['size_mb']:.1f} MB"
+            + (f"; {', '.join(checks)}" if checks else "") + ".")
+    if failed_faster:
+        text += (f" The fastest variant within {ACCURACY_TOLERANCE_PT:.0f} pt is not it: "
+                 + ", ".join(failed_faster) + ".")
+    if len(passing) > 1:
+        runner = passing[1]
+        text += (f" Runner-up: `{runner['variant']}` ({_speed_text(runner)}), which passes the same gates but is "
+                 "slower.")
+    else:
+        text += " Runner-up: none; no other variant within 1 pt passes the gates."
+    return " ".join([text] + caveats)
 
 
-def _include(path: Path, title: str, level: str = "##") -> str:
+_LINK = re.compile(r"(!?\[[^\]]*\])\(([^)\s]+)\)")
+
+
+def _rebase_links(text: str, source_dir: Path, report_dir: Path) -> str:
+    """Relative links of a file included from ``source_dir`` made relative to the report's folder."""
+    def fix(match):
+        target = match.group(2)
+        if "://" in target or target.startswith(("#", "/", "mailto:")):
+            return match.group(0)
+        return f"{match.group(1)}({os.path.relpath(source_dir / target, report_dir)})"
+
+    return _LINK.sub(fix, text)
+
+
+def _drop_repeated_images(text: str) -> str:
+    """Drop a line that only repeats images already shown (an included sub-report brings its own links)."""
+    seen, lines = set(), []
+    for line in text.splitlines():
+        images = [m.group(2) for m in _LINK.finditer(line) if m.group(1).startswith("!")]
+        if images and all(os.path.normpath(t) in seen for t in images) and not _LINK.sub("", line).strip():
+            continue
+        seen.update(os.path.normpath(t) for t in images)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _include(path: Path, title: str, level: str = "##", report_dir: Path | None = None) -> str:
     if not path.is_file():
         return f"{level} {title}\n\n_Not built: `{path}` is missing (run its make target)._\n"
     lines = path.read_text().strip().splitlines()
@@ -191,6 +333,8 @@ def _include(path: Path, title: str, level: str = "##") -> str:
     depths = [len(line) - len(line.lstrip("#")) for line in lines if line.startswith("#")]
     shift = len(level) + 1 - min(depths) if depths else 0
     body = "\n".join(("#" * shift + line) if line.startswith("#") and shift > 0 else line for line in lines)
+    if report_dir is not None:
+        body = _rebase_links(body, path.parent, report_dir)
     return f"{level} {title}\n\n{body.strip()}\n"
 
 
@@ -200,22 +344,86 @@ def _image(path: Path, report_dir: Path, alt: str) -> str:
     return f"![{alt}]({os.path.relpath(path, report_dir)})"
 
 
+def _bounds(mean, lower, upper) -> str:
+    if mean is None or pd.isna(mean):
+        return "–"
+    return f"{mean:+.3f} [{lower:+.3f}, {upper:+.3f}]"
+
+
+def drift_section(similarity: dict[str, dict], floor: dict[str, dict], deletion: dict | None) -> str:
+    """Per variant, controls included and marked (negative first, positive last): LIME extra disagreement
+    (headline and secondary metric) with bounds and verdicts, n, and the deletion test's verdict."""
+    if not similarity and deletion is None:
+        return "_Not built: run `make outputs/reports/lime_similarity.md` (and the deletion test)._"
+    role_order = [ROLE_NEGATIVE_CONTROL, ROLE_VARIANT, ROLE_POSITIVE_CONTROL]
+    names = sorted(set(similarity) | set(deletion or {}),
+                   key=lambda n: role_order.index(similarity.get(n, {}).get("role", ROLE_VARIANT)))
+    rows = []
+    for name in names:
+        sim, gate = similarity.get(name, {}), (deletion or {}).get(name, {})
+        role = sim.get("role", ROLE_VARIANT)
+        decide = [f"LIME {sim['n_to_decide']}" if sim.get("n_to_decide") else "",
+                  f"deletion {gate['n_to_decide']}" if gate.get("n_to_decide") else ""]
+        rows.append([name, "" if role == ROLE_VARIANT else role.replace("_", " "),
+                     _fmt(sim.get("label_agreement")), sim.get("n", "–"),
+                     _bounds(sim.get("extra"), sim.get("lower"), sim.get("upper")), sim.get("verdict") or "–",
+                     _bounds(sim.get("secondary_extra"), sim.get("secondary_lower"), sim.get("secondary_upper")),
+                     sim.get("secondary_verdict") or "–",
+                     gate.get("verdict") or ("–" if deletion is not None else "not built"), gate.get("n", "–"),
+                     ", ".join(d for d in decide if d)])
+    head = floor.get(HEADLINE, {})
+    second = floor.get(SECONDARY, {})
+    lines = []
+    if head:
+        lines += [f"Per instance, extra disagreement = m(base@S, base@S+1) − m(variant@S, base@S+1): every variant "
+                  f"is explained with base's LIME seed S, and both sides are compared with base explained with "
+                  f"seed S+1 (like for like, paired; exactly 0 for an identical function). Margin = "
+                  f"{MARGIN_FRACTION} × (1 − LIME's own seed-to-seed agreement): {HEADLINE} (signed rank-biased "
+                  f"overlap, the headline) floor {head['floor']:.3f}, margin {head['margin']:.3f}; {SECONDARY} "
+                  f"(secondary) floor {second.get('floor', float('nan')):.3f}, margin "
+                  f"{second.get('margin', float('nan')):.3f}. **equivalent**: the one-sided 95 % upper bootstrap "
+                  "bound is below the margin; **drifted**: the lower bound is above it; otherwise "
+                  "**inconclusive** (n to decide: the instances that would decide it). Cells: mean [bounds].", ""]
+    lines.append(tabulate(rows, headers=["variant", "control", "label agr.", "n", f"{HEADLINE} extra",
+                                         "LIME verdict", f"{SECONDARY} extra", f"{SECONDARY} verdict",
+                                         "deletion verdict", "deletion n", "n to decide"],
+                          tablefmt="github", disable_numparse=True))
+    if deletion is None:
+        lines += ["", f"_The deletion test is not built (outputs/reports/{DELETION_CSV} is missing)._"]
+    for name in names:
+        entry = similarity.get(name, {})
+        if entry.get("role") == ROLE_POSITIVE_CONTROL and entry.get("verdict") == EQUIVALENT:
+            lines += ["", f"**The positive control `{name}` (another fine-tune of the base recipe) is equivalent: "
+                          "the metric cannot tell two fine-tunes apart, and the margin is to be revisited.**"]
+        if entry.get("role") == ROLE_NEGATIVE_CONTROL and entry.get("verdict") not in (EQUIVALENT, None):
+            lines += ["", f"**The negative control `{name}` (an identical function) is {entry['verdict']}, not "
+                          "equivalent: the drift verdicts cannot be trusted.**"]
+    return "\n".join(lines)
+
+
+REPORT_HEADERS = {
+    "variant": "variant", "accuracy": "acc", "delta_acc_pt": "Δacc pt", "macro_f1": "macro-F1", "size_mb": "MB",
+    "params_m": "params M", "encoder_params_m": "encoder M", "latency_p50_ms": "p50 ms", "latency_p95_ms": "p95 ms",
+    "throughput": "samples/s", "throughput_ratio": "x base", "peak_rss_mb": "peak RSS MB",
+    "expl_extra": f"LIME {HEADLINE} extra", "expl_verdict": "LIME verdict", "deletion_verdict": "deletion verdict",
+    "pos_jsd": "POS JSD"}
+
+
 def build_report(outputs: Path, models: Path, output: Path, knobs: str) -> str:
+    started = time.time()
     metrics_dir, reports_dir = outputs / "metrics", outputs / "reports"
     metrics = load_variant_metrics(metrics_dir)
     summary = load_benchmark_summary(metrics_dir)
-    frame, notes = variant_table(metrics, summary, load_similarity(reports_dir), load_pos_shift(reports_dir))
+    similarity, deletion = load_similarity(reports_dir), load_deletion(reports_dir)
+    frame, notes = variant_table(metrics, summary, similarity, load_pos_shift(reports_dir), deletion=deletion)
     report_dir = output.parent
-    headers = {"variant": "variant", "accuracy": "acc", "delta_acc_pt": "Δacc pt", "macro_f1": "macro-F1",
-               "size_mb": "MB", "params_m": "params M", "encoder_params_m": "encoder M",
-               "latency_p50_ms": "p50 ms", "latency_p95_ms": "p95 ms", "throughput": "samples/s",
-               "throughput_ratio": "x base", "peak_rss_mb": "peak RSS MB", "expl_spearman": "LIME Spearman",
-               "expl_verdict": "vs noise floor", "expl_cross_delta": "cross-seed Δ", "pos_jsd": "POS JSD"}
-    shown = frame.drop(columns=["expl_cross_detectable"], errors="ignore").astype(object).where(frame.notna(), None)  # NaN -> "–", not "nan"
-    table = tabulate(shown.rename(columns=headers), headers="keys", tablefmt="github", showindex=False,
+    # NaN -> "–", not "nan"; the table shows the verdicts, the drift section the bounds.
+    shown = frame[[c for c in REPORT_HEADERS if c in frame.columns]].astype(object).where(frame.notna(), None)
+    table = tabulate(shown.rename(columns=REPORT_HEADERS), headers="keys", tablefmt="github", showindex=False,
                      floatfmt=".3f", missingval="–") if len(frame) else "_No variant has been evaluated yet._"
     machine = machine_description()
     versions = library_versions()
+    pick = recommend(frame)
     parts = [
         "# BERT AG News compression report",
         "",
@@ -228,10 +436,10 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str) -> str:
         "",
         "## Which variant should I ship?",
         "",
-        recommend(frame),
+        pick,
         "",
-        f"Rule: the highest throughput among variants within {ACCURACY_TOLERANCE_PT:.0f} pt of the base accuracy "
-        "whose LIME explanations stay within the base model's own seed-to-seed noise floor.",
+        f"Rule: the fastest variant within {ACCURACY_TOLERANCE_PT:.0f} pt of the base accuracy whose verdict is "
+        "`equivalent` on both the LIME agreement and the deletion test (the controls are not candidates).",
         "",
         "## Every variant",
         "",
@@ -241,22 +449,26 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str) -> str:
         "",
         "Accuracy and macro-F1 on the test split; latency at batch 1, throughput at batch 32 (length-sorted dynamic "
         "padding), ratios against the base fp32 PyTorch model measured in the same benchmark run. "
-        "LIME Spearman: agreement with the base model's explanations under the same LIME seed, judged against "
-        "the seed-to-seed noise floor; cross-seed Δ: the strict check (Spearman against the other-seed base "
-        "run minus the noise floor, paired per instance; see the drift section).",
+        f"LIME {HEADLINE} extra: the variant's extra disagreement with base's explanations beyond LIME's own "
+        "seed-to-seed disagreement; `base` is the reference (–). Bounds, controls and the deletion test: "
+        "see the drift section.",
         "",
         "## Accuracy vs throughput",
         "",
         _image(metrics_dir / "pareto.png", report_dir, "Pareto plot"),
         "",
-        _include(metrics_dir / "summary.md", "Benchmark summary", "###"),
-        _include(metrics_dir / "properties" / "properties.md", "Model properties", "###"),
-        _include(reports_dir / "lime_similarity.md", "Explanation drift vs base (LIME)"),
+        _include(metrics_dir / "summary.md", "Benchmark summary", "###", report_dir),
+        _include(metrics_dir / "properties" / "properties.md", "Model properties", "###", report_dir),
+        "## Explanation drift vs base: equivalent, drifted or inconclusive",
+        "",
+        drift_section(similarity, load_similarity_floor(reports_dir), deletion),
+        "",
+        _include(reports_dir / "lime_similarity.md", "LIME agreement in detail", "###", report_dir),
         _image(reports_dir / "lime_similarity.png", report_dir, "Explanation drift"),
         "",
         _image(reports_dir / "lime_sample_curve.png", report_dir, "Stability vs num_samples"),
         "",
-        _include(reports_dir / "pos_analysis.md", "Part-of-speech of explanation words"),
+        _include(reports_dir / "pos_analysis.md", "Part-of-speech of explanation words", "##", report_dir),
         _image(reports_dir / "pos_analysis.png", report_dir, "POS analysis"),
         "",
     ]
@@ -264,17 +476,27 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str) -> str:
     sp_md = sorted(sp_dir.glob("*_global_features.md")) if sp_dir.is_dir() else []
     if sp_md:
         for md in sp_md:
-            parts += [_include(md, f"SP-LIME global features ({md.name.split('_global')[0]})"),
+            parts += [_include(md, f"SP-LIME global features ({md.name.split('_global')[0]})", "##", report_dir),
                       _image(md.with_suffix(".png"), report_dir, "SP-LIME global features"), ""]
     else:
         parts += ["## SP-LIME global features", "", "_Not built: run `make outputs/sp_lime_sets/base_picked.csv`._", ""]
     parts += [
-        _include(reports_dir / "mlp.md", "MLP students: cross-entropy vs explanation loss"),
-        _include(reports_dir / "mlp_sweep.md", "λ sweep", "###"),
+        _include(reports_dir / "mlp.md", "MLP students: cross-entropy vs explanation loss", "##", report_dir),
+        _include(reports_dir / "mlp_sweep.md", "λ sweep", "###", report_dir),
         _image(reports_dir / "mlp_sweep.png", report_dir, "lambda sweep"),
         "",
     ]
-    text = "\n".join(parts).replace("\n\n\n", "\n\n")
+    text = re.sub(r"\n{3,}", "\n\n", _drop_repeated_images("\n".join(parts)))
+    inputs = {name: path for name, path in (
+        ("benchmark_summary", metrics_dir / "summary.csv"), ("lime_similarity", reports_dir / SIMILARITY_CSV),
+        ("deletion", reports_dir / DELETION_CSV), ("pos_analysis", reports_dir / "pos_analysis.csv"))
+        if path.is_file()}
+    manifest = base_manifest("report", {"outputs": outputs, "models": models, "output": output, "knobs": knobs},
+                             inputs=inputs)
+    manifest.update({"wall_time_s": round(time.time() - started, 3), "variants": sorted(metrics),
+                     "gates_present": {"lime_agreement": bool(similarity), "deletion": deletion is not None},
+                     "recommendation": pick})
     write_text_atomic(output.with_suffix(".csv"), frame.to_csv(index=False))
+    write_json_atomic(output.with_suffix(".manifest.json"), manifest)
     write_text_atomic(output, text)  # the Make target, last
     return text

@@ -84,18 +84,6 @@ def test_similarity_metrics_known_answers():
     assert flipped["sign_top5"] == 0 and flipped["cosine"] == pytest.approx(-1) and flipped["jaccard_top5"] == 1
 
 
-def test_bootstrap_ci_brackets_mean_and_verdict_rule():
-    from common.explanation_similarity import aggregate, verdict
-
-    rows = [{m: v for m in ("spearman", "kendall", "jaccard_top5", "jaccard_top10", "sign_top5", "cosine")}
-            | {"label_agrees": 1.0} for v in np.linspace(0.6, 0.9, 30)]
-    stats = aggregate(rows, seed=0)["spearman"]
-    assert stats["ci_low"] < stats["mean"] < stats["ci_high"]
-    assert stats["median"] == pytest.approx(0.75)
-    assert verdict(stats, {"mean": 0.95}) == "beyond"
-    assert verdict(stats, {"mean": 0.76}) == "within"
-
-
 # ----------------------------------------------------------------------------------------------- LIME CSV
 def test_lime_csv_reproducible_resumes_and_explains_reference(tmp_path, trained_tiny, tiny_bert, toy_data):
     from common.classifier import load_classifier
@@ -187,47 +175,7 @@ def test_token_explanations_for_mlp_cover_every_class(tmp_path, trained_tiny, to
         assert goal.mean() > 0
 
 
-# ----------------------------------------------------------------------------------------------- drift report
-def test_similarity_stage_flags_drift_beyond_noise_floor(tmp_path, trained_tiny, toy_data):
-    from generate_outputs.lime_similarity_pipeline.run_lime_similarity import main
-
-    lime = tmp_path / "lime"
-    for name, seed in (("base", 1), ("base_noise", 2)):
-        assert run_lime(trained_tiny, toy_data, lime / f"{name}.csv", seed=seed, n=12, samples=300,
-                        reference=trained_tiny, variant=name) == 0
-    base = pd.read_csv(lime / "base.csv", keep_default_na=False)
-    same = base.assign(variant="same")
-    same.to_csv(lime / "same.csv", index=False)
-    rng = np.random.default_rng(0)
-    scrambled = base.assign(variant="scrambled",
-                            weight=base.groupby("instance_id").weight.transform(lambda w: rng.permutation(w.to_numpy())[::-1] * -1))
-    scrambled.to_csv(lime / "scrambled.csv", index=False)
-    out = tmp_path / "reports"
-    assert main(["--base", str(lime / "base.csv"), "--noise", str(lime / "base_noise.csv"),
-                 "--variant", str(lime / "same.csv"), "--variant", str(lime / "scrambled.csv"),
-                 "--curve", f"300={lime / 'base.csv'},{lime / 'base_noise.csv'}",
-                 "--output-dir", str(out), "--seed", "0"]) == 0
-    table = pd.read_csv(out / "lime_similarity.csv")
-    spearman = table[table.metric == "spearman"].set_index("variant")
-    assert spearman.loc["same", "mean"] == pytest.approx(1)
-    assert spearman.loc["same", "verdict"] == "within"
-    assert spearman.loc["scrambled", "verdict"] == "beyond"
-    assert spearman.loc["noise_floor", "mean"] < 1
-    labels = table[table.metric == "label_agrees"].set_index("variant")
-    assert labels.loc["same", "mean"] == 1
-    summary = json.loads((out / "lime_similarity.manifest.json").read_text())["metrics"]["summary"]
-    assert summary["scrambled"]["verdict"] == "beyond" and summary["same"]["verdict"] == "within"
-    curve = pd.read_csv(out / "lime_sample_curve.csv")
-    assert curve[curve.metric == "spearman"]["mean"].iloc[0] == pytest.approx(spearman.loc["noise_floor", "mean"])
-    md = (out / "lime_similarity.md").read_text()
-    assert "| scrambled" in md and "beyond" in md
-    # the strict cross-seed check: an identical model adds exactly nothing to LIME's noise
-    delta = table[table.metric == "cross_seed_delta_spearman"].set_index("variant")
-    assert delta.loc["same", "mean"] == pytest.approx(0) and delta.loc["same", "verdict"] == "not detectable"
-    assert delta.loc["scrambled", "ci_high"] < 0 and delta.loc["scrambled", "verdict"] == "detectable"
-    assert summary["scrambled"]["cross_seed"]["detectable"] and "Cross-seed check" in md
-    assert (out / "lime_similarity.png").stat().st_size > 10_000
-    assert (out / "lime_sample_curve.png").stat().st_size > 10_000
+# The drift report's tests are in tests/test_lime_drift.py.
 
 
 # POS analysis: tests/test_pos.py

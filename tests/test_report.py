@@ -1,11 +1,15 @@
-"""The report's recommendation rule and table, on hand-made metric files with known answers."""
+"""The report's shipping rule and table, on hand-made metric files with known answers."""
 from __future__ import annotations
 
 import json
+import os
+import re
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from common.report import build_report, recommend, variant_table
+from common.report import DELETION_COLUMNS, build_report, recommend, variant_table
 
 
 def _metrics(variant, acc, tput, size=10.0):
@@ -14,44 +18,184 @@ def _metrics(variant, acc, tput, size=10.0):
             "parameters": {"total": 1_000_000, "encoder": 600_000}}
 
 
-def test_recommendation_respects_accuracy_and_noise_floor():
-    metrics = {m["variant"]: m for m in [
-        _metrics("base", 0.90, 100), _metrics("fast_but_wrong", 0.85, 900),      # loses 5 pt
-        _metrics("fast_but_drifts", 0.895, 800), _metrics("good", 0.893, 500), _metrics("slow_ok", 0.90, 120)]}
-    summary = pd.DataFrame({"variant": list(metrics),
-                            "throughput_ratio_vs_base": [m["throughput_samples_per_s"] / 100 for m in metrics.values()]})
-    similarity = {"base": {"spearman_mean": 0.8, "verdict": "within"},
-                  "fast_but_drifts": {"spearman_mean": 0.3, "verdict": "beyond"},
-                  "good": {"spearman_mean": 0.78, "verdict": "within"},
-                  "slow_ok": {"spearman_mean": 0.79, "verdict": "within"}}
-    frame, notes = variant_table(metrics, summary, similarity, {})
+def _lime(verdict, role="variant", n_to_decide=None):
+    extra = {"equivalent": 0.004, "drifted": 0.2, "inconclusive": 0.04}[verdict]
+    return {"role": role, "extra": extra, "lower": extra - 0.01, "upper": extra + 0.01, "margin": 0.05,
+            "verdict": verdict, "n": 100, "n_to_decide": n_to_decide}
+
+
+def _deletion(verdict, n_to_decide=None):
+    return {"verdict": verdict, "n": 100, "n_to_decide": n_to_decide}
+
+
+METRICS = {m["variant"]: m for m in [
+    _metrics("base", 0.90, 100), _metrics("fast_but_wrong", 0.85, 900),  # loses 5 pt
+    _metrics("fast_drifted", 0.895, 800), _metrics("fast_inconclusive", 0.897, 700),
+    _metrics("good", 0.893, 500), _metrics("slow_ok", 0.90, 120), _metrics("control_seed43", 0.90, 1000)]}
+SUMMARY = pd.DataFrame({"variant": list(METRICS),
+                        "throughput_ratio_vs_base": [m["throughput_samples_per_s"] / 100 for m in METRICS.values()]})
+
+
+def _similarity(**overrides):
+    out = {"fast_drifted": _lime("equivalent"), "fast_inconclusive": _lime("equivalent"), "good": _lime("equivalent"),
+           "slow_ok": _lime("equivalent"), "fast_but_wrong": _lime("equivalent"),
+           "control_seed43": _lime("equivalent", role="positive_control")}
+    return {**out, **overrides}
+
+
+def _deletions(**overrides):
+    out = {name: _deletion("equivalent") for name in METRICS if name != "base"}
+    return {**out, **overrides}
+
+
+def test_clean_pick_names_the_runner_up_and_skips_the_control_and_the_inaccurate():
+    similarity = _similarity(fast_drifted=_lime("drifted"), fast_inconclusive=_lime("inconclusive", n_to_decide=340))
+    frame, notes = variant_table(METRICS, SUMMARY, similarity, {}, deletion=_deletions())
     assert not notes
-    assert frame.set_index("variant").loc["fast_but_wrong", "delta_acc_pt"] == -5.000000000000004 or \
-        abs(frame.set_index("variant").loc["fast_but_wrong", "delta_acc_pt"] + 5) < 1e-9
+    assert abs(frame.set_index("variant").loc["fast_but_wrong", "delta_acc_pt"] + 5) < 1e-9
     text = recommend(frame)
-    assert "`good`" in text and "5.00x" in text and "cross-seed" not in text
-    # the strict cross-seed check is reported with the pick when it was run
-    similarity["good"].update(cross_seed_delta=-0.04, cross_seed_detectable=True)
-    frame, _ = variant_table(metrics, summary, similarity, {})
-    assert "its drift is detectable through LIME's noise (Δ Spearman -0.040)" in recommend(frame)
-    similarity["good"].update(cross_seed_delta=0.001, cross_seed_detectable=False)
-    frame, _ = variant_table(metrics, summary, similarity, {})
-    assert "is not detectable" in recommend(frame)
-    # Without explanation results the pick falls back to accuracy + speed, and says so.
-    frame, _ = variant_table(metrics, summary, {}, {})
-    text = recommend(frame)
-    assert "`fast_but_drifts`" in text and "accuracy and speed alone" in text
+    assert text.startswith("**Ship `good`**: 5.00x the base throughput")
+    assert "`fast_drifted` (8.00x the base throughput: LIME agreement drifted), `fast_inconclusive` (7.00x the base " \
+           "throughput: LIME agreement inconclusive, about 340 instances would decide)" in text
+    assert "LIME agreement equivalent" in text and "deletion test equivalent" in text
+    assert "Runner-up: `slow_ok` (1.20x the base throughput), which passes the same gates but is slower" in text
+    assert "control_seed43" not in text and "fast_but_wrong" not in text  # a control is never a candidate
+    assert "gate is missing" not in text
 
 
-def test_report_lists_every_variant_and_missing_sections(tmp_path):
-    metrics_dir = tmp_path / "outputs" / "metrics"
-    metrics_dir.mkdir(parents=True)
-    for m in (_metrics("base", 0.9, 100), _metrics("pruned30", 0.89, 160)):
-        (metrics_dir / f"{m['variant']}.json").write_text(json.dumps(m))
-    out = tmp_path / "outputs" / "reports" / "report.md"
-    text = build_report(tmp_path / "outputs", tmp_path / "models", out, "SEED=1")
+def test_fastest_but_drifted_is_named_in_the_picks_paragraph():
+    frame, _ = variant_table(METRICS, SUMMARY, _similarity(fast_drifted=_lime("drifted")), {},
+                             deletion=_deletions())
+    text = recommend(frame)
+    assert "**Ship `fast_inconclusive`**" in text
+    assert "The fastest variant within 1 pt is not it: `fast_drifted` (8.00x the base throughput: " \
+           "LIME agreement drifted)" in text
+    assert "Runner-up: `good`" in text
+
+
+def test_fastest_but_inconclusive_on_the_deletion_test_is_not_shipped():
+    frame, _ = variant_table(METRICS, SUMMARY, _similarity(), {},
+                             deletion=_deletions(fast_drifted=_deletion("inconclusive", n_to_decide=250),
+                                                 fast_inconclusive=_deletion("drifted")))
+    text = recommend(frame)
+    assert "**Ship `good`**" in text
+    assert "`fast_drifted` (8.00x the base throughput: deletion test inconclusive, about 250 instances would " \
+           "decide)" in text
+    assert "`fast_inconclusive` (7.00x the base throughput: deletion test drifted)" in text
+
+
+def test_missing_gates_are_said_and_nothing_passing_keeps_base():
+    # no deletion.csv: the pick rests on LIME alone, and says so
+    frame, _ = variant_table(METRICS, SUMMARY, _similarity(fast_drifted=_lime("drifted")), {}, deletion=None)
+    text = recommend(frame)
+    assert "**Ship `fast_inconclusive`**" in text
+    assert "The deletion gate is missing" in text and "rests on the LIME agreement alone" in text
+    # neither gate (and so no role telling the control apart): accuracy and speed alone, said
+    frame, _ = variant_table({k: m for k, m in METRICS.items() if k != "control_seed43"}, SUMMARY, {}, {},
+                             deletion=None)
+    text = recommend(frame)
+    assert "**Ship `fast_drifted`**" in text and "accuracy and speed alone" in text
+    # a variant a gate did not judge does not pass it
+    similarity = {"fast_drifted": _lime("drifted"), "good": _lime("inconclusive", n_to_decide=900)}
+    frame, _ = variant_table(METRICS, SUMMARY, similarity, {}, deletion=_deletions())
+    text = recommend(frame)
+    assert text.startswith("**No compressed variant passes the explanation gates: keep `base`.**")
+    assert "`slow_ok` (1.20x the base throughput: LIME agreement not run for it)" in text
+    assert "about 900 instances would decide" in text
+
+
+# ----------------------------------------------------------------------------------------------- the whole report
+def _write_fixture_outputs(root):
+    """Every input the report reads, as the stages write them (sub-reports link their own PNGs)."""
+    from tests.test_lime_drift import _add, _noise_draws, _true_weights, run_stage, write_lime_csv
+
+    outputs = root / "outputs"
+    metrics_dir, reports, sp = outputs / "metrics", outputs / "reports", outputs / "sp_lime_sets"
+    for folder in (metrics_dir / "properties", reports, sp, root / "lime"):
+        folder.mkdir(parents=True, exist_ok=True)
+    for m in METRICS.values():
+        if m["variant"] != "control_seed43":
+            (metrics_dir / f"{m['variant']}.json").write_text(json.dumps(m))
+    SUMMARY.to_csv(metrics_dir / "summary.csv", index=False)
+    (metrics_dir / "summary.md").write_text("# Benchmark\n\n![pareto](pareto.png)\n")
+    (metrics_dir / "properties" / "properties.md").write_text("# Properties\n\n| a |\n|---|\n| 1 |\n")
+    png = b"\x89PNG\r\n\x1a\n"
+    for path in (metrics_dir / "pareto.png", reports / "pos_analysis.png", reports / "mlp_sweep.png",
+                 sp / "base_global_features.png"):
+        path.write_bytes(png)
+    (reports / "pos_analysis.md").write_text("# POS\n\n![POS shares](pos_analysis.png)\n")
+    (reports / "pos_analysis.csv").write_text("variant,scope,js_vs_base\ngood,all,0.01\n")
+    (sp / "base_global_features.md").write_text("# SP\n\n![global features](base_global_features.png)\n")
+    (reports / "mlp.md").write_text("# MLP\n\nno plots\n")
+    (reports / "mlp_sweep.md").write_text("# Sweep\n\n![accuracy vs lambda](mlp_sweep.png)\n")
+    # LIME: base, noise, a negative control (identical), a variant, a positive control that is equivalent
+    rng = np.random.default_rng(0)
+    true = _true_weights(40, rng)
+    noise_s, noise_s1 = _noise_draws(true, 1, 0.06), _noise_draws(true, 2, 0.06)
+    lime = root / "lime"
+    write_lime_csv(lime / "base.csv", _add(true, noise_s), seed=1, variant="base")
+    write_lime_csv(lime / "base_noise.csv", _add(true, noise_s1), seed=2, variant="base_noise")
+    for name in ("base_onnx", "good", "control_seed43"):
+        write_lime_csv(lime / f"{name}.csv", _add(true, noise_s), seed=1, variant=name)
+    assert run_stage(lime, reports, "base_onnx", "good", "control_seed43",
+                     extra=["--negative-control", "base_onnx", "--positive-control", "control_seed43",
+                            "--curve", f"1000={lime / 'base.csv'},{lime / 'base_noise.csv'}"]) == 0
+    return outputs
+
+
+def test_report_links_resolve_once_each_and_the_drift_table_shows_controls(tmp_path):
+    outputs = _write_fixture_outputs(tmp_path)
+    out = outputs / "reports" / "report.md"
+    text = build_report(outputs, tmp_path / "models", out, "SEED=1")
     assert out.read_text() == text
-    assert "| pruned30" in text and "| base" in text
-    assert "SEED=1" in text and "Not built" in text
-    assert "`pruned30`" in text  # within 1 pt and faster; no LIME -> caveat
-    assert pd.read_csv(out.with_suffix(".csv"))["variant"].tolist() == ["base", "pruned30"]
+    links = re.findall(r"!?\[[^\]]*\]\(([^)\s]+)\)", text)
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
+    assert len(images) >= 6
+    for target in links:
+        assert (out.parent / target).is_file(), f"{target} does not resolve from {out.parent}"
+    normalised = [os.path.normpath(t) for t in images]
+    assert len(normalised) == len(set(normalised)), "an image is linked twice"
+    assert "../sp_lime_sets/base_global_features.png" in images
+    # base is the reference: no agreement value in its row
+    base_row = next(line for line in text.splitlines() if line.startswith("| base "))
+    assert [cell.strip() for cell in base_row.split("|")[-5:-2]] == ["–", "–", "–"]  # LIME extra, verdicts
+    # the drift table: controls marked, the variant between them, the missing deletion test said
+    drift = text.split("## Explanation drift vs base")[1].split("###")[0]
+    order = [drift.index(f"| {n}") for n in ("base_onnx", "good", "control_seed43")]
+    assert order == sorted(order)
+    assert "negative control" in drift and "positive control" in drift and "not built" in drift
+    assert "cannot tell two fine-tunes apart" in drift
+    # the pick: the control is never shipped, the missing deletion gate is said
+    pick = text.split("## Which variant should I ship?")[1].split("## Every variant")[0]
+    assert "control_seed43" not in pick.split("Runner-up")[0] and "The deletion gate is missing" in pick
+    manifest = json.loads(out.with_suffix(".manifest.json").read_text())
+    assert manifest["stage"] == "report" and manifest["gates_present"] == {"lime_agreement": True, "deletion": False}
+    assert "lime_similarity" in manifest["inputs"] and manifest["recommendation"] in text
+
+
+def test_report_reads_the_deletion_gate_and_rejects_a_malformed_file(tmp_path, capsys):
+    from generate_outputs.report.build_report import main
+
+    outputs = _write_fixture_outputs(tmp_path)
+    deletion = pd.DataFrame([
+        {"variant": v, "check": check, "mean": 0.0, "lower": -0.01, "upper": 0.01, "margin": 0.05,
+         "verdict": verdict, "n": 100, "n_to_decide": None}
+        for v, verdict in (("good", "drifted"), ("base_onnx", "equivalent"), ("control_seed43", "equivalent"))
+        for check in ("same_evidence", "own_faithfulness")])
+    deletion.loc[deletion.check == "own_faithfulness", "verdict"] = "equivalent"  # only the gate row counts
+    deletion[DELETION_COLUMNS].to_csv(outputs / "reports" / "deletion.csv", index=False)
+    out = outputs / "reports" / "report.md"
+    assert main(["--outputs", str(outputs), "--models", str(tmp_path / "models"), "--output", str(out)]) == 0
+    text = out.read_text()
+    good_row = next(line for line in text.split("## Explanation drift")[1].splitlines() if line.startswith("| good"))
+    assert "drifted" in good_row
+    pick = text.split("## Which variant should I ship?")[1].split("## Every variant")[0]
+    assert "`good` (5.00x the base throughput: LIME agreement not run for it; deletion test drifted)" not in pick
+    assert "deletion test drifted" in pick and "gate is missing" not in pick
+    # a deletion.csv without the agreed columns stops with one sentence naming it, no report written
+    out.unlink()
+    (outputs / "reports" / "deletion.csv").write_text("variant,verdict\ngood,equivalent\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["--outputs", str(outputs), "--models", str(tmp_path / "models"), "--output", str(out)])
+    assert exc.value.code == 2 and not out.exists()
+    assert "deletion.csv lacks columns" in capsys.readouterr().err

@@ -1,15 +1,20 @@
-"""Explanation drift of every variant vs the base model, against LIME's own noise floor.
+"""Is every variant explained like the base model? equivalent / drifted / inconclusive per variant.
 
     python -m generate_outputs.lime_similarity_pipeline.run_lime_similarity \
         --base outputs/lime/base.csv --noise outputs/lime/base_noise.csv \
-        --variant outputs/lime/pruned20.csv --variant outputs/lime/base_onnx_int8.csv \
+        --variant outputs/lime/pruned20.csv --variant outputs/lime/base_onnx.csv \
+        --variant outputs/lime/control_seed43.csv \
+        --negative-control base_onnx --positive-control control_seed43 \
         --curve 250=outputs/lime/curve_s250_a.csv,outputs/lime/curve_s250_b.csv \
         --output-dir outputs/reports --seed 42
 
-Writes lime_similarity.csv (mean, median, 95 % CI, noise-floor mean and verdict per variant
-and metric), lime_similarity_per_instance.csv, lime_similarity.md, lime_similarity.png (box
-plot per metric per variant) and, with --curve, lime_sample_curve.csv/.png (seed-to-seed
-agreement of the base model's explanations per num_samples).
+Base and every variant are explained with LIME seed S, the noise run (base) with another seed. Per
+instance, extra disagreement = m(base@S, noise) - m(variant@S, noise), judged against a margin of a
+quarter of LIME's own seed-to-seed disagreement (common.explanation_similarity has the details).
+Writes lime_similarity.csv (one row per variant x metric; columns in
+common.explanation_similarity.SIMILARITY_COLUMNS), lime_similarity_per_instance.csv,
+lime_similarity.md, lime_similarity.png (extra disagreement vs the margin) and, with --curve,
+lime_sample_curve.csv/.png (seed-to-seed agreement of the base model's explanations per num_samples).
 """
 from __future__ import annotations
 
@@ -28,7 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="LIME CSV of the base model")
     parser.add_argument("--noise", required=True, help="LIME CSV of the base model with another LIME seed")
-    parser.add_argument("--variant", action="append", default=[], help="LIME CSV of a variant (repeatable)")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="LIME CSV of a variant or control, explained with the base run's seed (repeatable)")
+    parser.add_argument("--negative-control", action="append", default=[],
+                        help="name of a --variant that is the same function as base (must come out equivalent)")
+    parser.add_argument("--positive-control", action="append", default=[],
+                        help="name of a --variant that is another fine-tune of the base recipe (not a candidate)")
     parser.add_argument("--curve", action="append", default=[],
                         help="N=A.csv,B.csv: base explained at num_samples N with two seeds (repeatable)")
     parser.add_argument("--output-dir", "--output_dir", default="outputs/reports")
@@ -39,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 @stage_main
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    run_similarity(args.base, args.noise, args.variant, args.curve, args.output_dir, args.seed, vars(args))
+    run_similarity(args.base, args.noise, args.variant, args.curve, args.output_dir, args.seed, vars(args),
+                   negative_controls=args.negative_control, positive_controls=args.positive_control)
 
 
 if __name__ == "__main__":

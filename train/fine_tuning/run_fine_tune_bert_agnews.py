@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="minilm (offline MiniLM-L6-H384), a hub id such as bert-base-uncased, or a local folder")
     p.add_argument("--output", default="models/fine_tuned/bert_agnews")
     add_training_arguments(p, "fine-tuning")
+    p.add_argument("--data-seed", type=int, default=None,
+                   help="seed of the training subset and validation split (default: --seed); fix it to vary "
+                        "only the training seed")
     return p
 
 
