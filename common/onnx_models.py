@@ -326,6 +326,11 @@ class OnnxClassifier(Classifier):
         unknown = set(self.input_names) - set(ONNX_INPUTS)
         if unknown:
             raise UserError(f"{self.path} expects inputs {sorted(unknown)}, which a BERT classifier does not have.")
+        outputs = [o.name for o in self.session.get_outputs()]
+        if ONNX_OUTPUT not in outputs:
+            # Checked here, not at the first predict: a wrong graph must fail before any work is done.
+            raise UserError(f"{self.path} has outputs {outputs[:4]} but no {ONNX_OUTPUT!r} output; export it with "
+                            f"export_onnx, which names the classifier output {ONNX_OUTPUT!r}.")
         meta = onnx_metadata(self.session)
         if "max_position_embeddings" in meta:
             self.max_len = min(self.max_len, int(meta["max_position_embeddings"]))
