@@ -1,0 +1,317 @@
+"""Faults and hostile inputs (issue 13): each case is planted, and each check also passes a good input.
+
+Item numbers refer to the issue. No MiniLM, no shared data: tiny BERT and toy data only.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from common.classifier import TOKENIZER_FILES, load_classifier
+from common.cli import UserError
+from tests.conftest import toy_texts
+
+TEXTS = toy_texts(6)[0]
+
+
+def _int8_payload(tiny_bert: Path) -> dict:
+    from common.classifier import tokenizer_files
+    from common.modeling import load_model_folder
+    from common.quantization import FORMAT, SETTINGS, quantize_dynamic_int8
+
+    model, tokenizer, _ = load_model_folder(tiny_bert)
+    return {"format": FORMAT, "settings": dict(SETTINGS), "config": model.config.to_dict(), "pruning_spec": None,
+            "tokenizer_files": tokenizer_files(tokenizer), "state_dict": quantize_dynamic_int8(model).state_dict()}
+
+
+def _save(payload: dict, path: Path) -> Path:
+    torch.save(payload, path)
+    return path
+
+
+def _exit_code_of_evaluation(model: Path, tmp_path: Path, toy_data: Path, caplog) -> tuple[int, str]:
+    """Run the evaluation stage on ``model``; (exit code, the error lines it logged)."""
+    from inference.run_inference_on_model import main
+
+    output = tmp_path / "metrics" / "x.json"
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        try:
+            code = main(["--model", str(model), "--variant", "x", "--output", str(output), "--data", str(toy_data),
+                         "--device", "cpu", "--latency-requests", "2", "--test-samples", "8"])
+        except SystemExit as exc:
+            code = exc.code
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    if code != 0:
+        assert not output.exists(), "a failed run must leave no metrics file"
+    return code, "\n".join(errors)
+
+
+# ----------------------------------------------------------------------------------------------- 1 security
+@pytest.mark.parametrize("name", ["../../../escaped_by_payload.txt", "/tmp/escaped_by_payload_abs.txt",
+                                  "sub/vocab.txt", "model.safetensors"])
+def test_payload_tokenizer_names_outside_the_allow_list_are_refused(tiny_bert, tmp_path, name):
+    payload = _int8_payload(tiny_bert)
+    payload["tokenizer_files"][name] = "planted"
+    path = _save(payload, tmp_path / "evil.pt")
+    targets = [Path("/tmp/escaped_by_payload_abs.txt"), Path(__import__("tempfile").gettempdir()).parent
+               / "escaped_by_payload.txt"]
+    for target in targets:
+        target.unlink(missing_ok=True)
+    with pytest.raises(UserError, match="not among the allowed names"):
+        load_classifier(path, device="cpu")
+    assert not any(t.exists() for t in targets)
+
+
+def test_payload_with_allowed_tokenizer_names_loads(tiny_bert, tmp_path):
+    payload = _int8_payload(tiny_bert)
+    assert set(payload["tokenizer_files"]) <= set(TOKENIZER_FILES)
+    clf = load_classifier(_save(payload, tmp_path / "good.pt"), device="cpu")
+    assert clf.predict_proba(TEXTS).shape == (len(TEXTS), 4)
+
+
+# ----------------------------------------------------------------------------------------------- 3 silent wrong answers
+def test_folder_without_tokenizer_files_is_refused(tiny_bert, tmp_path):
+    broken = shutil.copytree(tiny_bert, tmp_path / "no_tokenizer")
+    for name in TOKENIZER_FILES:
+        (broken / name).unlink(missing_ok=True)
+    with pytest.raises(UserError, match=r"no tokenizer: none of tokenizer\.json or vocab\.txt"):
+        load_classifier(broken, device="cpu")
+    load_classifier(tiny_bert, device="cpu")  # the intact folder loads
+
+
+@pytest.mark.parametrize("drop,needle", [("classifier.", r"missing 2 tensors \(classifier\.bias, classifier\.weight\)"),
+                                         ("encoder.layer.1.", r"missing 16 tensors \(bert\.encoder\.layer\.1\.")])
+def test_weights_without_head_or_layers_are_refused(tiny_bert, tmp_path, drop, needle):
+    from safetensors.torch import load_file, save_file
+
+    broken = shutil.copytree(tiny_bert, tmp_path / "partial")
+    state = load_file(broken / "model.safetensors")
+    save_file({k: v for k, v in state.items() if drop not in k}, broken / "model.safetensors")
+    with pytest.raises(UserError, match=needle):
+        load_classifier(broken, device="cpu")
+
+
+def test_weights_with_unexpected_tensors_are_refused(tiny_bert, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    broken = shutil.copytree(tiny_bert, tmp_path / "extra")
+    state = load_file(broken / "model.safetensors")
+    state["bert.encoder.layer.7.output.dense.weight"] = torch.zeros(2, 2)
+    save_file(state, broken / "model.safetensors")
+    with pytest.raises(UserError, match=r"unexpected 1 tensors \(bert\.encoder\.layer\.7\.output\.dense\.weight\)"):
+        load_classifier(broken, device="cpu")
+
+
+def test_shrunk_and_masked_folders_with_missing_tensors_are_refused(tiny_bert, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from common.modeling import PruningSpec, save_model_folder, shrink_model, shrunk_spec, load_model_folder
+
+    model, tokenizer, _ = load_model_folder(tiny_bert)
+    spec = PruningSpec.full(model.config)
+    spec.layers[0].heads = [0, 2]
+    spec.layers[1].neurons = list(range(20))
+    masked = tmp_path / "masked"
+    save_model_folder(model, tokenizer, masked, spec)
+    shrink_model(model, spec)
+    shrunk = tmp_path / "shrunk"
+    save_model_folder(model, tokenizer, shrunk, shrunk_spec(spec))
+    for folder in (masked, shrunk):
+        assert load_classifier(folder, device="cpu").predict_proba(TEXTS).shape == (len(TEXTS), 4)
+        state = load_file(folder / "model.safetensors")
+        save_file({k: v for k, v in state.items() if not k.startswith("classifier.")}, folder / "model.safetensors")
+        with pytest.raises(UserError, match=r"missing 2 tensors \(classifier\.bias"):
+            load_classifier(folder, device="cpu")
+
+
+# ----------------------------------------------------------------------------------------------- 4 input types
+@pytest.mark.parametrize("bad,needle", [("Stocks rally", "not a single str"),
+                                        (b"Stocks rally", "not a single bytes"),
+                                        (["ok", None], r"texts\[1\] is NoneType"),
+                                        (["ok", 123], r"texts\[1\] is int"),
+                                        ([float("nan"), "ok"], r"texts\[0\] is float"),
+                                        (["ok", b"bytes"], r"texts\[1\] is bytes")])
+def test_predict_rejects_a_bare_string_and_non_string_items(tiny_bert, bad, needle):
+    clf = load_classifier(tiny_bert, device="cpu")
+    with pytest.raises(TypeError, match=needle):
+        clf.predict_proba(bad)
+    assert clf.predict_proba(["Stocks rally"]).shape == (1, 4)
+    assert clf.predict_proba(np.array(["Stocks rally", "goal"])).shape == (2, 4)  # numpy str_ items are str
+
+
+# ----------------------------------------------------------------------------------------------- 5 data
+def _data_folder(tmp_path: Path, train: pd.DataFrame, name: str = "d") -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    texts, labels = toy_texts(8, 3)
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(folder / "test.csv", index=False)
+    train.to_parquet(folder / "train.parquet") if name.endswith("parquet") else train.to_csv(folder / "train.csv",
+                                                                                          index=False)
+    return folder
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("float_label", r"train\.csv line 4 has label '1\.7', not an integer"),
+    ("none_text", r"train\.parquet row 2 has a missing text \((None|nan)\)"),
+    ("nan_text", r"train\.parquet row 1 has a missing text \(nan\)"),
+    ("empty_text", r"train\.csv line 3 has an empty text"),
+    ("one_class", r"train\.csv has only class \['Sports'\]; training needs rows of at least two classes"),
+])
+def test_bad_training_data_names_file_row_and_fix(tmp_path, case, needle):
+    from common.data import load_dataset
+
+    texts, labels = toy_texts(8, 1)
+    frame = pd.DataFrame({"text": texts, "label": labels})
+    name = "d"
+    if case == "float_label":
+        frame["label"] = frame["label"].astype(float)
+        frame.loc[2, "label"] = 1.7
+    elif case in ("none_text", "nan_text"):
+        name = "d_parquet"
+        frame["text"] = frame["text"].astype(object)
+        frame.loc[2 if case == "none_text" else 1, "text"] = None if case == "none_text" else float("nan")
+    elif case == "empty_text":
+        frame.loc[1, "text"] = "  "
+    elif case == "one_class":
+        frame["label"] = 1
+    with pytest.raises(UserError, match=needle):
+        load_dataset(_data_folder(tmp_path, frame, name))
+
+
+def test_integral_float_labels_and_good_data_load(tmp_path):
+    from common.data import load_dataset
+
+    texts, labels = toy_texts(8, 1)
+    frame = pd.DataFrame({"text": texts, "label": np.asarray(labels, dtype=float)})
+    data = load_dataset(_data_folder(tmp_path, frame), validation_fraction=0)
+    assert data.train.labels.tolist() == labels and data.train.texts == texts
+
+
+def test_bad_data_ends_the_stage_with_exit_2_and_one_line(tmp_path, tiny_bert, caplog):
+    texts, labels = toy_texts(8, 1)
+    frame = pd.DataFrame({"text": texts, "label": np.asarray(labels, dtype=float)})
+    frame.loc[0, "label"] = 0.5
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    frame.to_csv(folder / "test.csv", index=False)
+    frame.to_csv(folder / "train.csv", index=False)
+    code, errors = _exit_code_of_evaluation(tiny_bert, tmp_path, folder, caplog)
+    assert code == 2 and "test.csv line 2 has label '0.5'" in errors and "Traceback" not in errors
+
+
+# ----------------------------------------------------------------------------------------------- 7 unencodable text
+def test_a_lone_surrogate_does_not_kill_the_batch(tiny_bert, tmp_path, caplog):
+    import common.classifier as classifier_module
+
+    from common.onnx_models import export_model
+
+    onnx_path = tmp_path / "onnx" / "tiny.onnx"
+    export_model(tiny_bert, onnx_path, data="", max_len=32)
+    payload_path = _save(_int8_payload(tiny_bert), tmp_path / "tiny_int8.pt")
+    texts = ["market shares rally", "bad \ud800 text", "goal by the striker"]
+    for model in (tiny_bert, onnx_path, payload_path):
+        classifier_module._warned_unencodable = False
+        clf = load_classifier(model, device="cpu")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            proba = clf.predict_proba(texts)
+            clf.predict_proba(texts)
+        assert proba.shape == (3, 4) and np.isfinite(proba).all()
+        # the batch is scored as if the bad code point had been U+FFFD (same batch: int8 is batch-dependent)
+        np.testing.assert_allclose(proba, clf.predict_proba([texts[0], "bad \ufffd text", texts[2]]), atol=1e-6)
+        warnings = [r for r in caplog.records if "cannot encode" in r.getMessage()]
+        assert len(warnings) == 1, "said once, not per text or per call"
+
+
+# ----------------------------------------------------------------------------------------------- 8 one line, exit 2
+def test_truncated_safetensors_is_one_line_exit_2(tiny_bert, tmp_path, toy_data, caplog):
+    broken = shutil.copytree(tiny_bert, tmp_path / "truncated")
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    code, errors = _exit_code_of_evaluation(broken, tmp_path, toy_data, caplog)
+    assert code == 2 and "model.safetensors is truncated or corrupt" in errors
+    assert _exit_code_of_evaluation(tiny_bert, tmp_path, toy_data, caplog)[0] == 0
+
+
+class _Planted:
+    def __reduce__(self):
+        return (os.system, ("touch planted_by_pickle",))
+
+
+def test_malicious_model_pt_in_a_folder_is_refused_in_one_line(tiny_bert, tmp_path, toy_data, caplog, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = shutil.copytree(tiny_bert, tmp_path / "evil_folder")
+    (folder / "model.safetensors").unlink()
+    torch.save({"bert.embeddings.word_embeddings.weight": _Planted()}, folder / "model.pt")
+    code, errors = _exit_code_of_evaluation(folder, tmp_path, toy_data, caplog)
+    assert code == 2 and "is not a plain state dict this toolkit wrote (UnpicklingError" in errors
+    assert len(errors.splitlines()) == 1 and not (tmp_path / "planted_by_pickle").exists()
+
+
+def test_plain_state_dict_folder_still_loads(tiny_bert, tmp_path):
+    from common.modeling import load_model_folder, save_model_folder
+
+    model, tokenizer, _ = load_model_folder(tiny_bert)
+    save_model_folder(model, tokenizer, tmp_path / "pt_folder", method="torch_save")
+    np.testing.assert_allclose(load_classifier(tmp_path / "pt_folder", device="cpu").predict_proba(TEXTS),
+                               load_classifier(tiny_bert, device="cpu").predict_proba(TEXTS), atol=1e-6)
+
+
+@pytest.mark.parametrize("damage,needle", [
+    ("empty", r"incomplete torch_dynamic_int8 payload \(missing or empty: state_dict\)"),
+    ("partial", r"missing \d+ tensors \(bert\.encoder\.layer\.1\."),
+    ("no_config", r"missing or empty: config"),
+])
+def test_int8_payload_with_empty_or_partial_state_dict_is_one_line_exit_2(tiny_bert, tmp_path, toy_data, caplog,
+                                                                          damage, needle):
+    payload = _int8_payload(tiny_bert)
+    if damage == "empty":
+        payload["state_dict"] = {}
+    elif damage == "partial":
+        payload["state_dict"] = {k: v for k, v in payload["state_dict"].items() if "layer.1." not in k}
+    else:
+        del payload["config"]
+    code, errors = _exit_code_of_evaluation(_save(payload, tmp_path / "bad.pt"), tmp_path, toy_data, caplog)
+    assert code == 2 and len(errors.splitlines()) == 1
+    assert pytest.importorskip("re").search(needle, errors), errors
+
+
+def _onnx_with_output(folder: Path, tokenizer_source: Path, output_name: str) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "config.json"):
+        shutil.copy(tokenizer_source / name, folder / name)
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])
+    out = helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", 4])
+    # logits = one-hot-ish float of the first 4 token ids: enough to be a valid graph with 4 outputs per row
+    nodes = [helper.make_node("Slice", ["input_ids", "starts", "ends", "axes"], ["first4"]),
+             helper.make_node("Cast", ["first4"], [output_name], to=TensorProto.FLOAT)]
+    inits = [helper.make_tensor(n, TensorProto.INT64, [1], [v]) for n, v in (("starts", 0), ("ends", 4), ("axes", 1))]
+    graph = helper.make_graph(nodes, "g", [ids], [out], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # readable by older ONNX Runtime builds too
+    path = folder / "model.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_onnx_without_logits_output_is_refused_at_load(tiny_bert, tmp_path, toy_data, caplog):
+    bad = _onnx_with_output(tmp_path / "bad_onnx", tiny_bert, "probabilities")
+    with pytest.raises(UserError, match=r"has outputs \['probabilities'\] but no 'logits' output"):
+        load_classifier(bad, device="cpu")
+    code, errors = _exit_code_of_evaluation(bad, tmp_path, toy_data, caplog)
+    assert code == 2 and len(errors.splitlines()) == 1
+    good = _onnx_with_output(tmp_path / "good_onnx", tiny_bert, "logits")
+    assert load_classifier(good, device="cpu").predict_logits(["a b c d e"]).shape == (1, 4)
