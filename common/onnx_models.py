@@ -400,7 +400,8 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
     folder and checked; only then are the sidecar files, the manifest and (last) the
     ``.onnx`` itself moved into place.
     """
-    from common.manifest import base_manifest, manifest_path_for, read_manifest, sha256_path, write_json_atomic
+    from common.manifest import (base_manifest, manifest_path_for, read_manifest, remove_stale_temps, sha256_path,
+                                 temp_tag, write_json_atomic)
 
     model_path, output = Path(model_path), Path(output)
     if output.suffix != ".onnx":
@@ -418,7 +419,8 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
     manifest.update({"source": str(model_path), "source_sha256": manifest["inputs"]["model"]["sha256"],
                      "int8": int8, "max_len": max_len})
     output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.stem}.tmp-") as tmp:
+    remove_stale_temps(output)
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.stem}.tmp-{temp_tag()}-") as tmp:
         tmp = Path(tmp)
         if from_onnx:
             fp32_path = tmp / "fp32.onnx"

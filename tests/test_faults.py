@@ -315,3 +315,59 @@ def test_onnx_without_logits_output_is_refused_at_load(tiny_bert, tmp_path, toy_
     assert code == 2 and len(errors.splitlines()) == 1
     good = _onnx_with_output(tmp_path / "good_onnx", tiny_bert, "logits")
     assert load_classifier(good, device="cpu").predict_logits(["a b c d e"]).shape == (1, 4)
+
+
+# ----------------------------------------------------------------------------------------------- 10 stale temps
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temps_of_a_killed_export_are_removed_by_the_next_run(tiny_bert, tmp_path):
+    from common.manifest import _HOST
+    from common.onnx_models import export_model
+
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        stale = folder / f".tiny.tmp-{_dead_pid()}@{_HOST}-abc123"       # a killed export of this target
+        stale_json = folder / f".tiny.manifest.json.tmp-{_dead_pid()}@{_HOST}-x.tmp"
+        live = folder / f".tiny.tmp-{sleeper.pid}@{_HOST}-def456"        # a concurrent run still writing
+        foreign = folder / f".tiny.tmp-{_dead_pid()}@some_other_host-1"  # another machine's PID means nothing here
+        other_target = folder / f".tiny_int8.tmp-{_dead_pid()}@{_HOST}-2"
+        for path in (stale, live, foreign, other_target):
+            path.mkdir()
+            (path / "fp32.onnx").write_bytes(b"x" * 1000)
+        stale_json.write_text("{")
+        export_model(tiny_bert, folder / "tiny.onnx", data="", max_len=32)
+        assert not stale.exists() and not stale_json.exists()
+        assert live.exists() and foreign.exists() and other_target.exists()
+        leftovers = sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+        assert leftovers == sorted([live.name, foreign.name, other_target.name])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_atomic_writers_clean_their_own_targets_stale_temps(tmp_path):
+    from common.manifest import _HOST, atomic_output_dir, atomic_output_file, write_json_atomic
+
+    dead = _dead_pid()
+    stale_dir = tmp_path / f".model.tmp-{dead}@{_HOST}"
+    stale_dir.mkdir()
+    stale_old = tmp_path / f".model.tmp-{dead}@{_HOST}-old"
+    stale_old.mkdir()
+    stale_file = tmp_path / f".table.tmp-{dead}@{_HOST}.csv"
+    stale_file.write_text("partial")
+    unparsable = tmp_path / ".model.tmp-notapid"
+    unparsable.mkdir()
+    with atomic_output_dir(tmp_path / "model") as tmp:
+        (tmp / "manifest.json").write_text("{}")
+    with atomic_output_file(tmp_path / "table.csv") as tmp:
+        tmp.write_text("a\n")
+    write_json_atomic(tmp_path / "x.json", {"a": 1})
+    assert not stale_dir.exists() and not stale_old.exists() and not stale_file.exists()
+    assert unparsable.exists(), "a temp whose owner cannot be told is kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.tmp-notapid", "model", "table.csv", "x.json"]
