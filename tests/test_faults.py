@@ -371,3 +371,107 @@ def test_atomic_writers_clean_their_own_targets_stale_temps(tmp_path):
     assert not stale_dir.exists() and not stale_old.exists() and not stale_file.exists()
     assert unparsable.exists(), "a temp whose owner cannot be told is kept"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".model.tmp-notapid", "model", "table.csv", "x.json"]
+
+
+# ----------------------------------------------------------------------------------------------- 9, 11 checkpoints
+FT_ARGS = ["--epochs", "2", "--learning-rate", "3e-3", "--batch-size", "16", "--max-len", "32", "--device", "cpu",
+           "--validation-fraction", "0.1", "--seed", "0"]
+
+
+def _cut_checkpoint(folder: Path, how: str) -> None:
+    """What a kill -9 during the Trainer's checkpoint write leaves behind."""
+    if how in ("cut_optimizer", "both"):
+        optimizer = folder / "optimizer.pt"
+        optimizer.write_bytes(optimizer.read_bytes()[: optimizer.stat().st_size // 3])
+    if how in ("no_state", "both"):
+        (folder / "trainer_state.json").unlink()
+
+
+def test_checkpoint_completeness_check_can_fail(tmp_path, toy_data):
+    from common.training import checkpoint_problem
+    from train.fine_tuning.run_fine_tune_bert_agnews import main
+
+    from tests.conftest import make_tiny_bert
+
+    tiny = make_tiny_bert(tmp_path / "tiny")
+    out = tmp_path / "ft"
+    main(["--base-model", str(tiny), "--data", str(toy_data), "--output", str(out), *FT_ARGS, "--save-steps", "5",
+          "--max-steps-this-run", "5"])
+    checkpoint = tmp_path / "ft.checkpoints" / "checkpoint-5"
+    assert checkpoint_problem(checkpoint) is None
+    for how, needle in (("cut_optimizer", "optimizer.pt cut or corrupt"), ("no_state", "no trainer_state.json")):
+        damaged = shutil.copytree(checkpoint, tmp_path / how)
+        _cut_checkpoint(damaged, how)
+        assert needle in checkpoint_problem(damaged)
+    weights = shutil.copytree(checkpoint, tmp_path / "cut_weights")
+    data = (weights / "model.safetensors").read_bytes()
+    (weights / "model.safetensors").write_bytes(data[: len(data) // 2])
+    assert "model.safetensors cut or corrupt" in checkpoint_problem(weights)
+
+
+@pytest.mark.parametrize("damage,resumed", [("newest", "checkpoint-5"), ("all", None)])
+def test_fine_tune_rerun_after_a_cut_checkpoint_finishes(tmp_path, toy_data, caplog, damage, resumed):
+    from train.fine_tuning.run_fine_tune_bert_agnews import main
+
+    from tests.conftest import make_tiny_bert
+
+    tiny = make_tiny_bert(tmp_path / "tiny")
+    out = tmp_path / "ft"
+    args = ["--base-model", str(tiny), "--data", str(toy_data), "--output", str(out), *FT_ARGS, "--save-steps", "5"]
+    assert main([*args, "--max-steps-this-run", "10"]) == 0
+    checkpoints = tmp_path / "ft.checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-5"]
+    _cut_checkpoint(checkpoints / "checkpoint-10", "both")
+    if damage == "all":
+        _cut_checkpoint(checkpoints / "checkpoint-5", "no_state")
+    caplog.clear()
+    caplog.set_level(logging.WARNING)
+    assert main(args) == 0
+    training = json.loads((out / "manifest.json").read_text())["training"]
+    assert training["global_step"] == training["max_steps"] == 9 * 2
+    if resumed:
+        assert training["resumed_from"].endswith(resumed)
+    else:
+        assert training["resumed_from"] is None and "training starts over" in caplog.text
+    assert "checkpoint-10 is incomplete (no trainer_state.json)" in caplog.text
+
+
+def test_pruning_rerun_after_a_cut_checkpoint_finishes(tmp_path, tiny_bert, toy_data, caplog):
+    from train.pruning.run_structural_pruning import main as prune_main
+
+    out = tmp_path / "pruned"
+    args = ["--model", str(tiny_bert), "--sparsity", "50", "--output", str(out), "--data", str(toy_data),
+            "--importance-samples", "32", *FT_ARGS, "--save-steps", "4"]
+    assert prune_main([*args, "--max-steps-this-run", "8"]) == 0
+    checkpoints = tmp_path / "pruned.checkpoints"
+    _cut_checkpoint(checkpoints / "checkpoint-8", "cut_optimizer")
+    caplog.set_level(logging.WARNING)
+    assert prune_main(args) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    training = manifest["training"]
+    assert training["resumed_from"].endswith("checkpoint-4")
+    assert training["global_step"] == training["max_steps"]
+    assert "checkpoint-8 is incomplete (optimizer.pt cut or corrupt" in caplog.text
+
+
+def test_auto_save_steps_gives_about_ten_checkpoints_per_run(tmp_path, toy_data):
+    from common.training import AUTO_CHECKPOINTS_PER_RUN
+    from train.fine_tuning.run_fine_tune_bert_agnews import main
+
+    from tests.conftest import make_tiny_bert
+
+    tiny = make_tiny_bert(tmp_path / "tiny")
+    out = tmp_path / "ft"
+    # 144 rows / batch 16 = 9 steps per epoch, 4 epochs = 36 steps: auto -> every ceil(3.6) = 4 steps
+    args = ["--base-model", str(tiny), "--data", str(toy_data), "--output", str(out), *FT_ARGS, "--epochs", "4"]
+    assert main([*args, "--max-steps-this-run", "9"]) == 0
+    assert sorted(p.name for p in (tmp_path / "ft.checkpoints").glob("checkpoint-*")) == ["checkpoint-8",
+                                                                                             "checkpoint-9"]
+    assert main(args) == 0
+    training = json.loads((out / "manifest.json").read_text())["training"]
+    assert training["save_steps"] == 4 and 36 // training["save_steps"] in range(AUTO_CHECKPOINTS_PER_RUN - 1,
+                                                                                   AUTO_CHECKPOINTS_PER_RUN + 1)
+    # a changed SAVE_STEPS alone does not rebuild the model (it does not change what is trained)
+    before = (out / "model.safetensors").stat().st_mtime_ns
+    assert main([*args, "--save-steps", "7"]) == 0
+    assert (out / "model.safetensors").stat().st_mtime_ns == before
