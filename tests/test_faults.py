@@ -475,3 +475,85 @@ def test_auto_save_steps_gives_about_ten_checkpoints_per_run(tmp_path, toy_data)
     before = (out / "model.safetensors").stat().st_mtime_ns
     assert main([*args, "--save-steps", "7"]) == 0
     assert (out / "model.safetensors").stat().st_mtime_ns == before
+
+
+# ----------------------------------------------------------------------------------------------- 2 Makefile
+# ``$$`` is make's escape for ``$``: the shell would see ``$(touch PWNED_SUB)``.
+HOSTILE = {"DATA": "x'; touch PWNED_DATA; echo '", "BASE_MODEL": "m\"; touch PWNED_BASE; `touch PWNED_TICK` $$(touch PWNED_SUB)"}
+AS_GIVEN = {k: v.replace("$$", "$") for k, v in HOSTILE.items()}
+
+
+@pytest.fixture()
+def source_tree(tmp_path):
+    """A copy of the sources only, plus a fake interpreter that records its arguments."""
+    root = Path(__file__).resolve().parents[1]
+    dst = tmp_path / "repo"
+    shutil.copytree(root, dst, ignore=shutil.ignore_patterns(".venv", ".git", "models", "outputs", "__pycache__",
+                                                             ".pytest_cache"))
+    fake = tmp_path / "fakepy"
+    fake.write_text(f"#!{__import__('sys').executable}\nimport json, os, sys\n"
+                    "with open(os.environ['ARGV_LOG'], 'a') as fh:\n    fh.write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    fake.chmod(0o755)
+    return dst, fake
+
+
+def _make(tree: Path, fake: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ARGV_LOG=str(tree / "argv.jsonl"))
+    res = subprocess.run(["make", "--no-print-directory", f"PYTHON={fake}", *args], cwd=tree, capture_output=True,
+                         text=True, timeout=300, env=env)
+    if check:
+        assert res.returncode == 0, res.stderr
+    return res
+
+
+def _pwned(tree: Path) -> list[str]:
+    return sorted(p.name for p in tree.rglob("PWNED*"))
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
+def test_hostile_knob_values_reach_the_shell_as_data(source_tree):
+    tree, fake = source_tree
+    hostile = [f"{k}={v}" for k, v in HOSTILE.items()]
+    _make(tree, fake, "help", *hostile)
+    _make(tree, fake, "-n", "report", *hostile)
+    _make(tree, fake, "-n", "demo", *hostile)  # the demo re-invokes make with DATA passed on
+    assert _pwned(tree) == []
+    # Run the fine-tuning recipe for real (the fake interpreter records what it was given).
+    _make(tree, fake, "models/fine_tuned/bert_agnews/manifest.json", *hostile)
+    assert _pwned(tree) == []
+    argv = json.loads((tree / "argv.jsonl").read_text().splitlines()[-1])
+    assert argv[argv.index("--data") + 1] == AS_GIVEN["DATA"]
+    assert argv[argv.index("--base-model") + 1] == AS_GIVEN["BASE_MODEL"]
+    assert argv[argv.index("--save-steps") + 1] == "0"
+    stamp = (tree / "models" / ".knobs" / "train").read_text()
+    assert f"DATA={AS_GIVEN['DATA']} " in stamp and f"BASE_MODEL={AS_GIVEN['BASE_MODEL']} " in stamp
+    # Every python stage of the whole pipeline, as make would run it, gets DATA as one literal argument.
+    dry = _make(tree, fake, "-n", "report", *hostile).stdout.replace("\\\n", " ")
+    commands = [line for line in dry.splitlines() if line.startswith("PYTHONUNBUFFERED=1 ")]
+    assert len(commands) > 15
+    (tree / "argv.jsonl").unlink()
+    for command in commands:
+        subprocess.run(["bash", "-c", command], cwd=tree, check=True, env=dict(os.environ, ARGV_LOG=str(tree / "argv.jsonl")))
+    assert _pwned(tree) == []
+    runs = [json.loads(line) for line in (tree / "argv.jsonl").read_text().splitlines()]
+    with_data = [a for a in runs if "--data" in a]
+    assert len(with_data) > 10 and all(a[a.index("--data") + 1] == AS_GIVEN["DATA"] for a in with_data)
+    knobs = next(a for a in runs if "--knobs" in a)
+    assert f"DATA={AS_GIVEN['DATA']} " in knobs[knobs.index("--knobs") + 1]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
+@pytest.mark.parametrize("knob,value,needle", [
+    ("EPOCHS", "2; touch PWNED_EPOCHS", "EPOCHS=2; touch PWNED_EPOCHS is not a number"),
+    ("SEED", "1 + $$(touch PWNED_SEED)", "is not a whole number"),  # would run inside $(( SEED + 1 ))
+    ("DEVICE", "cpu;touch PWNED_DEVICE", "DEVICE=cpu;touch PWNED_DEVICE is not a plain word"),
+    ("PRUNE_PCTS", "20 30;touch${IFS}PWNED_PCT", "PRUNE_PCTS=20 30;touch"),
+    ("LIME_VARIANTS", "base|touch PWNED_LIME", "is not a list of variant names"),
+])
+def test_non_numeric_or_non_word_knobs_are_refused_before_any_recipe(source_tree, knob, value, needle):
+    tree, fake = source_tree
+    res = _make(tree, fake, "-n", "report", f"{knob}={value}", check=False)
+    assert res.returncode != 0 and needle in res.stderr
+    assert _pwned(tree) == [] and not (tree / "models").exists()
+    ok = _make(tree, fake, "-n", "report", f"{knob}={ {'EPOCHS': '1.5', 'SEED': '7', 'DEVICE': 'cuda:1', 'PRUNE_PCTS': '10 40', 'LIME_VARIANTS': 'base pruned20'}[knob]}")
+    assert "-m " in ok.stdout
