@@ -557,3 +557,23 @@ def test_non_numeric_or_non_word_knobs_are_refused_before_any_recipe(source_tree
     assert _pwned(tree) == [] and not (tree / "models").exists()
     ok = _make(tree, fake, "-n", "report", f"{knob}={ {'EPOCHS': '1.5', 'SEED': '7', 'DEVICE': 'cuda:1', 'PRUNE_PCTS': '10 40', 'LIME_VARIANTS': 'base pruned20'}[knob]}")
     assert "-m " in ok.stdout
+
+
+# ----------------------------------------------------------------------------------------------- 12 manifests
+def test_properties_table_writes_a_manifest_naming_what_it_read(tiny_bert, tmp_path):
+    from analysis.model_properties.run_model_properties import main
+    from common.manifest import sha256_file
+
+    folder = tmp_path / "properties"
+    assert main(["--model", str(tiny_bert), "--variant", "base", "--output", str(folder / "base.json")]) == 0
+    payload = _save(_int8_payload(tiny_bert), tmp_path / "tiny_int8.pt")
+    assert main(["--model", str(payload), "--variant", "base_8bit", "--output", str(folder / "base_8bit.json")]) == 0
+    table = folder / "properties.md"
+    for _ in range(2):  # a rerun must not take its own manifest for a variant
+        assert main(["--table", str(folder), "--output", str(table)]) == 0
+    manifest = json.loads((folder / "properties.manifest.json").read_text())
+    assert manifest["stage"] == "model_properties_table" and manifest["variants"] == ["base", "base_8bit"]
+    assert manifest["inputs"]["base_8bit"]["sha256"] == sha256_file(folder / "base_8bit.json")
+    assert manifest["sha256"] == __import__("hashlib").sha256(table.read_bytes()).hexdigest()
+    assert manifest["arguments"]["table"] == str(folder) and manifest["git_commit"] is not None
+    assert "| base_8bit " in table.read_text()
