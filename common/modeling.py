@@ -284,7 +284,7 @@ def load_model_folder(folder: str | os.PathLike):
     a folder without tokenizer vocabulary files, weights that are truncated or not a plain state dict,
     and weights lacking tensors the architecture needs (or holding ones it does not have).
     """
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     from common.classifier import check_tokenizer_folder
 
@@ -302,16 +302,28 @@ def load_model_folder(folder: str | os.PathLike):
     if not has_safetensors and not has_state_dict:
         raise UserError(f"{folder} has a config.json but no weights (*.safetensors or {STATE_DICT_FILE}); rebuild it.")
     config = AutoConfig.from_pretrained(folder)
-    state = _read_weights(folder) if has_safetensors else _read_state_dict_file(folder / STATE_DICT_FILE)
-    if spec is not None and spec.shrunk:
-        model = build_from_config(config, spec)
-    else:
+    if has_safetensors and not (spec is not None and spec.shrunk):
+        # Checked from the file headers, then loaded by transformers (memory-mapped: no second copy of the
+        # weights, which would show in the benchmark's peak RSS).
+        shapes = _safetensors_shapes(folder)
         with torch.device("meta"):
             reference = build_from_config(config, None)
-        _check_shapes(folder, reference, {k: tuple(v.shape) for k, v in state.items()})
-        model = build_from_config(config, None)
-    check_state_dict_keys(folder, model, state)
-    model.load_state_dict(state, strict=False)
+        _check_shapes(folder, reference, shapes)
+        check_state_dict_keys(folder, reference, shapes)
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
+    else:
+        state = _read_weights(folder) if has_safetensors else _read_state_dict_file(folder / STATE_DICT_FILE)
+        if spec is None or not spec.shrunk:
+            with torch.device("meta"):
+                reference = build_from_config(config, None)
+            _check_shapes(folder, reference, {k: tuple(v.shape) for k, v in state.items()})
+        model = build_from_config(config, spec)
+        check_state_dict_keys(folder, model, state)
+        try:
+            model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shapes that do not fit the pruning spec
+            raise UserError(f"{folder}: weights do not fit its config and pruning spec "
+                            f"({str(exc).strip().splitlines()[-1][:160]}); rebuild the folder.") from None
     model.eval()
     return model, tokenizer, spec
 
@@ -334,6 +346,21 @@ def check_state_dict_keys(source, model, state: dict) -> None:
                          f"{', ...' if len(unexpected) > 3 else ''})")
         raise UserError(f"{source}: weights do not match the model its config describes: {'; '.join(parts)}; "
                         f"rebuild it (a partial state dict would leave random weights).")
+
+
+def _safetensors_shapes(folder: Path) -> dict[str, tuple]:
+    from safetensors import safe_open
+
+    shapes = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="pt") as fh:
+                for key in fh.keys():
+                    shapes[key] = tuple(fh.get_slice(key).get_shape())
+        except Exception as exc:  # safetensors checks the header against the file size
+            raise UserError(f"{file} is truncated or corrupt ({type(exc).__name__}: {str(exc)[:120]}); "
+                            f"rebuild the folder.") from None
+    return shapes
 
 
 def _read_weights(folder: Path) -> dict:
