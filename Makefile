@@ -16,6 +16,7 @@ MAX_LEN ?= 128## max tokens per text (longer texts are truncated)
 DEVICE ?= auto## auto (cuda if present) | cpu | cuda | cuda:N
 PRUNE_PCTS ?= 20 30## pruning percentages built by `make report`/`make bench`
 PRUNE_EPOCHS ?= 2## re-fine-tuning epochs after pruning
+SAVE_STEPS ?= 0## checkpoint every N steps while fine-tuning/re-fine-tuning (0 = auto: ~10 per run; resume after a kill)
 DISTILL ?= --distill## --distill | --no-distill (knowledge distillation from the unpruned model while re-fine-tuning)
 TEST_SAMPLES ?= 0## evaluate on a stratified test subset (0 = the full test split)
 THREADS ?= 0## CPU threads for inference and benchmarks (0 = all cores)
@@ -37,6 +38,26 @@ PYTHON ?= .venv/bin/python## interpreter (make setup creates .venv)
 NLTK_DATA ?= $(HOME)/nltk_data## where NLTK's tagger lives (here: ../shared/nltk_data)
 export NLTK_DATA
 
+# Knob values reach the shell as data, never as code. Free-text knobs (DATA, BASE_MODEL, paths) are
+# single-quoted where a recipe or $(shell ...) uses them ($(call shell_quote,...); DATA_ARG does it for
+# DATA). Every other knob must be a number, or a plain word, checked here once for every goal, so a rule
+# may write `--epochs $(EPOCHS)` as is. A new knob goes into one of these lists.
+shell_quote = '$(subst ','\'',$(1))'
+INTEGER_KNOBS := SEED TRAIN_SAMPLES MAX_LEN PRUNE_PCTS SAVE_STEPS TEST_SAMPLES THREADS LIME_INSTANCES LIME_SAMPLES \
+  LIME_VIA_ONNX LIME_SAMPLE_CURVE LIME_CURVE_INSTANCES SP_SAMPLE_SIZE SP_EXPLANATIONS SP_FEATURES MLP_EXPLAINED MLP_SEEDS \
+  CONTROL CONTROL_SEED
+NUMBER_KNOBS := EPOCHS PRUNE_EPOCHS MLP_LAMBDA MLP_LAMBDAS
+WORD_KNOBS := DEVICE DISTILL
+DIGITS := 0 1 2 3 4 5 6 7 8 9
+WORD_CHARS := $(DIGITS) a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N O P Q R S T U V W X Y Z _ - : .
+# $(call strip_chars,TEXT,CHARS): TEXT without any of CHARS (and without spaces)
+strip_chars = $(if $(2),$(call strip_chars,$(subst $(firstword $(2)),,$(1)),$(wordlist 2,$(words $(2)),$(2))),$(strip $(1)))
+# $(call check_knob,NAME,CHARS,WHAT)
+check_knob = $(if $(call strip_chars,$($(1)),$(2)),$(error $(1)=$($(1)) is not $(3); fix the value given to make))
+$(foreach k,$(INTEGER_KNOBS),$(call check_knob,$(k),$(DIGITS),a whole number (or a list of them)))
+$(foreach k,$(NUMBER_KNOBS),$(call check_knob,$(k),$(DIGITS) . e E + -,a number (or a list of them)))
+$(foreach k,$(WORD_KNOBS),$(call check_knob,$(k),$(WORD_CHARS),a plain word (letters, digits, _ - : .)))
+
 PY := PYTHONUNBUFFERED=1 $(PYTHON) -m
 FT := models/fine_tuned/bert_agnews
 STAMPS := models/.knobs
@@ -48,7 +69,7 @@ STAMPS := models/.knobs
 NO_STAMP_GOALS := help clean setup test test-fast lint-docker docker-cpu docker-cuda nltk-data
 DRY_RUN := $(if $(filter -%,$(firstword $(MAKEFLAGS))),,$(findstring n,$(firstword $(MAKEFLAGS))))
 STAMP_READONLY := $(DRY_RUN)$(if $(MAKECMDGOALS),$(if $(filter-out $(NO_STAMP_GOALS),$(MAKECMDGOALS)),,yes))
-knob_stamp = $(shell f=$(STAMPS)/$(1); v='$(strip $(2))'; \
+knob_stamp = $(shell f=$(STAMPS)/$(1); v=$(call shell_quote,$(strip $(2))); \
   if [ -f $$f ] && [ "$$(cat $$f)" = "$$v" ]; then echo $$f; \
   elif [ -n "$(STAMP_READONLY)" ]; then t=$$(mktemp -d)/$(1); printf '%s\n' "$$v" > $$t; echo $$t; \
   else mkdir -p $(STAMPS); printf '%s\n' "$$v" > $$f; echo $$f; fi)
@@ -87,7 +108,7 @@ POS_SRC := $(call stage_src,analysis/nltk/nltk_analyze_all_models.py)
 REPORT_SRC := $(call stage_src,generate_outputs/report/build_report.py)
 DELETION_SRC := $(call stage_src,generate_outputs/deletion_test/run_deletion_test.py)
 DELETION_REPORT_SRC := $(call stage_src,generate_outputs/deletion_test/build_deletion_report.py)
-DATA_ARG := --data '$(DATA)'
+DATA_ARG := --data $(call shell_quote,$(DATA))
 
 # ---------------------------------------------------------------------------------------------- variants
 # name -> artefact. Derived from PRUNE_PCTS; never typed out per variant.
@@ -98,6 +119,8 @@ ONNX_VARIANTS := base_onnx base_onnx_int8 $(addsuffix _onnx,$(PRUNED)) $(addsuff
 HALF_VARIANTS := base_fp16 base_bf16
 VARIANTS := $(TORCH_VARIANTS) $(ONNX_VARIANTS)
 LIME_VARIANTS ?= $(VARIANTS)## variants explained by LIME for the drift/POS reports (default: all)
+$(call check_knob,LIME_VARIANTS,$(WORD_CHARS),a list of variant names (letters, digits, _ - : .))
+$(call check_knob,LIME_VARIANTS,$(WORD_CHARS),a list of variant names)
 # Lists of variants: a report built over other variants (one removed, too) is rebuilt.
 LIST_KNOBS := $(call knob_stamp,lists,PRUNE_PCTS=$(PRUNE_PCTS) LIME_VARIANTS=$(LIME_VARIANTS) LIME_SAMPLE_CURVE=$(LIME_SAMPLE_CURVE))
 
@@ -143,18 +166,18 @@ clean: ## delete models/ and outputs/ (everything generated)
 	rm -rf models outputs
 
 nltk-data: ## download NLTK's POS tagger into NLTK_DATA (needs network)
-	$(PYTHON) -c "import nltk; [nltk.download(p, download_dir='$(NLTK_DATA)') for p in ('averaged_perceptron_tagger_eng', 'universal_tagset')]"
+	$(PYTHON) -c "import nltk, os; [nltk.download(p, download_dir=os.environ['NLTK_DATA']) for p in ('averaged_perceptron_tagger_eng', 'universal_tagset')]"
 
 # ---------------------------------------------------------------------------------------------- fine-tuning (issue: spine)
 models/fine_tuned/bert_agnews/manifest.json: train/fine_tuning/run_fine_tune_bert_agnews.py $(FT_SRC) $(TRAIN_KNOBS) ## fine-tune BASE_MODEL on DATA
-	$(PY) train.fine_tuning.run_fine_tune_bert_agnews --base-model '$(BASE_MODEL)' $(DATA_ARG) --output $(@D) \
-	  --train-samples $(TRAIN_SAMPLES) --epochs $(EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE)
+	$(PY) train.fine_tuning.run_fine_tune_bert_agnews --base-model $(call shell_quote,$(BASE_MODEL)) $(DATA_ARG) --output $(@D) \
+	  --train-samples $(TRAIN_SAMPLES) --epochs $(EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE) --save-steps $(SAVE_STEPS)
 
 # The positive control for the drift report: the base recipe with another training seed, the same data seed
 # (so the same training rows and validation split). Exported to ONNX so LIME is as fast as base's.
 models/fine_tuned/bert_agnews_seed%/manifest.json: train/fine_tuning/run_fine_tune_bert_agnews.py $(FT_SRC) $(TRAIN_KNOBS) ## positive control: fine-tune with training seed %% (CONTROL_SEED)
-	$(PY) train.fine_tuning.run_fine_tune_bert_agnews --base-model '$(BASE_MODEL)' $(DATA_ARG) --output $(@D) \
-	  --train-samples $(TRAIN_SAMPLES) --epochs $(EPOCHS) --max-len $(MAX_LEN) --seed $* --data-seed $(SEED) --device $(DEVICE)
+	$(PY) train.fine_tuning.run_fine_tune_bert_agnews --base-model $(call shell_quote,$(BASE_MODEL)) $(DATA_ARG) --output $(@D) \
+	  --train-samples $(TRAIN_SAMPLES) --epochs $(EPOCHS) --max-len $(MAX_LEN) --seed $* --data-seed $(SEED) --device $(DEVICE) --save-steps $(SAVE_STEPS)
 
 # ---------------------------------------------------------------------------------------------- evaluation
 # outputs/metrics/<variant>.json for any variant (accuracy, F1, confusion, latency, throughput, size, RSS)
@@ -175,7 +198,8 @@ outputs/metrics outputs/reports outputs/lime outputs/deletion models/onnx models
 # ---------------------------------------------------------------------------------------------- compression
 models/pruned/bert_agnews_%pct/manifest.json: $(FT)/manifest.json train/pruning/run_structural_pruning.py $(PRUNE_SRC) $(PRUNE_KNOBS) ## prune %% of heads and FFN neurons, re-fine-tune
 	$(PY) train.pruning.run_structural_pruning --model $(FT) --sparsity $* --output $(@D) $(DATA_ARG) \
-	  --train-samples $(TRAIN_SAMPLES) --epochs $(PRUNE_EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE) $(DISTILL)
+	  --train-samples $(TRAIN_SAMPLES) --epochs $(PRUNE_EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE) $(DISTILL) \
+	  --save-steps $(SAVE_STEPS)
 
 models/shrunk/pruned%/manifest.json: models/pruned/bert_agnews_%pct/manifest.json tools/apply_shrink_to_model.py $(SHRINK_SRC) ## physically shrink a pruned model
 	$(PY) tools.apply_shrink_to_model --model_path $(<D) --output_path_shrunk_model $(@D) --save_method save_pretrained $(DATA_ARG)
@@ -316,13 +340,13 @@ REPORT_INPUTS := outputs/metrics/summary.csv outputs/metrics/properties/properti
   outputs/reports/mlp.md outputs/reports/mlp_sweep.md
 outputs/reports/report.md: $(REPORT_INPUTS) generate_outputs/report/build_report.py $(REPORT_SRC) ## the one report
 	$(PY) generate_outputs.report.build_report --outputs outputs --models models --output $@ \
-	  --knobs "BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN) PRUNE_PCTS=$(PRUNE_PCTS) PRUNE_EPOCHS=$(PRUNE_EPOCHS) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) TEST_SAMPLES=$(TEST_SAMPLES) DEVICE=$(DEVICE)"
+	  --knobs $(call shell_quote,BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN) PRUNE_PCTS=$(PRUNE_PCTS) PRUNE_EPOCHS=$(PRUNE_EPOCHS) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) TEST_SAMPLES=$(TEST_SAMPLES) DEVICE=$(DEVICE))
 report: outputs/reports/report.md ## build everything and the report
 
 # The demo: the whole chain on a small budget, offline, < 15 min on 2 CPU cores.
 # DATA defaults to the shipped demo sample (common/demo_data, NOT AG News) unless given.
 DEMO_DATA := $(if $(filter command line environment,$(origin DATA)),$(DATA),common/demo_data)
-DEMO_KNOBS = DATA=$(DEMO_DATA) EPOCHS=3 PRUNE_PCTS=30 PRUNE_EPOCHS=1 TEST_SAMPLES=$(if $(filter common/demo_data,$(DEMO_DATA)),0,400) \
+DEMO_KNOBS = DATA=$(call shell_quote,$(DEMO_DATA)) EPOCHS=3 PRUNE_PCTS=30 PRUNE_EPOCHS=1 TEST_SAMPLES=$(if $(filter common/demo_data,$(DEMO_DATA)),0,400) \
   TRAIN_SAMPLES=$(if $(filter common/demo_data,$(DEMO_DATA)),0,400) LIME_INSTANCES=6 LIME_SAMPLES=200 LIME_SAMPLE_CURVE='100 200' \
   SP_SAMPLE_SIZE=8 SP_EXPLANATIONS=3 MLP_EXPLAINED=40 MLP_SEEDS='1 2 3' MLP_LAMBDAS='0 1'
 demo: ## the whole chain on a small budget (shipped demo sample unless DATA is given) -> outputs/reports/report.md
@@ -331,16 +355,16 @@ demo: ## the whole chain on a small budget (shipped demo sample unless DATA is g
 # ---------------------------------------------------------------------------------------------- docker
 IMAGE ?= bert-agnews-toolkit## docker image name prefix
 docker-cpu: ## build the CPU image
-	docker build -f docker/Dockerfile.cpu -t $(IMAGE):cpu .
+	docker build -f docker/Dockerfile.cpu -t $(call shell_quote,$(IMAGE):cpu) .
 docker-cuda: ## build the CUDA image
-	docker build -f docker/Dockerfile.cuda -t $(IMAGE):cuda .
+	docker build -f docker/Dockerfile.cuda -t $(call shell_quote,$(IMAGE):cuda) .
 # A DATA folder is mounted read-only where the same DATA value finds it from /app, so the knob stamps in
 # the mounted models/ agree between host and container (nothing is rebuilt just for running in Docker).
 DOCKER_DATA := $(if $(strip $(DATA)),$(wildcard $(DATA)/.))
 docker-bench: ## run `make bench` in the CUDA image on all GPUs (models/, outputs/ and a DATA folder mounted)
 	mkdir -p models outputs
-	docker run --rm --gpus all -v '$(CURDIR)/models:/app/models' -v '$(CURDIR)/outputs:/app/outputs' \
-	  $(if $(DOCKER_DATA),-v '$(abspath $(DATA)):$(if $(filter /%,$(DATA)),$(DATA),$(abspath /app/$(DATA))):ro') \
-	  $(IMAGE):cuda bench DATA='$(DATA)'
+	docker run --rm --gpus all -v $(call shell_quote,$(CURDIR)/models:/app/models) -v $(call shell_quote,$(CURDIR)/outputs:/app/outputs) \
+	  $(if $(DOCKER_DATA),-v $(call shell_quote,$(abspath $(DATA)):$(if $(filter /%,$(DATA)),$(DATA),$(abspath /app/$(DATA))):ro)) \
+	  $(call shell_quote,$(IMAGE):cuda) bench DATA=$(call shell_quote,$(DATA))
 lint-docker: ## hadolint both Dockerfiles
 	$(dir $(PYTHON))hadolint docker/Dockerfile.cpu docker/Dockerfile.cuda

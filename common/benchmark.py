@@ -37,12 +37,17 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSIFICATION_KEYS = ("accuracy", "macro_f1", "per_class_f1", "confusion_matrix", "n_test")
+BATCH_AGREEMENT = "batch_agreement"
 SUMMARY_COLUMNS = (
     "variant", "status", "kind", "dtype", "device", "threads", "accuracy", "accuracy_delta_pt", "macro_f1",
     "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "throughput_samples_per_s", "throughput_ratio",
     "size_mb", "parameters", "peak_rss_mb", "gpu_mem_peak_mb", "gpu_util_mean_percent", "accuracy_source",
-    "host_load_1min", "model_sha256",
+    "host_load_1min", "model_sha256", BATCH_AGREEMENT,
 )
+# BATCH_AGREEMENT: argmax agreement between batched prediction (the bench's batch size, length-sorted
+# batches) and one-by-one prediction over the evaluated test rows. Dynamic int8 computes activation scales
+# per batch, so a text's class can depend on its batch mates; other variants score 1.0 (up to float ties).
+AGREEMENT_KEYS = (BATCH_AGREEMENT, "batch_agreement_flips", "batch_agreement_n", "batch_agreement_batch_size")
 HALF_SUFFIXES = {"_fp16": "fp16", "_bf16": "bf16"}
 
 
@@ -133,8 +138,47 @@ def speed_only(model: Path, variant: str, data: str, test_samples: int, max_len:
     return result
 
 
+def batch_agreement(clf, texts: list[str], batch_size: int) -> dict:
+    """Argmax agreement of ``clf`` between batches of ``batch_size`` and one text at a time."""
+    from tqdm import tqdm
+
+    batched = clf.predict_logits(texts, batch_size=batch_size).argmax(axis=1)
+    single = np.array([clf.predict_logits([text], batch_size=1)[0].argmax()
+                       for text in tqdm(texts, desc="one-by-one", unit="text", leave=False)], dtype=batched.dtype)
+    flips = int((batched != single).sum())
+    return {BATCH_AGREEMENT: float((batched == single).mean()) if texts else None, "batch_agreement_flips": flips,
+            "batch_agreement_n": len(texts), "batch_agreement_batch_size": batch_size}
+
+
+def agreement_only(model: Path, data: str, test_samples: int, max_len: int, device: str, dtype: str, threads: int,
+                   batch_size: int, seed: int, **_unused) -> dict:
+    from common.classifier import load_classifier
+    from common.data import load_test_split
+    from common.evaluation import set_threads
+
+    threads = set_threads(threads)
+    clf = load_classifier(model, device=device, dtype=dtype, max_len=max_len, batch_size=batch_size,
+                          threads=threads)
+    return batch_agreement(clf, load_test_split(data, test_samples, seed).texts, batch_size)
+
+
+def reusable_agreement(previous_json: Path, batch_size: int) -> dict | None:
+    """The batch agreement of an earlier run at the same batch size (call only when its accuracy is reusable)."""
+    try:
+        previous = json.loads(previous_json.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if previous.get(BATCH_AGREEMENT) is None or previous.get("batch_agreement_batch_size") != batch_size:
+        return None
+    return {k: previous[k] for k in AGREEMENT_KEYS if k in previous}
+
+
 def run_worker(spec_path: str) -> int:
-    """Measure one variant as described by a JSON spec; write the result JSON. Runs in its own process."""
+    """Measure one variant as described by a JSON spec; write the result JSON. Runs in its own process.
+
+    ``task: agreement`` measures only the batch agreement (in a process of its own, after the monitored
+    one, so its one-by-one pass does not touch the variant's memory and speed figures).
+    """
     from common.cli import setup_logging
     from common.evaluation import evaluate_model
 
@@ -145,7 +189,9 @@ def run_worker(spec_path: str) -> int:
                          batch_size=spec["batch_size"], latency_requests=spec["latency_requests"],
                          throughput_texts=spec["throughput_texts"], seed=spec["seed"])
     try:
-        if spec.get("reuse"):
+        if spec.get("task") == "agreement":
+            result = agreement_only(Path(spec["model"]), **common_kwargs)
+        elif spec.get("reuse"):
             result = speed_only(Path(spec["model"]), spec["variant"], **common_kwargs)
             result.update(spec["reuse"])
         else:
@@ -208,12 +254,30 @@ def _run_variant(name: str, path: Path, args, settings: dict, monitor_dir: Path)
             return {"variant": name, "model": str(path), "dtype": dtype, "status": f"failed: {reason[:200]}",
                     "model_sha256": model_sha256, "monitor": usage, "bench_wall_s": wall}
         result = json.loads(result_path.read_text())
+        agreement = reuse and reusable_agreement(Path(args.output_dir) / f"{name}.json", args.batch_size)
+        if not agreement:
+            agreement = _measure_agreement(name, command, spec, env, Path(tmp))
+        result.update(agreement)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     result.update({"status": "ok", "model_sha256": model_sha256, "test_sha256": settings["test_sha256"],
                    "bench_wall_s": wall, "monitor": usage, "host_load_1min": [load_before, load_after],
                    "monitor_peak_rss_mb": usage["peak_rss_mb"], "gpu_mem_peak_mb": usage["gpu_mem_peak_mb"],
                    "gpu_util_mean_percent": usage["gpu_util_mean_percent"], "gpu_status": usage["gpu_status"]})
     return result
+
+
+def _measure_agreement(name: str, command: list[str], spec: dict, env: dict, tmp: Path) -> dict:
+    """Batch vs one-by-one agreement in a second worker process; a failure leaves it empty, said once."""
+    spec = {**spec, "task": "agreement", "result": str(tmp / "agreement.json")}
+    (tmp / "agreement_spec.json").write_text(json.dumps(spec))
+    log.info("[%s] batch (%d) vs one-by-one agreement", name, spec["batch_size"])
+    code = subprocess.run([*command[:-1], str(tmp / "agreement_spec.json")], env=env).returncode
+    if code != 0 or not Path(spec["result"]).is_file():
+        error = tmp / "error.txt"
+        log.error("[%s] batch agreement not measured: %s", name,
+                  error.read_text().strip() if error.is_file() else f"exit code {code}")
+        return {BATCH_AGREEMENT: None}
+    return json.loads(Path(spec["result"]).read_text())
 
 
 def _summary_row(result: dict, baseline: dict | None) -> dict:
@@ -248,10 +312,11 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
 
     from common.manifest import write_text_atomic
 
-    shown = ("variant", "status", "kind", "dtype", "accuracy", "accuracy_delta_pt", "macro_f1", "latency_ms_p50",
+    shown = ("variant", "status", "kind", "dtype", "accuracy", "accuracy_delta_pt", "macro_f1", BATCH_AGREEMENT,
+             "latency_ms_p50",
              "latency_ms_p95", "latency_ms_p99", "throughput_samples_per_s", "throughput_ratio", "size_mb",
              "parameters", "peak_rss_mb", "gpu_mem_peak_mb", "gpu_util_mean_percent", "host_load_1min")
-    digits = {"accuracy": 4, "macro_f1": 4, "accuracy_delta_pt": 2, "throughput_ratio": 2}
+    digits = {"accuracy": 4, "macro_f1": 4, "accuracy_delta_pt": 2, "throughput_ratio": 2, BATCH_AGREEMENT: 4}
     table = [[_fmt(r.get(k), digits.get(k, 1)) for k in shown] for r in rows]
     best = context.get("best")
     lines = [
@@ -262,6 +327,9 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
         f"{context['throughput_texts']} texts (length-sorted dynamic padding, median of 3 after warm-up).",
         f"Throughput ratio and accuracy delta are relative to `{context['baseline']}` measured in this run. "
         f"Each variant ran in its own process; peak RSS is that process's.",
+        f"`{BATCH_AGREEMENT}`: share of the test rows whose predicted class is the same in batches of "
+        f"{context['batch_size']} (length-sorted) as one text at a time. Dynamic int8 quantizes activations with "
+        f"one scale per batch, so its predictions depend on the batch mates; the others should be 1.0.",
         "Library versions: " + ", ".join(f"{k} {v}" for k, v in context["versions"].items()) + ".", "",
         tabulate(table, headers=list(shown), tablefmt="github"), "",
     ]

@@ -30,7 +30,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_LEN = 128
 DEFAULT_BATCH_SIZE = 32
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+# The only names a .pt payload may carry as tokenizer files: the names come from the payload, so anything
+# else (a path, "..") could make the loader write outside its temporary folder.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                   "added_tokens.json")
+# A folder's tokenizer needs one of these; without them transformers builds an empty vocabulary
+# (every word [UNK]) and the model silently scores at chance.
+TOKENIZER_VOCAB_FILES = ("tokenizer.json", "vocab.txt")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -38,6 +44,46 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     logits -= logits.max(axis=1, keepdims=True)
     exp = np.exp(logits)
     return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def check_texts(texts) -> list[str]:
+    """``texts`` as a list of str, or :class:`TypeError` naming what is wrong.
+
+    A TypeError (not a UserError): passing a bare string or a None is a programming error of the
+    caller; stages validate their data (``common.data``) before it gets here.
+    """
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"texts must be a sequence of strings, not a single {type(texts).__name__} "
+                        f"({texts[:40]!r}); wrap one text in a list: predict_proba([text]).")
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise TypeError(f"texts must be a sequence of strings, not {type(texts).__name__}.") from None
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__} ({text!r:.40}), not str; every text must be "
+                            f"a string (drop or convert missing values before predicting).")
+    return texts
+
+
+_warned_unencodable = False
+
+
+def clean_texts(texts: list[str]) -> list[str]:
+    """Replace code points UTF-8 cannot encode (lone surrogates) with U+FFFD; warn once per process."""
+    global _warned_unencodable
+    cleaned = []
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            if not _warned_unencodable:
+                log.warning("text %d (and maybe others) holds code points UTF-8 cannot encode (e.g. a lone "
+                            "surrogate); they are replaced with U+FFFD so the batch still runs.", i)
+                _warned_unencodable = True
+            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        cleaned.append(text)
+    return cleaned
 
 
 class Classifier:
@@ -70,11 +116,19 @@ class Classifier:
 
     # -- shared
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        texts = [t if isinstance(t, str) else str(t) for t in texts]
-        return self.tokenizer(list(texts), truncation=True, max_length=self.max_len,
+        texts = check_texts(texts)
+        return self.tokenizer(clean_texts(texts), truncation=True, max_length=self.max_len,
                               add_special_tokens=True)["input_ids"]
 
     def predict_logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Logits ``(len(texts), 4)`` for a sequence of strings.
+
+        ``texts`` must be a list/tuple/array of ``str``: a bare string (which would otherwise be read
+        as one text per character) and non-string items (None, numbers, NaN, bytes) raise
+        :class:`TypeError`, naming the first offending item. Unencodable code points (lone surrogates)
+        are replaced, with one warning, so one bad text never costs the rest of its batch.
+        """
+        texts = check_texts(texts)
         if len(texts) == 0:
             return np.zeros((0, len(self.label_names)), dtype=np.float32)
         batch_size = batch_size or self.batch_size
@@ -99,6 +153,7 @@ class Classifier:
         return out
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities ``(len(texts), 4)``; input rules as in :meth:`predict_logits`."""
         return softmax(self.predict_logits(texts, batch_size))
 
     def predict(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
@@ -228,19 +283,43 @@ def _load_payload(path: Path, **kwargs) -> Classifier:
 
 
 def tokenizer_files(tokenizer) -> dict[str, str]:
-    """The tokenizer's files as strings, to embed in a single-file payload."""
+    """The tokenizer's files as strings, to embed in a single-file payload (allow-listed names only)."""
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer.save_pretrained(tmp)
-        return {name: Path(tmp, name).read_text() for name in os.listdir(tmp) if Path(tmp, name).is_file()}
+        names = sorted(name for name in os.listdir(tmp) if Path(tmp, name).is_file())
+        skipped = [name for name in names if name not in TOKENIZER_FILES]
+        if skipped:
+            log.warning("tokenizer files %s are not embedded (not in TOKENIZER_FILES)", skipped)
+        return {name: Path(tmp, name).read_text() for name in names if name not in skipped}
 
 
-def tokenizer_from_files(files: dict[str, str]):
+def tokenizer_from_files(files: dict[str, str], source: str | os.PathLike = "the payload"):
+    """A tokenizer from embedded files; names outside :data:`TOKENIZER_FILES` are refused before
+    anything is written."""
     from transformers import AutoTokenizer
 
+    if not isinstance(files, dict) or not files:
+        raise UserError(f"{source} has no tokenizer files; rebuild it with this toolkit.")
+    bad = [name for name in files if not isinstance(name, str) or name not in TOKENIZER_FILES]
+    if bad:
+        raise UserError(f"{source} names tokenizer files {[str(n)[:60] for n in bad[:3]]}, which are not among the "
+                        f"allowed names {list(TOKENIZER_FILES)}; refusing to load it - rebuild it with this toolkit.")
+    if not any(isinstance(files[name], str) for name in TOKENIZER_VOCAB_FILES if name in files):
+        raise UserError(f"{source} has none of the tokenizer files {list(TOKENIZER_VOCAB_FILES)}; rebuild it.")
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in files.items():
+            if not isinstance(text, str):
+                raise UserError(f"{source}: tokenizer file {name} is not text; rebuild it with this toolkit.")
             Path(tmp, name).write_text(text)
         return AutoTokenizer.from_pretrained(tmp)
+
+
+def check_tokenizer_folder(folder: str | os.PathLike, what: str | None = None) -> None:
+    """Refuse a folder without tokenizer vocabulary files (transformers would build an empty one)."""
+    folder = Path(folder)
+    if not any((folder / name).is_file() for name in TOKENIZER_VOCAB_FILES):
+        raise UserError(f"{what or folder} has no tokenizer: none of {' or '.join(TOKENIZER_VOCAB_FILES)} in "
+                        f"{folder}; copy the tokenizer files back or rebuild the folder.")
 
 
 # Modules that register more formats; imported on first use of load_classifier.

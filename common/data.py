@@ -80,23 +80,64 @@ def _read_table(path: Path) -> pd.DataFrame:
                         f"{path.suffix.lstrip('.')}.") from None
 
 
+_HEADERLESS: set[Path] = set()
+
+
 def _normalise(frame: pd.DataFrame, path: Path) -> Split:
+    if "_original_csv" in frame.columns:
+        _HEADERLESS.add(path)
     if "_original_csv" not in frame.columns and not {"text", "label"} <= set(frame.columns):
         raise UserError(
             f"{path} has columns {list(frame.columns)[:6]}; expected text,label (labels 0-3) or AG News's original "
             f"headerless CSV (class 1-4,title,description): rename the columns or convert the file.")
     if len(frame) == 0:
         raise UserError(f"{path} has no rows; supply a non-empty split.")
-    try:
-        labels = pd.to_numeric(frame["label"], errors="raise").astype(np.int64).to_numpy()
-    except (ValueError, TypeError):
-        raise UserError(f"{path} has non-integer labels; labels must be integers 0-3.") from None
+    labels = _integer_labels(frame["label"], path)
     bad = labels[(labels < 0) | (labels >= NUM_LABELS)]
     if bad.size:
-        raise UserError(f"{path} has labels outside 0-3 (e.g. {int(bad[0])}); use 0-3 ({', '.join(LABEL_NAMES)}) "
-                        f"or the original CSV's 1-4 without a header.")
-    texts = frame["text"].fillna("").astype(str).tolist()
-    return Split(texts, labels)
+        row = int(np.flatnonzero((labels < 0) | (labels >= NUM_LABELS))[0])
+        raise UserError(f"{path} has labels outside 0-3 ({_row_ref(path, row)}: {int(bad[0])}); use 0-3 "
+                        f"({', '.join(LABEL_NAMES)}) or the original CSV's 1-4 without a header.")
+    return Split(_checked_texts(frame["text"], path), labels)
+
+
+def _row_ref(path: Path, row: int) -> str:
+    """Where a user finds data row ``row`` (0-based) in ``path``: a line for text files, a row index for parquet."""
+    if path.suffix == ".csv":
+        # AG News's original CSV has no header line; the text,label schema has one.
+        return f"line {row + 1}" if path in _HEADERLESS else f"line {row + 2}"
+    if path.suffix == ".jsonl":
+        return f"line {row + 1}"
+    return f"row {row}"
+
+
+def _integer_labels(column: pd.Series, path: Path) -> np.ndarray:
+    """Labels as int64; a non-number or a fraction (1.7 would silently become 1) names its row."""
+    numeric = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(numeric) | (numeric != np.floor(numeric))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{path} {_row_ref(path, row)} has label {column.iloc[row]!r}, not an integer; labels must "
+                        f"be integers 0-3: fix or drop that row.")
+    return numeric.astype(np.int64)
+
+
+def _checked_texts(column: pd.Series, path: Path) -> list[str]:
+    """Texts as str; a missing (None/NaN), non-string or blank text names its row instead of becoming ''."""
+    texts = column.tolist()
+    for row, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise UserError(f"{path} {_row_ref(path, row)} has {'an empty' if isinstance(text, str) else 'a missing'} "
+                            f"text ({text!r:.40}); fill it in or drop that row.")
+    return texts
+
+
+def check_training_classes(split: Split, path: str | os.PathLike) -> None:
+    """A classifier cannot learn from one class: refuse a training split with fewer than two."""
+    classes = np.unique(split.labels)
+    if len(classes) < 2:
+        raise UserError(f"The training split {path} has only class {[LABEL_NAMES[c] for c in classes]}; training "
+                        f"needs rows of at least two classes (all four for AG News): use the full train file.")
 
 
 def _hash_split(split: Split) -> str:
@@ -152,8 +193,9 @@ def load_dataset(data: str | os.PathLike = "", train_samples: int = 0, seed: int
     if data == HUB_NAME and not Path(data).exists():
         train, test = _load_hub()
     else:
-        train, _ = read_split(data, "train")
+        train, train_path = read_split(data, "train")
         test, _ = read_split(data, "test")
+        check_training_classes(train, train_path)
     train = train.subset(stratified_indices(train.labels, train_samples, seed))
     n_val = max(1, int(round(len(train) * validation_fraction))) if validation_fraction > 0 else 0
     if n_val:

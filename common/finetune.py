@@ -12,7 +12,7 @@ from common.data import load_dataset
 from common.manifest import atomic_output_dir, base_manifest, read_manifest, write_json_atomic
 from common.metrics import classification_metrics
 from common.modeling import new_classifier, resolve_base_model, save_model_folder
-from common.training import TrainConfig, is_main_process, train
+from common.training import NOT_IN_RUN_KEY, TrainConfig, is_main_process, train
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,7 @@ def checkpoint_dir_for(output: Path) -> Path:
 def run_key_of(args: dict) -> dict:
     """Arguments that change the artefact (so a mismatch forbids reuse or resume). An unset --data-seed
     (= --seed) is left out, so models built before the flag existed still match."""
-    return {k: v for k, v in args.items() if k not in ("output", "device", "max_steps_this_run", "force")
-            and not (k == "data_seed" and v is None)}
+    return {k: v for k, v in args.items() if k not in NOT_IN_RUN_KEY and not (k == "data_seed" and v is None)}
 
 
 def evaluate_on_test(model_dir: Path, test, device: str, max_len: int) -> dict:

@@ -9,14 +9,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
+import socket
 import time
 from pathlib import Path
 from typing import Any, Iterator
+
+log = logging.getLogger(__name__)
 
 LIBRARIES = (
     "torch", "transformers", "accelerate", "tokenizers", "onnx", "onnxruntime", "numpy",
@@ -121,35 +126,82 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+# ------------------------------------------------------------------------------------ temporary siblings
+# Temporary siblings are named ``.<target name or stem>.tmp-<pid>@<host>...``: a run killed with -9 cannot
+# remove its own, so the next run of the same target removes those whose owner process is gone. The host
+# is part of the tag so a PID of another machine or container sharing the folder is never taken for a
+# dead local process.
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "localhost"
+_OWNER = re.compile(r"(\d+)@([A-Za-z0-9_]+)")
+
+
+def temp_tag() -> str:
+    """This process's owner tag for temporary sibling names."""
+    return f"{os.getpid()}@{_HOST}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(final: str | os.PathLike) -> list[Path]:
+    """Remove temporary siblings of ``final`` left by dead processes of this host; returns what went."""
+    final = Path(final)
+    if not final.parent.is_dir():
+        return []
+    removed = []
+    for prefix in sorted({f".{final.name}.tmp-", f".{final.stem}.tmp-"}):
+        for entry in final.parent.glob(glob_escape(prefix) + "*"):
+            owner = _OWNER.match(entry.name[len(prefix):])
+            if owner is None or owner.group(2) != _HOST or _process_alive(int(owner.group(1))):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+            log.warning("removed %s, left by a killed run (process %s is gone)", entry, owner.group(1))
+            removed.append(entry)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _write_atomic(path: str | os.PathLike, write) -> Path:
+    """``write(file_handle)`` into a temporary sibling, then rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{temp_tag()}-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False, default=_json_default)
-            fh.write("\n")
+            write(fh)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     return path
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    def write(fh):
+        json.dump(data, fh, indent=2, sort_keys=False, default=_json_default)
+        fh.write("\n")
+
+    return _write_atomic(path, write)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return _write_atomic(path, lambda fh: fh.write(text))
 
 
 def read_manifest(artefact_or_manifest: str | os.PathLike) -> dict[str, Any] | None:
@@ -170,7 +222,8 @@ def atomic_output_dir(final: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    remove_stale_temps(final)
+    tmp = final.with_name(f".{final.name}.tmp-{temp_tag()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -180,7 +233,7 @@ def atomic_output_dir(final: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        old = final.with_name(f".{final.name}.tmp-{temp_tag()}-old")  # a stale temp too if killed here
         os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
@@ -193,7 +246,8 @@ def atomic_output_file(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path; on success it is renamed to ``final``."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}{final.suffix}")
+    remove_stale_temps(final)
+    tmp = final.with_name(f".{final.stem}.tmp-{temp_tag()}{final.suffix}")
     try:
         yield tmp
     except BaseException:

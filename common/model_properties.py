@@ -14,6 +14,7 @@ widths count heads/neurons with any non-zero weight (what a masked model compute
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from common.cli import UserError
-from common.manifest import base_manifest, size_on_disk, write_json_atomic, write_text_atomic
+from common.manifest import base_manifest, manifest_path_for, size_on_disk, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -230,17 +231,19 @@ def _per_layer(values) -> str:
     return "-" if not values else "/".join(str(v) for v in values)
 
 
-def properties_table(folder: str | os.PathLike, output: str | os.PathLike) -> str:
-    """A Markdown table over every properties JSON in ``folder``."""
+def properties_table(folder: str | os.PathLike, output: str | os.PathLike, args: dict | None = None) -> str:
+    """A Markdown table over every properties JSON in ``folder``, with a manifest beside it
+    (``<output stem>.manifest.json``: the JSONs it read, with hashes, and the variants in the table)."""
     from tabulate import tabulate
 
     folder = Path(folder)
     files = sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
-    rows = []
+    rows, used = [], {}
     for file in files:
         props = json.loads(file.read_text())
         if "parameters" not in props or "variant" not in props:
             continue
+        used[props["variant"]] = file
         params = props["parameters"]
         rows.append([props["variant"], props["format"], f"{props['size_mb']:.1f}",
                      f"{params['total'] / 1e6:.2f}", f"{params['embeddings'] / 1e6:.2f}",
@@ -256,6 +259,11 @@ def properties_table(folder: str | os.PathLike, output: str | os.PathLike) -> st
     text = ("# Model properties\n\nParameters by part, share of exactly-zero weights, and per-layer attention heads "
             "and FFN widths (heads/neurons with any non-zero weight). ONNX parameters are its initializers.\n\n"
             + tabulate(rows, headers=headers, tablefmt="github") + "\n")
-    write_text_atomic(output, text)
+    manifest = base_manifest("model_properties_table", args or {"table": str(folder), "output": str(output)},
+                             inputs=used)
+    manifest.update({"variants": list(used), "n_rows": len(rows),
+                     "sha256": hashlib.sha256(text.encode()).hexdigest()})
+    write_json_atomic(manifest_path_for(output), manifest)
+    write_text_atomic(output, text)  # last: the Make target
     log.info("properties table of %d variants -> %s", len(rows), output)
     return text

@@ -278,48 +278,114 @@ def is_model_folder(path: str | os.PathLike) -> bool:
 
 
 def load_model_folder(folder: str | os.PathLike):
-    """Load any torch model folder: fine-tuned, pruned (masked) or shrunk. Returns (model, tokenizer, spec)."""
-    from safetensors.torch import load_file
+    """Load any torch model folder: fine-tuned, pruned (masked) or shrunk. Returns (model, tokenizer, spec).
+
+    Refused with a :class:`UserError` naming what is wrong, never loaded with random or empty parts:
+    a folder without tokenizer vocabulary files, weights that are truncated or not a plain state dict,
+    and weights lacking tensors the architecture needs (or holding ones it does not have).
+    """
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from common.classifier import check_tokenizer_folder
 
     folder = Path(folder)
     if not is_model_folder(folder):
         raise UserError(f"{folder} is not a model folder (no config.json); build it first or check the path.")
-    spec = PruningSpec.load(folder) if (folder / SPEC_FILE).is_file() else None
+    try:
+        spec = PruningSpec.load(folder) if (folder / SPEC_FILE).is_file() else None
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{folder}/{SPEC_FILE} is not a valid pruning spec ({exc}); rebuild the folder.") from None
+    check_tokenizer_folder(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     has_safetensors = any(folder.glob("*.safetensors"))
     has_state_dict = (folder / STATE_DICT_FILE).is_file()
-    if spec is not None and spec.shrunk:
-        config = AutoConfig.from_pretrained(folder)
-        model = build_from_config(config, spec)
-        if has_safetensors:
-            state = {}
-            for file in sorted(folder.glob("*.safetensors")):
-                state.update(load_file(file))
-        elif has_state_dict:
-            state = torch.load(folder / STATE_DICT_FILE, map_location="cpu", weights_only=True)
-        else:
-            raise UserError(f"{folder} has a shrunk pruning spec but no weights; rebuild it with apply_shrink_to_model.")
-        # Tied/derived buffers (e.g. position_ids) may be absent from the saved state.
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.endswith("position_ids") and "token_type_ids" not in k]
-        if missing or unexpected:
-            raise UserError(f"{folder}: weights do not match its pruning spec (missing {missing[:3]}, unexpected "
-                            f"{unexpected[:3]}); rebuild the folder.")
-    elif has_safetensors:
-        config = AutoConfig.from_pretrained(folder)
-        _check_full_size_weights(folder, config)
+    if not has_safetensors and not has_state_dict:
+        raise UserError(f"{folder} has a config.json but no weights (*.safetensors or {STATE_DICT_FILE}); rebuild it.")
+    config = AutoConfig.from_pretrained(folder)
+    if has_safetensors and not (spec is not None and spec.shrunk):
+        # Checked from the file headers, then loaded by transformers (memory-mapped: no second copy of the
+        # weights, which would show in the benchmark's peak RSS).
+        shapes = _safetensors_shapes(folder)
+        with torch.device("meta"):
+            reference = build_from_config(config, None)
+        _check_shapes(folder, reference, shapes)
+        check_state_dict_keys(folder, reference, shapes)
         model = AutoModelForSequenceClassification.from_pretrained(folder)
-    elif has_state_dict:
-        config = AutoConfig.from_pretrained(folder)
-        model = build_from_config(config, None)
-        state = torch.load(folder / STATE_DICT_FILE, map_location="cpu", weights_only=True)
-        _check_shapes(folder, model, {k: tuple(v.shape) for k, v in state.items()})
-        model.load_state_dict(state, strict=False)
     else:
-        raise UserError(f"{folder} has a config.json but no weights; rebuild it.")
+        state = _read_weights(folder) if has_safetensors else _read_state_dict_file(folder / STATE_DICT_FILE)
+        if spec is None or not spec.shrunk:
+            with torch.device("meta"):
+                reference = build_from_config(config, None)
+            _check_shapes(folder, reference, {k: tuple(v.shape) for k, v in state.items()})
+        model = build_from_config(config, spec)
+        check_state_dict_keys(folder, model, state)
+        try:
+            model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shapes that do not fit the pruning spec
+            raise UserError(f"{folder}: weights do not fit its config and pruning spec "
+                            f"({str(exc).strip().splitlines()[-1][:160]}); rebuild the folder.") from None
     model.eval()
     return model, tokenizer, spec
+
+
+# Buffers transformers derives at init; a saved state may omit them.
+DERIVED_BUFFERS = ("position_ids", "token_type_ids")
+
+
+def check_state_dict_keys(source, model, state: dict) -> None:
+    """UserError naming the tensors ``state`` lacks or adds compared with ``model``'s state dict."""
+    expected = set(model.state_dict())
+    missing = sorted(k for k in expected - set(state) if not k.endswith(DERIVED_BUFFERS))
+    unexpected = sorted(set(state) - expected)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} tensors ({', '.join(unexpected[:3])}"
+                         f"{', ...' if len(unexpected) > 3 else ''})")
+        raise UserError(f"{source}: weights do not match the model its config describes: {'; '.join(parts)}; "
+                        f"rebuild it (a partial state dict would leave random weights).")
+
+
+def _safetensors_shapes(folder: Path) -> dict[str, tuple]:
+    from safetensors import safe_open
+
+    shapes = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="pt") as fh:
+                for key in fh.keys():
+                    shapes[key] = tuple(fh.get_slice(key).get_shape())
+        except Exception as exc:  # safetensors checks the header against the file size
+            raise UserError(f"{file} is truncated or corrupt ({type(exc).__name__}: {str(exc)[:120]}); "
+                            f"rebuild the folder.") from None
+    return shapes
+
+
+def _read_weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    state = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        try:
+            state.update(load_file(file))
+        except Exception as exc:  # safetensors raises its own error types for truncated/corrupt headers
+            raise UserError(f"{file} is truncated or corrupt ({type(exc).__name__}: {str(exc)[:120]}); "
+                            f"rebuild the folder.") from None
+    return state
+
+
+def _read_state_dict_file(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for anything but plain tensors; EOFError/RuntimeError when cut
+        first_line = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise UserError(f"{path} is not a plain state dict this toolkit wrote ({type(exc).__name__}: {first_line}); "
+                        f"refusing to load it - rebuild the folder.") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{path} is not a state dict of tensors; rebuild the folder.")
+    return state
 
 
 def _check_shapes(folder: Path, model, saved_shapes: dict[str, tuple]) -> None:
@@ -328,19 +394,6 @@ def _check_shapes(folder: Path, model, saved_shapes: dict[str, tuple]) -> None:
     if wrong:
         raise UserError(f"{folder} holds shrunk weights ({wrong[0]} is {saved_shapes[wrong[0]]}) but no {SPEC_FILE}; "
                         f"copy the spec back or rebuild the folder with tools/apply_shrink_to_model.py.")
-
-
-def _check_full_size_weights(folder: Path, config) -> None:
-    from safetensors import safe_open
-
-    shapes = {}
-    for file in folder.glob("*.safetensors"):
-        with safe_open(str(file), framework="pt") as fh:
-            for key in fh.keys():
-                shapes[key] = tuple(fh.get_slice(key).get_shape())
-    with torch.device("meta"):
-        model = build_from_config(config, None)
-    _check_shapes(folder, model, shapes)
 
 
 def _numel(value) -> int:

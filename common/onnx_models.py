@@ -326,6 +326,11 @@ class OnnxClassifier(Classifier):
         unknown = set(self.input_names) - set(ONNX_INPUTS)
         if unknown:
             raise UserError(f"{self.path} expects inputs {sorted(unknown)}, which a BERT classifier does not have.")
+        outputs = [o.name for o in self.session.get_outputs()]
+        if ONNX_OUTPUT not in outputs:
+            # Checked here, not at the first predict: a wrong graph must fail before any work is done.
+            raise UserError(f"{self.path} has outputs {outputs[:4]} but no {ONNX_OUTPUT!r} output; export it with "
+                            f"export_onnx, which names the classifier output {ONNX_OUTPUT!r}.")
         meta = onnx_metadata(self.session)
         if "max_position_embeddings" in meta:
             self.max_len = min(self.max_len, int(meta["max_position_embeddings"]))
@@ -395,7 +400,8 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
     folder and checked; only then are the sidecar files, the manifest and (last) the
     ``.onnx`` itself moved into place.
     """
-    from common.manifest import base_manifest, manifest_path_for, read_manifest, sha256_path, write_json_atomic
+    from common.manifest import (base_manifest, manifest_path_for, read_manifest, remove_stale_temps, sha256_path,
+                                 temp_tag, write_json_atomic)
 
     model_path, output = Path(model_path), Path(output)
     if output.suffix != ".onnx":
@@ -413,7 +419,8 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
     manifest.update({"source": str(model_path), "source_sha256": manifest["inputs"]["model"]["sha256"],
                      "int8": int8, "max_len": max_len})
     output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.stem}.tmp-") as tmp:
+    remove_stale_temps(output)
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.stem}.tmp-{temp_tag()}-") as tmp:
         tmp = Path(tmp)
         if from_onnx:
             fp32_path = tmp / "fp32.onnx"

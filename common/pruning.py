@@ -184,7 +184,9 @@ def check_model_folder(path: str | Path, flag: str = "--model") -> Path:
 
 
 def _run_key(args: dict, model_dir: Path) -> dict:
-    key = {k: v for k, v in args.items() if k not in ("output", "device", "max_steps_this_run", "force")}
+    from common.training import NOT_IN_RUN_KEY
+
+    key = {k: v for k, v in args.items() if k not in NOT_IN_RUN_KEY}
     source = read_manifest(model_dir)
     # The source model's identity: its manifest (cheap) or, without one, its weights.
     digest = hashlib.sha256()

@@ -44,20 +44,42 @@ def save_quantized(qmodel: nn.Module, config, tokenizer, spec, output: str | os.
     torch.save(payload, output)
 
 
-def load_quantized_model(payload: dict):
-    """Rebuild architecture from config (+ spec), quantize it, then load the saved int8 weights."""
+PAYLOAD_KEYS = ("config", "tokenizer_files", "state_dict")
+
+
+def load_quantized_model(payload: dict, source: str | os.PathLike = "the payload"):
+    """Rebuild architecture from config (+ spec), quantize it, then load the saved int8 weights.
+
+    A payload missing keys, or whose state dict lacks or adds tensors, is a UserError naming them:
+    a partial state dict would otherwise leave random weights and score at chance.
+    """
     from transformers import AutoConfig
 
-    from common.modeling import PruningSpec, build_from_config
+    from common.modeling import PruningSpec, build_from_config, check_state_dict_keys
 
-    config_dict = dict(payload["config"])
-    model_type = config_dict.pop("model_type", "bert")
-    config = AutoConfig.for_model(model_type, **config_dict)
-    spec = PruningSpec.from_dict(payload["pruning_spec"]) if payload.get("pruning_spec") else None
+    missing_keys = [key for key in PAYLOAD_KEYS if not payload.get(key)]
+    if missing_keys:
+        raise UserError(f"{source} is an incomplete {FORMAT} payload (missing or empty: {', '.join(missing_keys)}); "
+                        f"rebuild it with run_dynamic_quantization.")
+    tokenizer = tokenizer_from_files(payload["tokenizer_files"], source)
+    try:
+        config_dict = dict(payload["config"])
+        model_type = config_dict.pop("model_type", "bert")
+        config = AutoConfig.for_model(model_type, **config_dict)
+        spec = PruningSpec.from_dict(payload["pruning_spec"]) if payload.get("pruning_spec") else None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UserError(f"{source} has an unreadable config or pruning spec ({type(exc).__name__}: "
+                        f"{str(exc)[:120]}); rebuild it with run_dynamic_quantization.") from None
     model = build_from_config(config, spec)
     qmodel = quantize_dynamic_int8(model)
-    qmodel.load_state_dict(payload["state_dict"], strict=False)
-    return qmodel, tokenizer_from_files(payload["tokenizer_files"]), spec
+    state = payload["state_dict"]
+    check_state_dict_keys(source, qmodel, state)
+    try:
+        qmodel.load_state_dict(state, strict=False)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise UserError(f"{source}: its int8 weights do not fit the model its config describes "
+                        f"({type(exc).__name__}: {str(exc)[:120]}); rebuild it.") from None
+    return qmodel, tokenizer, spec
 
 
 @register_payload_loader(FORMAT)
@@ -69,7 +91,7 @@ def _load(payload: dict, path: Path, device: str, dtype: str, **kwargs):
                        "instead of %s.", path, device)
     if dtype != "fp32":
         raise UserError(f"{path} is already int8; --dtype {dtype} does not apply to it (use fp32).")
-    qmodel, tokenizer, spec = load_quantized_model(payload)
+    qmodel, tokenizer, spec = load_quantized_model(payload, path)
     clf = TorchClassifier(qmodel, tokenizer, device="cpu", dtype="fp32", **kwargs)
     clf.kind = "torch-int8"
     clf.batch_dependent = True

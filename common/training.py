@@ -24,6 +24,13 @@ from common.data import Split
 
 log = logging.getLogger(__name__)
 RUN_KEY_FILE = "run_key.json"
+# Arguments that do not change the trained model: a rerun differing only in these reuses the artefact
+# and resumes its checkpoints.
+NOT_IN_RUN_KEY = ("output", "device", "max_steps_this_run", "force", "save_steps")
+# --save-steps 0: checkpoint about this many times per run, whatever its length (a fixed step count never
+# checkpoints a short run and checkpoints a long one too often).
+AUTO_CHECKPOINTS_PER_RUN = 10
+TRAINER_STATE_FILE = "trainer_state.json"
 
 
 @dataclass
@@ -37,7 +44,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     device: str = "auto"
     precision: str = "auto"  # auto|fp32|fp16|bf16 (16-bit only on GPU)
-    save_steps: int = 50
+    save_steps: int = 0  # 0 = auto: AUTO_CHECKPOINTS_PER_RUN checkpoints per run
     max_steps_this_run: int = 0  # >0: stop after this many steps (simulates an interruption)
     distill_temperature: float = 2.0
     distill_weight: float = 0.5
@@ -51,6 +58,8 @@ class TrainConfig:
             raise ValueError("precision must be auto, fp32, fp16 or bf16")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ValueError("distill_weight must be within 0..1")
+        if self.save_steps < 0:
+            raise ValueError("save_steps must be >= 0 (0 = auto)")
 
 
 def add_training_arguments(p: argparse.ArgumentParser, what: str = "training") -> None:
@@ -66,7 +75,8 @@ def add_training_arguments(p: argparse.ArgumentParser, what: str = "training") -
     p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                    help="mixed precision on GPU (auto: bf16 where supported, else fp16); CPU trains in fp32")
-    p.add_argument("--save-steps", type=int, default=50, help="checkpoint every N optimiser steps")
+    p.add_argument("--save-steps", type=int, default=0,
+                   help=f"checkpoint every N optimiser steps (0 = auto: {AUTO_CHECKPOINTS_PER_RUN} checkpoints per run)")
     p.add_argument("--max-steps-this-run", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--force", action="store_true", help="rebuild even if the output exists with the same arguments")
 
@@ -134,6 +144,67 @@ def _stop_after(n_steps: int):
     return StopAfter()
 
 
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why a Trainer checkpoint folder cannot be resumed from (None when it is complete).
+
+    A kill -9 while the Trainer writes a checkpoint leaves it without ``trainer_state.json`` (written
+    last) or with a cut ``optimizer.pt``; resuming from it fails on every rerun. torch's ``.pt``/``.pth``
+    /``.bin`` files are zip archives whose directory is at the end, so a cut one does not open.
+    """
+    import zipfile
+
+    state_file = folder / TRAINER_STATE_FILE
+    if not state_file.is_file():
+        return f"no {TRAINER_STATE_FILE}"
+    try:
+        json.loads(state_file.read_text())
+    except (OSError, ValueError) as exc:
+        return f"{TRAINER_STATE_FILE} unreadable ({type(exc).__name__})"
+    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("pytorch_model*.bin"))
+    if not weights:
+        return "no model weights"
+    for file in weights:
+        if file.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            try:
+                with safe_open(str(file), framework="pt") as fh:
+                    fh.keys()
+            except Exception as exc:  # safetensors checks the header against the file size
+                return f"{file.name} cut or corrupt ({type(exc).__name__})"
+    if not (folder / "optimizer.pt").is_file():
+        return "no optimizer.pt"
+    for file in sorted(folder.glob("*.pt")) + sorted(folder.glob("*.pth")) + sorted(folder.glob("*.bin")):
+        try:
+            with zipfile.ZipFile(file) as archive:
+                archive.namelist()
+        except (zipfile.BadZipFile, OSError) as exc:
+            return f"{file.name} cut or corrupt ({type(exc).__name__})"
+    return None
+
+
+def last_complete_checkpoint(checkpoint_dir: Path, remove_incomplete: bool = True) -> str | None:
+    """The newest complete ``checkpoint-N`` in ``checkpoint_dir``; incomplete newer ones are reported
+    (and removed on the main process, so the Trainer's rotation never counts them)."""
+    def step(path: Path) -> int:
+        suffix = path.name.rsplit("-", 1)[-1]
+        return int(suffix) if suffix.isdigit() else -1
+
+    candidates = sorted((p for p in Path(checkpoint_dir).glob("checkpoint-*") if p.is_dir() and step(p) >= 0),
+                        key=step, reverse=True)
+    for folder in candidates:
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return str(folder)
+        log.warning("checkpoint %s is incomplete (%s), probably cut by a killed run; %s", folder, problem,
+                    "removing it and falling back to an older one" if remove_incomplete else "skipping it")
+        if remove_incomplete:
+            shutil.rmtree(folder, ignore_errors=True)
+    if candidates:
+        log.warning("no complete checkpoint left in %s; training starts over", checkpoint_dir)
+    return None
+
+
 def _precision_flags(precision: str, device: str) -> dict:
     if not device.startswith("cuda"):
         return {}
@@ -149,7 +220,6 @@ def train(model, tokenizer, train_split: Split, validation: Split, config: Train
     Returns ``{"completed": False, ...}`` when stopped early by ``max_steps_this_run``.
     """
     from transformers import DataCollatorWithPadding, TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
 
     from common.cli import resolve_device
     from common.manifest import write_json_atomic
@@ -161,7 +231,7 @@ def train(model, tokenizer, train_split: Split, validation: Split, config: Train
     if checkpoint_dir.is_dir():
         same_run = key_file.is_file() and json.loads(key_file.read_text()) == run_key
         if same_run:
-            resume = get_last_checkpoint(str(checkpoint_dir))
+            resume = last_complete_checkpoint(checkpoint_dir, remove_incomplete=is_main_process())
         elif is_main_process():
             log.info("checkpoints in %s are from a run with other arguments; starting afresh", checkpoint_dir)
             shutil.rmtree(checkpoint_dir)
@@ -186,7 +256,8 @@ def train(model, tokenizer, train_split: Split, validation: Split, config: Train
         train_sampling_strategy="group_by_length",
         eval_strategy="epoch" if eval_ds is not None else "no",
         save_strategy="steps",
-        save_steps=config.save_steps,
+        # A float below 1 is the Trainer's "share of the run's total steps".
+        save_steps=config.save_steps if config.save_steps > 0 else 1.0 / AUTO_CHECKPOINTS_PER_RUN,
         save_total_limit=2,
         logging_steps=10,
         report_to=[],
@@ -218,6 +289,7 @@ def train(model, tokenizer, train_split: Split, validation: Split, config: Train
         "resumed_from": resume,
         "global_step": int(state.global_step),
         "max_steps": int(state.max_steps),
+        "save_steps": int(getattr(state, "save_steps", 0) or 0) or config.save_steps,
         "train_wall_s": wall,
         "train_samples_per_s": float(result.metrics.get("train_samples_per_second", 0.0)),
         "train_loss": float(result.metrics.get("train_loss", float("nan"))),

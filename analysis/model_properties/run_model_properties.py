@@ -40,7 +40,7 @@ def main(argv=None):
     else:
         if not Path(args.table).is_dir():
             raise UserError(f"--table {args.table} is not a folder; build properties JSONs there first.")
-        properties_table(args.table, args.output)
+        properties_table(args.table, args.output, vars(args))
     return 0
 
 

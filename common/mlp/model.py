@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from common import LABEL_NAMES, NUM_LABELS
-from common.classifier import Classifier, register_payload_loader, softmax
+from common.classifier import Classifier, check_texts, register_payload_loader, softmax
 from common.cli import UserError
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class MLPClassifier(Classifier):
     def predict_logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         import torch
 
-        texts = list(texts)
+        texts = check_texts(texts)
         if not texts:
             return np.zeros((0, NUM_LABELS), dtype=np.float32)
         batch_size = batch_size or self.batch_size
