@@ -119,7 +119,6 @@ ONNX_VARIANTS := base_onnx base_onnx_int8 $(addsuffix _onnx,$(PRUNED)) $(addsuff
 HALF_VARIANTS := base_fp16 base_bf16
 VARIANTS := $(TORCH_VARIANTS) $(ONNX_VARIANTS)
 LIME_VARIANTS ?= $(VARIANTS)## variants explained by LIME for the drift/POS reports (default: all)
-$(call check_knob,LIME_VARIANTS,$(WORD_CHARS),a list of variant names (letters, digits, _ - : .))
 $(call check_knob,LIME_VARIANTS,$(WORD_CHARS),a list of variant names)
 # Lists of variants: a report built over other variants (one removed, too) is rebuilt.
 LIST_KNOBS := $(call knob_stamp,lists,PRUNE_PCTS=$(PRUNE_PCTS) LIME_VARIANTS=$(LIME_VARIANTS) LIME_SAMPLE_CURVE=$(LIME_SAMPLE_CURVE))
