@@ -42,7 +42,7 @@ STAMPS := models/.knobs
 # artefact built with other knob values is rebuilt instead of silently reused.
 # Dry runs (make -n) and goals that build nothing never rewrite a stamp: a changed
 # value then points at a fresh temporary stamp, so `make -n` shows the rebuild.
-NO_STAMP_GOALS := help clean setup test test-fast lint-docker docker-cpu docker-cuda nltk-data
+NO_STAMP_GOALS := help clean setup test test-fast lint-docker docker-cpu docker-cuda nltk-data .venv-interop/.installed
 DRY_RUN := $(if $(filter -%,$(firstword $(MAKEFLAGS))),,$(findstring n,$(firstword $(MAKEFLAGS))))
 STAMP_READONLY := $(DRY_RUN)$(if $(MAKECMDGOALS),$(if $(filter-out $(NO_STAMP_GOALS),$(MAKECMDGOALS)),,yes))
 knob_stamp = $(shell f=$(STAMPS)/$(1); v='$(strip $(2))'; \
@@ -104,7 +104,7 @@ artefact = $(strip \
 model_path = $(patsubst %/manifest.json,%,$(call artefact,$(1)))
 
 .PHONY: all report demo setup test test-fast help clean bench bench-lime lime-report mlp mlp-sweep nltk-data \
-  docker-cpu docker-cuda docker-bench lint-docker
+  docker-cpu docker-cuda docker-bench lint-docker interop
 all: report ## build every artefact and outputs/reports/report.md (same as `make report`)
 
 # ---------------------------------------------------------------------------------------------- setup & tests
@@ -281,6 +281,20 @@ DEMO_KNOBS = DATA=$(DEMO_DATA) EPOCHS=3 PRUNE_PCTS=30 PRUNE_EPOCHS=1 TEST_SAMPLE
   SP_SAMPLE_SIZE=8 SP_EXPLANATIONS=3 MLP_EXPLAINED=40 MLP_SEEDS='1 2 3' MLP_LAMBDAS='0 1'
 demo: ## the whole chain on a small budget (shipped demo sample unless DATA is given) -> outputs/reports/report.md
 	$(MAKE) report $(DEMO_KNOBS)
+
+# ---------------------------------------------------------------------------------------------- interop
+# Every ONNX graph and HF folder, loaded by third-party clients (Optimum, plain transformers with
+# trust_remote_code) in a throwaway venv that cannot import the toolkit; logits compared with the toolkit's.
+INTEROP_VENV := .venv-interop
+INTEROP_VARIANTS := base $(PRUNED) $(addsuffix _masked,$(PRUNED)) $(ONNX_VARIANTS)
+$(INTEROP_VENV)/.installed: ## throwaway venv: Optimum + ONNX Runtime + the transformers<4.58 they pin (downloads from PyPI)
+	python3 -m venv $(INTEROP_VENV)
+	$(INTEROP_VENV)/bin/pip install torch==2.13.0 "optimum-onnx[onnxruntime]"
+	touch $@
+outputs/metrics/interop.md: $(foreach v,$(INTEROP_VARIANTS),$(call artefact,$(v))) $(INTEROP_VENV)/.installed tools/interop.py tools/interop_thirdparty.py $(CORE_SRC) common/interop.py $(EVAL_KNOBS) $(LIST_KNOBS) | outputs/metrics ## third-party loaders vs the toolkit: max |dlogit|, argmax agreement
+	$(PY) tools.interop --interop-python $(INTEROP_VENV)/bin/python --output $@ $(DATA_ARG) --max-len $(MAX_LEN) --seed $(SEED) \
+	  $(foreach v,$(INTEROP_VARIANTS),--artefact $(v)=$(call model_path,$(v)))
+interop: outputs/metrics/interop.md ## load every artefact in Optimum / plain transformers -> outputs/metrics/interop.md
 
 # ---------------------------------------------------------------------------------------------- docker
 IMAGE ?= bert-agnews-toolkit## docker image name prefix
