@@ -79,16 +79,21 @@ def reference_logits(artefacts: dict[str, Path], texts: list[str], max_len: int)
     return {"texts": list(texts), "max_len": max_len, "artefacts": entries}
 
 
-def run_thirdparty(python: str, reference_file: Path, output_file: Path, timeout_s: int = 3600) -> dict:
-    """Run the third-party script in ``python``'s venv, from a scratch cwd with no toolkit on its path."""
-    if not Path(python).exists():
+def check_interop_python(python: str) -> str:
+    """An absolute path (the script runs from a scratch cwd); not resolved, which would leave the venv."""
+    if not Path(python).is_file():
         raise UserError(f"--interop-python {python} does not exist; create the venv with "
                         f"`make .venv-interop/.installed` (downloads Optimum from PyPI).")
+    return os.path.abspath(python)
+
+
+def run_thirdparty(python: str, reference_file: Path, output_file: Path, timeout_s: int = 3600) -> dict:
+    """Run the third-party script in ``python``'s venv, from a scratch cwd with no toolkit on its path."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory(prefix="interop-") as scratch:
         env.setdefault("HF_MODULES_CACHE", str(Path(scratch) / "modules"))
-        done = subprocess.run([str(python), str(THIRDPARTY_SCRIPT), "--reference", str(reference_file.resolve()),
+        done = subprocess.run([python, str(THIRDPARTY_SCRIPT), "--reference", str(reference_file.resolve()),
                                "--output", str(output_file.resolve())], cwd=scratch, env=env, capture_output=True,
                               text=True, timeout=timeout_s)
     if done.returncode != 0:
@@ -131,7 +136,7 @@ def render_table(rows: list[InteropRow], atol: float, n_texts: int, versions: di
             f"Pass: max |Δlogit| ≤ {atol:g} and every argmax agrees. Third-party venv: {libs}; "
             "no toolkit code importable there.\n\n"
             + tabulate(table, headers=["artefact", "kind", "loader", "max abs Δlogit", "argmax agreement", "result"],
-                       tablefmt="github") + "\n")
+                       tablefmt="github", disable_numparse=True) + "\n")
 
 
 def interop_check(artefacts: dict[str, Path], texts: list[str], output: Path, python: str, max_len: int,
@@ -139,6 +144,7 @@ def interop_check(artefacts: dict[str, Path], texts: list[str], output: Path, py
     """Write ``output`` (Markdown table) and its JSON manifest; returns the rows."""
     start = time.time()
     output = Path(output)
+    python = check_interop_python(python)
     output.parent.mkdir(parents=True, exist_ok=True)
     reference = reference_logits(artefacts, texts, max_len)
     with tempfile.TemporaryDirectory(prefix=".interop-", dir=output.parent) as work:
