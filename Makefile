@@ -49,6 +49,11 @@ knob_stamp = $(shell f=$(STAMPS)/$(1); v='$(strip $(2))'; \
   if [ -f $$f ] && [ "$$(cat $$f)" = "$$v" ]; then echo $$f; \
   elif [ -n "$(STAMP_READONLY)" ]; then t=$$(mktemp -d)/$(1); printf '%s\n' "$$v" > $$t; echo $$t; \
   else mkdir -p $(STAMPS); printf '%s\n' "$$v" > $$f; echo $$f; fi)
+# A build whose DATA/BASE_MODEL come from an unreachable hub stops here, in one line, before any stamp is
+# written (the libraries would retry for ~30 s first). Dry runs and goals that build nothing skip the probe.
+HUB_PROBE_SKIP := $(DRY_RUN)$(if $(MAKECMDGOALS),$(if $(filter-out $(NO_STAMP_GOALS) demo,$(MAKECMDGOALS)),,yes))
+HUB_PROBLEM := $(if $(HUB_PROBE_SKIP),,$(shell python3 $(dir $(lastword $(MAKEFILE_LIST)))common/hubcheck.py --data '$(DATA)' --base-model '$(BASE_MODEL)'))
+$(if $(HUB_PROBLEM),$(error $(patsubst %.,%,$(HUB_PROBLEM))))
 TRAIN_KNOBS := $(call knob_stamp,train,BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN))
 PRUNE_KNOBS := $(call knob_stamp,prune,PRUNE_EPOCHS=$(PRUNE_EPOCHS) DISTILL=$(DISTILL))
 EVAL_KNOBS := $(call knob_stamp,eval,DATA=$(DATA) TEST_SAMPLES=$(TEST_SAMPLES) MAX_LEN=$(MAX_LEN) DEVICE=$(DEVICE) THREADS=$(THREADS))

@@ -62,7 +62,12 @@ def new_classifier(base_model: str):
     """A 4-label sequence classifier on top of ``base_model`` (HF id or folder), with its tokenizer."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from common.hubcheck import hub_problem
+
     path = resolve_base_model(base_model)
+    problem = hub_problem(base_model=path)  # a hub id: one quick probe instead of the libraries' retries
+    if problem:
+        raise UserError(problem)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForSequenceClassification.from_pretrained(path, **label_config())
