@@ -602,8 +602,23 @@ def heldout_explanation_loss(clf: MLPClassifier, explained: ExplainedSet, rows: 
     return float(explanation_loss(attr.detach(), dense(target_matrix(explained, pairs, clf.encoder))))
 
 
-def mean_ci(values: Sequence[float], level: float = 0.95) -> dict:
-    """Mean and a t-interval over seeds (NaN half-width with fewer than 2 values)."""
+def metric_bounds(key: str) -> tuple[float, float] | None:
+    """The range a metric lives in (None: unbounded, e.g. a difference)."""
+    if "spearman" in key:
+        return (-1.0, 1.0)
+    if key in ("accuracy", "macro_f1", "teacher_agreement") or "jaccard" in key:
+        return (0.0, 1.0)
+    if "explanation_loss" in key:  # 1 - cosine
+        return (0.0, 2.0)
+    return None
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95, bounds: tuple[float, float] | None = None) -> dict:
+    """Mean and a t-interval over seeds (NaN half-width with fewer than 2 values).
+
+    With ``bounds`` the interval is clipped to the metric's range: a t-interval over three seeds of an
+    accuracy near 1 otherwise claims accuracies above 1.
+    """
     from scipy.stats import t
 
     values = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
@@ -613,7 +628,10 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> dict:
     if values.size < 2:
         return {"mean": mean, "ci_low": float("nan"), "ci_high": float("nan"), "n": 1}
     half = float(t.ppf(0.5 + level / 2, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size))
-    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": int(values.size)}
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"mean": mean, "ci_low": low, "ci_high": high, "n": int(values.size)}
 
 
 def fmt_ci(stats: dict, digits: int = 3) -> str:
@@ -861,7 +879,7 @@ def run_training(args, loss: str) -> int:
                  "n_test": len(exp.test_texts)},
         "wall_seconds": round(time.time() - started, 3),
         "per_seed": per_seed,
-        "metrics": {k: mean_ci([m[k] for m in per_seed.values()]) for k in numeric},
+        "metrics": {k: mean_ci([m[k] for m in per_seed.values()], bounds=metric_bounds(k)) for k in numeric},
     })
     write_json_atomic(manifest_path_for(output), manifest)
     log.info("Wrote %s: test accuracy %s over %d seed(s)", output, fmt_ci(manifest["metrics"]["accuracy"]),
@@ -986,7 +1004,7 @@ def run_evaluation(args) -> int:
     for name in STUDENTS:
         chosen = per_seed[per_seed.student == name]
         for key in metric_keys:
-            stats[(name, key)] = mean_ci(chosen[key].tolist())
+            stats[(name, key)] = mean_ci(chosen[key].tolist(), bounds=metric_bounds(key))
             summary_rows.append({"student": name, "metric": key, **stats[(name, key)],
                                  "per_seed": json.dumps([round(float(v), 6) for v in chosen[key]])})
     for key in metric_keys:
@@ -1130,7 +1148,7 @@ def run_sweep(args) -> int:
         chosen = per_seed[per_seed["lambda"] == xai_lambda]
         entry = {"lambda": xai_lambda, "n_seeds": len(chosen)}
         for key in keys:
-            s = mean_ci(chosen[key].tolist())
+            s = mean_ci(chosen[key].tolist(), bounds=metric_bounds(key))
             entry.update({key: s["mean"], f"{key}_ci_low": s["ci_low"], f"{key}_ci_high": s["ci_high"]})
         summary.append(entry)
     summary_frame = pd.DataFrame(summary)
@@ -1171,6 +1189,7 @@ def _plot_sweep(summary, keys: list[str], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     from common.manifest import atomic_output_file
 
@@ -1187,8 +1206,15 @@ def _plot_sweep(summary, keys: list[str], path: Path) -> None:
             high = summary[f"{key}_ci_high"].to_numpy(float)
             ax.plot(lambdas, mean, marker="o", label=labels[key])
             if not np.isnan(low).all():
+                bounds = metric_bounds(key)  # older CSVs may hold unclipped intervals
+                if bounds is not None:
+                    low, high = np.clip(low, *bounds), np.clip(high, *bounds)
                 ax.fill_between(lambdas, low, high, alpha=0.15)
+        # symlog keeps lambda = 0 on the axis; ticks at the swept values read as the values, not as 10^k.
         ax.set_xscale("symlog", linthresh=min([v for v in lambdas if v > 0], default=1.0))
+        ax.set_xticks(lambdas)
+        ax.set_xticklabels([f"{v:g}" for v in lambdas])
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("lambda (weight of the explanation loss)")
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)
