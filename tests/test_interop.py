@@ -119,3 +119,23 @@ def test_interop_venv_loads_onnx_with_optimum(tiny_folders, tmp_path):
     rows = {row["artefact"]: row for row in manifest["rows"]}
     assert manifest["thirdparty_versions"]["optimum-onnx"] and manifest["all_passed"], rows
     assert rows["pruned_onnx"]["loader"].startswith("optimum-onnx")
+
+
+def test_make_interop_covers_every_graph_and_folder():
+    """The target's list comes from PRUNE_PCTS: every ONNX graph and HF folder, no toolkit-only .pt payload."""
+    import subprocess
+
+    # -B: print the recipe even where a built tree has it up to date; -n writes no stamp.
+    done = subprocess.run(["make", "--no-print-directory", "-n", "-B", "interop", "PYTHON=python3", "DATA=data",
+                           "PRUNE_PCTS=20 30"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (command,) = [line for line in done.stdout.replace("\\\n", " ").splitlines() if "-m tools.interop" in line]
+    named = dict(arg.split("=", 1) for arg in command.split("--artefact ")[1:] for arg in [arg.split()[0]])
+    graphs = {f"{v}_onnx": f"models/onnx/{v}.onnx" for v in ("base", "pruned20", "pruned30", "pruned20_masked",
+                                                               "pruned30_masked")}
+    graphs |= {f"{v}_onnx_int8": f"models/onnx/{v}_int8.onnx" for v in ("base", "pruned20", "pruned30")}
+    folders = {"base": "models/fine_tuned/bert_agnews", "pruned20": "models/shrunk/pruned20",
+               "pruned20_masked": "models/pruned/bert_agnews_20pct", "pruned30": "models/shrunk/pruned30",
+               "pruned30_masked": "models/pruned/bert_agnews_30pct"}
+    assert named == graphs | folders
+    assert "--interop-python .venv-interop/bin/python" in command
