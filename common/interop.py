@@ -106,19 +106,19 @@ def compare(reference: dict, thirdparty: dict, atol: float = ATOL) -> list[Inter
     rows = []
     for entry in reference["artefacts"]:
         got = thirdparty["results"].get(entry["name"], {"loader": "-", "error": "not run by the third-party script"})
-        common = dict(artefact=entry["name"], path=entry["path"], kind=entry["kind"], loader=got.get("loader", "-"))
+        fields = dict(artefact=entry["name"], path=entry["path"], kind=entry["kind"], loader=got.get("loader", "-"))
         if "error" in got:
-            rows.append(InteropRow(**common, max_abs_dlogit=None, argmax_agreement=None, passed=False,
+            rows.append(InteropRow(**fields, max_abs_dlogit=None, argmax_agreement=None, passed=False,
                                    error=got["error"]))
             continue
         ours, theirs = np.asarray(entry["logits"], dtype=np.float64), np.asarray(got["logits"], dtype=np.float64)
         if ours.shape != theirs.shape:
-            rows.append(InteropRow(**common, max_abs_dlogit=None, argmax_agreement=None, passed=False,
+            rows.append(InteropRow(**fields, max_abs_dlogit=None, argmax_agreement=None, passed=False,
                                    error=f"logits shape {theirs.shape} != toolkit's {ours.shape}"))
             continue
         max_diff = float(np.abs(ours - theirs).max())
         agreement = float((ours.argmax(1) == theirs.argmax(1)).mean())
-        rows.append(InteropRow(**common, max_abs_dlogit=max_diff, argmax_agreement=agreement,
+        rows.append(InteropRow(**fields, max_abs_dlogit=max_diff, argmax_agreement=agreement,
                                passed=bool(max_diff <= atol and agreement == 1.0)))
     return rows
 

@@ -6,7 +6,6 @@ inside [0, 1]. Each check also runs on a planted bad case it must reject.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import matplotlib
 
