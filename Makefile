@@ -68,12 +68,12 @@ SWEEP_KNOBS := $(call knob_stamp,sweep,MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDAS=$(MLP_
 CORE_SRC := common/__init__.py common/cli.py common/manifest.py common/data.py common/classifier.py common/modeling.py
 FT_SRC := $(CORE_SRC) common/finetune.py common/training.py
 PRUNE_SRC := $(CORE_SRC) common/pruning.py common/training.py
-SHRINK_SRC := $(CORE_SRC) common/shrinking_utils.py
+SHRINK_SRC := $(CORE_SRC) common/shrinking_utils.py common/hf_shrunk_bert.py
 QUANT_SRC := $(CORE_SRC) common/quantization.py common/quantization_stage.py
 EVAL_SRC := $(CORE_SRC) common/evaluation.py common/metrics.py
 PROPS_SRC := $(CORE_SRC) common/model_properties.py
-ONNX_SRC := $(CORE_SRC) common/onnx_models.py
-BENCH_SRC := $(EVAL_SRC) common/benchmark.py common/monitoring.py
+ONNX_SRC := $(CORE_SRC) common/onnx_models.py common/model_properties.py
+BENCH_SRC := $(EVAL_SRC) common/benchmark.py common/monitoring.py common/plot_labels.py
 LIME_SRC := $(CORE_SRC) common/lime_utils.py
 SP_SRC := $(LIME_SRC) common/lime_sp.py
 SIM_SRC := $(CORE_SRC) common/explanation_similarity.py
