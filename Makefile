@@ -66,13 +66,18 @@ STAMPS := models/.knobs
 # artefact built with other knob values is rebuilt instead of silently reused.
 # Dry runs (make -n) and goals that build nothing never rewrite a stamp: a changed
 # value then points at a fresh temporary stamp, so `make -n` shows the rebuild.
-NO_STAMP_GOALS := help clean setup test test-fast lint-docker docker-cpu docker-cuda nltk-data
+NO_STAMP_GOALS := help clean setup test test-fast lint-docker docker-cpu docker-cuda nltk-data .venv-interop/.installed
 DRY_RUN := $(if $(filter -%,$(firstword $(MAKEFLAGS))),,$(findstring n,$(firstword $(MAKEFLAGS))))
 STAMP_READONLY := $(DRY_RUN)$(if $(MAKECMDGOALS),$(if $(filter-out $(NO_STAMP_GOALS),$(MAKECMDGOALS)),,yes))
 knob_stamp = $(shell f=$(STAMPS)/$(1); v=$(call shell_quote,$(strip $(2))); \
   if [ -f $$f ] && [ "$$(cat $$f)" = "$$v" ]; then echo $$f; \
   elif [ -n "$(STAMP_READONLY)" ]; then t=$$(mktemp -d)/$(1); printf '%s\n' "$$v" > $$t; echo $$t; \
   else mkdir -p $(STAMPS); printf '%s\n' "$$v" > $$f; echo $$f; fi)
+# A build whose DATA/BASE_MODEL come from an unreachable hub stops here, in one line, before any stamp is
+# written (the libraries would retry for ~30 s first). Dry runs and goals that build nothing skip the probe.
+HUB_PROBE_SKIP := $(DRY_RUN)$(if $(MAKECMDGOALS),$(if $(filter-out $(NO_STAMP_GOALS) demo,$(MAKECMDGOALS)),,yes))
+HUB_PROBLEM := $(if $(HUB_PROBE_SKIP),,$(shell python3 $(dir $(lastword $(MAKEFILE_LIST)))common/hubcheck.py --data $(call shell_quote,$(DATA)) --base-model $(call shell_quote,$(BASE_MODEL))))
+$(if $(HUB_PROBLEM),$(error $(patsubst %.,%,$(HUB_PROBLEM))))
 TRAIN_KNOBS := $(call knob_stamp,train,BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN))
 PRUNE_KNOBS := $(call knob_stamp,prune,PRUNE_EPOCHS=$(PRUNE_EPOCHS) DISTILL=$(DISTILL))
 EVAL_KNOBS := $(call knob_stamp,eval,DATA=$(DATA) TEST_SAMPLES=$(TEST_SAMPLES) MAX_LEN=$(MAX_LEN) DEVICE=$(DEVICE) THREADS=$(THREADS))
@@ -138,7 +143,7 @@ artefact = $(strip \
 model_path = $(patsubst %/manifest.json,%,$(call artefact,$(1)))
 
 .PHONY: all report demo setup test test-fast help clean bench bench-lime lime-report mlp mlp-sweep nltk-data \
-  docker-cpu docker-cuda docker-bench lint-docker
+  docker-cpu docker-cuda docker-bench lint-docker interop
 all: report ## build every artefact and outputs/reports/report.md (same as `make report`)
 
 # ---------------------------------------------------------------------------------------------- setup & tests
@@ -350,6 +355,20 @@ DEMO_KNOBS = DATA=$(call shell_quote,$(DEMO_DATA)) EPOCHS=3 PRUNE_PCTS=30 PRUNE_
   SP_SAMPLE_SIZE=8 SP_EXPLANATIONS=3 MLP_EXPLAINED=40 MLP_SEEDS='1 2 3' MLP_LAMBDAS='0 1'
 demo: ## the whole chain on a small budget (shipped demo sample unless DATA is given) -> outputs/reports/report.md
 	$(MAKE) report $(DEMO_KNOBS)
+
+# ---------------------------------------------------------------------------------------------- interop
+# Every ONNX graph and HF folder, loaded by third-party clients (Optimum, plain transformers with
+# trust_remote_code) in a throwaway venv that cannot import the toolkit; logits compared with the toolkit's.
+INTEROP_VENV := .venv-interop
+INTEROP_VARIANTS := base $(PRUNED) $(addsuffix _masked,$(PRUNED)) $(ONNX_VARIANTS)
+$(INTEROP_VENV)/.installed: ## throwaway venv: Optimum + ONNX Runtime + the transformers<4.58 they pin (downloads from PyPI)
+	python3 -m venv $(INTEROP_VENV)
+	$(INTEROP_VENV)/bin/pip install torch==2.13.0 "optimum-onnx[onnxruntime]"
+	touch $@
+outputs/metrics/interop.md: $(foreach v,$(INTEROP_VARIANTS),$(call artefact,$(v))) $(INTEROP_VENV)/.installed tools/interop.py tools/interop_thirdparty.py $(call stage_src,tools/interop.py) $(EVAL_KNOBS) $(LIST_KNOBS) | outputs/metrics ## third-party loaders vs the toolkit: max |dlogit|, argmax agreement
+	$(PY) tools.interop --interop-python $(INTEROP_VENV)/bin/python --output $@ $(DATA_ARG) --max-len $(MAX_LEN) --seed $(SEED) \
+	  $(foreach v,$(INTEROP_VARIANTS),--artefact $(v)=$(call model_path,$(v)))
+interop: outputs/metrics/interop.md ## load every artefact in Optimum / plain transformers -> outputs/metrics/interop.md
 
 # ---------------------------------------------------------------------------------------------- docker
 IMAGE ?= bert-agnews-toolkit## docker image name prefix

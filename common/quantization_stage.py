@@ -17,14 +17,14 @@ from common.cli import UserError
 from common.data import load_test_split
 from common.manifest import (atomic_output_file, base_manifest, manifest_path_for, read_manifest, size_on_disk,
                              write_json_atomic)
-from common.modeling import count_parameters, is_model_folder, load_model_folder
+from common.modeling import STATE_DICT_FILES, count_parameters, is_model_folder, load_model_folder
 
 log = logging.getLogger(__name__)
 
 
 def _weights_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir()
-               if p.is_file() and (p.suffix == ".safetensors" or p.name == "model.pt"))
+               if p.is_file() and (p.suffix == ".safetensors" or p.name in STATE_DICT_FILES))
 
 
 def quantize_folder(model: str, output: str, data: str = "", check_samples: int = 200, max_len: int = 128,

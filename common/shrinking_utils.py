@@ -23,8 +23,8 @@ import torch
 from common.cli import UserError
 from common.data import load_test_split
 from common.manifest import atomic_output_dir, base_manifest, read_manifest, size_on_disk, write_json_atomic
-from common.modeling import (SPEC_FILE, apply_mask_hooks, count_parameters, load_model_folder, save_model_folder,
-                             shrink_model, shrunk_spec)
+from common.modeling import (SPEC_FILE, STATE_DICT_FILES, apply_mask_hooks, count_parameters, load_model_folder,
+                             save_model_folder, shrink_model, shrunk_spec)
 
 log = logging.getLogger(__name__)
 
@@ -130,4 +130,4 @@ def shrink_folder(model_path: str | os.PathLike, output: str | os.PathLike, save
 
 def _weights_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).iterdir()
-               if p.is_file() and (p.suffix == ".safetensors" or p.name == "model.pt"))
+               if p.is_file() and (p.suffix == ".safetensors" or p.name in STATE_DICT_FILES))

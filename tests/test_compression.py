@@ -141,8 +141,8 @@ def test_shrunk_equals_masked_and_reloads(chain, which):
     spec = PruningSpec.load(shrunk)
     assert spec.shrunk and spec.heads_per_layer == PruningSpec.load(chain["pruned"]).heads_per_layer
     if which == "shrunk_ts":
-        assert (shrunk / "model.pt").is_file() and not list(shrunk.glob("*.safetensors"))
-        assert isinstance(torch.load(shrunk / "model.pt", weights_only=True), dict)  # a state dict, no module
+        assert (shrunk / "pytorch_model.bin").is_file() and not list(shrunk.glob("*.safetensors"))
+        assert isinstance(torch.load(shrunk / "pytorch_model.bin", weights_only=True), dict)  # a state dict, no module
     model, _, _ = load_model_folder(shrunk)
     layer0 = model.bert.encoder.layer[0]
     assert layer0.attention.self.query.out_features == spec.heads_per_layer[0] * 8

@@ -4,8 +4,10 @@
         --output_path_shrunk_model models/shrunk/pruned20 --save_method save_pretrained
 
 The output folder holds the sliced weights (safetensors, or with ``torch_save`` a plain state
-dict ``model.pt`` - never a pickled module), config, tokenizer and ``pruning_spec.json`` with
-``shrunk=true``; ``load_classifier`` rebuilds the per-layer shapes from that spec. Nothing is
+dict ``pytorch_model.bin`` - never a pickled module), config, tokenizer and ``pruning_spec.json`` with
+``shrunk=true``; ``load_classifier`` rebuilds the per-layer shapes from that spec. It also holds
+``modeling_shrunk_bert.py`` (named by ``auto_map`` in config.json), so plain transformers loads it with
+``from_pretrained(folder, trust_remote_code=True)``, no toolkit installed. Nothing is
 written unless the shrunk logits equal the masked model's (max |diff| <= 1e-5) on real texts.
 """
 from __future__ import annotations
@@ -27,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output_path_shrunk_model", "--output-path-shrunk-model", required=True,
                    help="shrunk model folder to write, e.g. models/shrunk/pruned20")
     p.add_argument("--save_method", "--save-method", default="save_pretrained", choices=SAVE_METHODS,
-                   help="save_pretrained (safetensors) or torch_save (state dict model.pt)")
+                   help="save_pretrained (safetensors) or torch_save (state dict pytorch_model.bin)")
     p.add_argument("--data", default="", help="texts for the parity check: test split of this data folder "
                                               "(empty = the shipped demo sample)")
     p.add_argument("--check-samples", type=int, default=64, help="texts in the shrunk-vs-masked parity check")

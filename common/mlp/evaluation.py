@@ -14,7 +14,7 @@ import numpy as np
 from common.cli import UserError
 from common.manifest import digest
 from common.mlp.model import MLPClassifier, PAYLOAD_FORMAT, StudentConfig
-from common.mlp.explained import fmt_ci, lime_agreement, mean_ci, summarise_agreement
+from common.mlp.explained import fmt_ci, lime_agreement, mean_ci, metric_bounds, summarise_agreement
 from common.mlp.training import (Experiment, ResultCache, prepare_experiment, student_metrics, teacher_probabilities,
                                  train_seeds, training_targets)
 from common.mlp.stages import _check_seeds, _input_paths, cache_dir_for, config_from_args
@@ -139,7 +139,7 @@ def run_evaluation(args) -> int:
     for name in STUDENTS:
         chosen = per_seed[per_seed.student == name]
         for key in metric_keys:
-            stats[(name, key)] = mean_ci(chosen[key].tolist())
+            stats[(name, key)] = mean_ci(chosen[key].tolist(), bounds=metric_bounds(key))
             summary_rows.append({"student": name, "metric": key, **stats[(name, key)],
                                  "per_seed": json.dumps([round(float(v), 6) for v in chosen[key]])})
     for key in metric_keys:
@@ -283,7 +283,7 @@ def run_sweep(args) -> int:
         chosen = per_seed[per_seed["lambda"] == xai_lambda]
         entry = {"lambda": xai_lambda, "n_seeds": len(chosen)}
         for key in keys:
-            s = mean_ci(chosen[key].tolist())
+            s = mean_ci(chosen[key].tolist(), bounds=metric_bounds(key))
             entry.update({key: s["mean"], f"{key}_ci_low": s["ci_low"], f"{key}_ci_high": s["ci_high"]})
         summary.append(entry)
     summary_frame = pd.DataFrame(summary)
@@ -324,6 +324,7 @@ def _plot_sweep(summary, keys: list[str], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     from common.manifest import atomic_output_file
 
@@ -340,8 +341,15 @@ def _plot_sweep(summary, keys: list[str], path: Path) -> None:
             high = summary[f"{key}_ci_high"].to_numpy(float)
             ax.plot(lambdas, mean, marker="o", label=labels[key])
             if not np.isnan(low).all():
+                bounds = metric_bounds(key)  # older CSVs may hold unclipped intervals
+                if bounds is not None:
+                    low, high = np.clip(low, *bounds), np.clip(high, *bounds)
                 ax.fill_between(lambdas, low, high, alpha=0.15)
+        # symlog keeps lambda = 0 on the axis; ticks at the swept values read as the values, not as 10^k.
         ax.set_xscale("symlog", linthresh=min([v for v in lambdas if v > 0], default=1.0))
+        ax.set_xticks(lambdas)
+        ax.set_xticklabels([f"{v:g}" for v in lambdas])
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("lambda (weight of the explanation loss)")
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)

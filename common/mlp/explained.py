@@ -175,8 +175,23 @@ def heldout_explanation_loss(clf: MLPClassifier, explained: ExplainedSet, rows: 
     return float(explanation_loss(attr.detach(), dense(target_matrix(explained, pairs, clf.encoder))))
 
 
-def mean_ci(values: Sequence[float], level: float = 0.95) -> dict:
-    """Mean and a t-interval over seeds (NaN half-width with fewer than 2 values)."""
+def metric_bounds(key: str) -> tuple[float, float] | None:
+    """The range a metric lives in (None: unbounded, e.g. a difference)."""
+    if "spearman" in key:
+        return (-1.0, 1.0)
+    if key in ("accuracy", "macro_f1", "teacher_agreement") or "jaccard" in key:
+        return (0.0, 1.0)
+    if "explanation_loss" in key:  # 1 - cosine
+        return (0.0, 2.0)
+    return None
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95, bounds: tuple[float, float] | None = None) -> dict:
+    """Mean and a t-interval over seeds (NaN half-width with fewer than 2 values).
+
+    With ``bounds`` the interval is clipped to the metric's range: a t-interval over three seeds of an
+    accuracy near 1 otherwise claims accuracies above 1.
+    """
     from scipy.stats import t
 
     values = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
@@ -186,7 +201,10 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> dict:
     if values.size < 2:
         return {"mean": mean, "ci_low": float("nan"), "ci_high": float("nan"), "n": 1}
     half = float(t.ppf(0.5 + level / 2, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size))
-    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": int(values.size)}
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"mean": mean, "ci_low": low, "ci_high": high, "n": int(values.size)}
 
 
 def fmt_ci(stats: dict, digits: int = 3) -> str:

@@ -15,7 +15,7 @@ from common.cli import UserError
 from common.manifest import digest
 from common.mlp.model import (MLPClassifier, PAYLOAD_FORMAT, StudentConfig, TARGETS, XAI_CLASSES, build_payload,
                               save_payload)
-from common.mlp.explained import fmt_ci, mean_ci
+from common.mlp.explained import fmt_ci, mean_ci, metric_bounds
 from common.mlp.training import prepare_experiment, student_metrics, train_seeds, training_targets
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def run_training(args, loss: str) -> int:
                  "n_test": len(exp.test_texts)},
         "wall_seconds": round(time.time() - started, 3),
         "per_seed": per_seed,
-        "metrics": {k: mean_ci([m[k] for m in per_seed.values()]) for k in numeric},
+        "metrics": {k: mean_ci([m[k] for m in per_seed.values()], bounds=metric_bounds(k)) for k in numeric},
     })
     write_json_atomic(manifest_path_for(output), manifest)
     log.info("Wrote %s: test accuracy %s over %d seed(s)", output, fmt_ci(manifest["metrics"]["accuracy"]),

@@ -4,6 +4,14 @@
         --output_prefix base --output-dir outputs/sp_lime_sets --data ../shared/data/ag_news \
         --sample-size 40 --num-explanations 6 --num-features 10 --num-samples 1000 --seed 42
 
+The seed's command works too, at the seed's path (a thin entry point), with the prefix taken as given:
+
+    python generate_outputs/generate_lime_csv/run_sp_lime_hf_model.py --model_dir models/fine_tuned/bert_agnews \
+        --output_prefix outputs/sp_lime_sets/base_model_sp_lime
+
+``--output_prefix`` with a folder in it (``outputs/sp_lime_sets/base_model_sp_lime``) names the files as
+given, relative to the current directory, and ``--output-dir`` is then not used; a bare prefix goes
+into ``--output-dir``.
 ``--model_dir`` is anything load_classifier reads (a model folder, a .pt payload, an .onnx).
 Candidates: a seeded class-stratified set of ``--sample-size`` test instances (each costs one
 explanation); SubmodularPick(method='full') picks ``--num-explanations`` of them, each
@@ -30,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model_dir", "--model-dir", "--model", dest="model_dir", required=True,
                         help="model folder, .pt payload or .onnx file")
     parser.add_argument("--output_prefix", "--output-prefix", dest="output_prefix", default="base",
-                        help="file name prefix of the outputs")
+                        help="file name prefix of the outputs; with a folder in it (outputs/sp_lime_sets/base), "
+                             "taken as given and --output-dir is not used")
     parser.add_argument("--output-dir", "--output_dir", dest="output_dir", default="outputs/sp_lime_sets")
     parser.add_argument("--data", default="", help="folder with train/test files, or ag_news; empty = demo sample")
     parser.add_argument("--sample-size", "--sample_size", type=int, default=40, help="candidates explained")
@@ -46,9 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_output_prefix(args: argparse.Namespace) -> argparse.Namespace:
+    """A prefix with a folder in it (the seed's ``outputs/sp_lime_sets/base_model_sp_lime``) is taken as given."""
+    prefix = Path(args.output_prefix)
+    if prefix.parent != Path("."):
+        args.output_dir, args.output_prefix = str(prefix.parent), prefix.name
+    return args
+
+
 @stage_main
 def main(argv=None):
-    run_sp_lime(build_parser().parse_args(argv))
+    run_sp_lime(split_output_prefix(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":
