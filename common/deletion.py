@@ -58,6 +58,7 @@ PER_INSTANCE_COLUMNS = ["instance_id", "explained_label", "words_from", "model",
 MAX_K = 5
 MARGIN_FRACTION = 0.1
 GATE = "same_evidence"
+DELETION_CSV = "deletion.csv"  # the aggregate, in the report folder
 # (check, words_from, model of the variant side, measure); the base side is always base's words on base
 CHECKS = [
     (GATE, "base", "comprehensiveness"),
@@ -452,7 +453,8 @@ def run_deletion_report(args) -> int:
         variant_rows, means[name] = judge_variant(frame, name, args.seed)
         rows += variant_rows
     table = pd.DataFrame(rows, columns=DELETION_COLUMNS)
-    csv_path, md_path, png_path = (output_dir / f"deletion.{ext}" for ext in ("csv", "md", "png"))
+    csv_path = output_dir / DELETION_CSV
+    md_path, png_path = csv_path.with_suffix(".md"), csv_path.with_suffix(".png")
     output_dir.mkdir(parents=True, exist_ok=True)
     with atomic_output_file(png_path) as tmp:
         plot_deletion(rows, tmp)

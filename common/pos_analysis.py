@@ -58,6 +58,7 @@ TAGS = UNIVERSAL_TAGS + [MARKUP]
 TOP_K = 10
 MARGIN_FRACTION = 0.25
 BOOTSTRAP_SEED = 0
+POS_CSV = "pos_analysis.csv"  # in the output folder; the report reads it by these names
 POS_COLUMNS = ["variant", "n", "js_mean", "extra_js_mean", "lower", "upper", "margin", "verdict", "n_to_decide"]
 SHARE_COLUMNS = ["variant", "scope", "tag", "share", "lower", "upper", "n"]
 SHOWN_SHARE = 0.01  # tags below this share in every run are left out of the table and plot (not the CSV)
@@ -447,7 +448,7 @@ def run_pos_analysis(base: str, variants: list[str], output_dir: str, args: dict
     overall = shares[shares.scope == "all"]
     used = [t for t in TAGS if overall[overall.tag == t].share.max() >= SHOWN_SHARE]
     verdicts = pd.DataFrame(verdict_rows, columns=POS_COLUMNS)
-    write_text_atomic(output_dir / "pos_analysis.csv", verdicts.to_csv(index=False, float_format="%.6g"))
+    write_text_atomic(output_dir / POS_CSV, verdicts.to_csv(index=False, float_format="%.6g"))
     write_text_atomic(output_dir / "pos_tag_shares.csv", shares.to_csv(index=False, float_format="%.6g"))
     _plot(shares, verdict_rows, used, output_dir / "pos_analysis.png", top_k)
 

@@ -30,16 +30,17 @@ from common.explanation_similarity import (COL_CROSS_SEED, COL_EXTRA, COL_LABEL_
                                            COL_VERDICT, HEADLINE, MARGIN_FRACTION, ROLE_NEGATIVE_CONTROL,
                                            ROLE_NOISE_FLOOR, ROLE_POSITIVE_CONTROL, ROLE_VARIANT, SECONDARY,
                                            SIMILARITY_COLUMNS, SIMILARITY_CSV)
+from common.deletion import DELETION_COLUMNS, DELETION_CSV
+from common.deletion import GATE as DELETION_GATE
 from common.manifest import base_manifest, library_versions, write_json_atomic, write_text_atomic
+from common.pos_analysis import POS_COLUMNS, POS_CSV
 from common.verdict import EQUIVALENT
 
 log = logging.getLogger(__name__)
 
 ACCURACY_TOLERANCE_PT = 1.0
 # outputs/reports/deletion.csv, written by the deletion-test stage; the gate is its "same_evidence" rows.
-DELETION_CSV = "deletion.csv"
-DELETION_GATE_CHECK = "same_evidence"
-DELETION_COLUMNS = ["variant", "check", "mean", "lower", "upper", "margin", "verdict", "n", "n_to_decide"]
+DELETION_GATE_CHECK = DELETION_GATE
 
 
 def machine_description() -> dict:
@@ -144,18 +145,17 @@ def load_deletion(reports_dir: Path) -> dict[str, dict] | None:
     return {str(r["variant"]): {**r, "n_to_decide": _optional_int(r["n_to_decide"])} for r in gate.to_dict("records")}
 
 
-def load_pos_shift(reports_dir: Path) -> dict[str, float]:
-    """variant -> Jensen-Shannon divergence of its POS |weight| distribution from base's (all classes)."""
-    path = reports_dir / "pos_analysis.csv"
+def load_pos(reports_dir: Path) -> dict[str, dict]:
+    """variant -> its POS verdict and extra Jensen-Shannon divergence (pos_analysis.csv, POS_COLUMNS)."""
+    path = reports_dir / POS_CSV
     if not path.is_file():
         return {}
-    frame = pd.read_csv(path)
-    jsd = _first_column(frame, "js_vs_base", "js_divergence", "jsd")
-    if jsd is None or "variant" not in frame:
-        return {}
-    if "scope" in frame.columns:
-        frame = frame[frame["scope"].astype(str) == "all"]
-    return {str(k): float(v) for k, v in frame.groupby("variant")[jsd].first().items()}
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    missing = [c for c in POS_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path} lacks columns {missing}; rebuild it with `make {path.with_suffix('.md')}`.")
+    return {str(r["variant"]): {"extra_js": r["extra_js_mean"], "verdict": r["verdict"]}
+            for r in frame.to_dict("records")}
 
 
 def _fmt(value, spec=".3f", missing="–"):
@@ -202,7 +202,8 @@ def variant_table(metrics: dict[str, dict], summary: pd.DataFrame | None, simila
             "expl_n_to_decide": sim.get("n_to_decide"),
             "deletion_verdict": gate.get("verdict"),
             "deletion_n_to_decide": gate.get("n_to_decide"),
-            "pos_jsd": pos.get(name),
+            "pos_extra_js": (pos.get(name) or {}).get("extra_js"),
+            "pos_verdict": (pos.get(name) or {}).get("verdict"),
         })
     frame = pd.DataFrame(rows)
     notes = []
@@ -406,7 +407,7 @@ REPORT_HEADERS = {
     "params_m": "params M", "encoder_params_m": "encoder M", "latency_p50_ms": "p50 ms", "latency_p95_ms": "p95 ms",
     "throughput": "samples/s", "throughput_ratio": "x base", "peak_rss_mb": "peak RSS MB",
     "expl_extra": f"LIME {HEADLINE} extra", "expl_verdict": "LIME verdict", "deletion_verdict": "deletion verdict",
-    "pos_jsd": "POS JSD"}
+    "pos_verdict": "POS verdict"}
 
 
 def build_report(outputs: Path, models: Path, output: Path, knobs: str) -> str:
@@ -415,7 +416,7 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str) -> str:
     metrics = load_variant_metrics(metrics_dir)
     summary = load_benchmark_summary(metrics_dir)
     similarity, deletion = load_similarity(reports_dir), load_deletion(reports_dir)
-    frame, notes = variant_table(metrics, summary, similarity, load_pos_shift(reports_dir), deletion=deletion)
+    frame, notes = variant_table(metrics, summary, similarity, load_pos(reports_dir), deletion=deletion)
     report_dir = output.parent
     # NaN -> "–", not "nan"; the table shows the verdicts, the drift section the bounds.
     shown = frame[[c for c in REPORT_HEADERS if c in frame.columns]].astype(object).where(frame.notna(), None)
@@ -473,13 +474,18 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str) -> str:
         "",
     ]
     sp_dir = outputs / "sp_lime_sets"
-    sp_md = sorted(sp_dir.glob("*_global_features.md")) if sp_dir.is_dir() else []
+    sp_md = sorted(sp_dir.glob("*_sp_lime.md")) if sp_dir.is_dir() else []
     if sp_md:
         for md in sp_md:
-            parts += [_include(md, f"SP-LIME global features ({md.name.split('_global')[0]})", "##", report_dir),
-                      _image(md.with_suffix(".png"), report_dir, "SP-LIME global features"), ""]
+            prefix = md.name[: -len("_sp_lime.md")]
+            parts += [_include(md, f"SP-LIME: representative explanations ({prefix})", "##", report_dir),
+                      _image(sp_dir / f"{prefix}_global_features.png", report_dir, "SP-LIME global features"), ""]
     else:
-        parts += ["## SP-LIME global features", "", "_Not built: run `make outputs/sp_lime_sets/base_picked.csv`._", ""]
+        parts += ["## SP-LIME", "", "_Not built: run `make outputs/sp_lime_sets/base_picked.csv`._", ""]
+    interop = metrics_dir / "interop.md"
+    parts += [_include(interop, "Artefacts in third-party tools (Optimum, plain transformers)", "##", report_dir)
+              if interop.is_file() else
+              "## Artefacts in third-party tools\n\n_Not built: run `make interop`._\n"]
     parts += [
         _include(reports_dir / "mlp.md", "MLP students: cross-entropy vs explanation loss", "##", report_dir),
         _include(reports_dir / "mlp_sweep.md", "λ sweep", "###", report_dir),
@@ -489,7 +495,7 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str) -> str:
     text = re.sub(r"\n{3,}", "\n\n", _drop_repeated_images("\n".join(parts)))
     inputs = {name: path for name, path in (
         ("benchmark_summary", metrics_dir / "summary.csv"), ("lime_similarity", reports_dir / SIMILARITY_CSV),
-        ("deletion", reports_dir / DELETION_CSV), ("pos_analysis", reports_dir / "pos_analysis.csv"))
+        ("deletion", reports_dir / DELETION_CSV), ("pos_analysis", reports_dir / POS_CSV))
         if path.is_file()}
     manifest = base_manifest("report", {"outputs": outputs, "models": models, "output": output, "knobs": knobs},
                              inputs=inputs)

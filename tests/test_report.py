@@ -124,8 +124,9 @@ def _write_fixture_outputs(root):
                  sp / "base_global_features.png"):
         path.write_bytes(png)
     (reports / "pos_analysis.md").write_text("# POS\n\n![POS shares](pos_analysis.png)\n")
-    (reports / "pos_analysis.csv").write_text("variant,scope,js_vs_base\ngood,all,0.01\n")
-    (sp / "base_global_features.md").write_text("# SP\n\n![global features](base_global_features.png)\n")
+    (reports / "pos_analysis.csv").write_text("variant,n,js_mean,extra_js_mean,lower,upper,margin,verdict,n_to_decide\n"
+                                              "good,40,0.01,0.001,0,0.002,0.003,equivalent,\n")
+    (sp / "base_sp_lime.md").write_text("# SP\n\n![global features](base_global_features.png)\n")
     (reports / "mlp.md").write_text("# MLP\n\nno plots\n")
     (reports / "mlp_sweep.md").write_text("# Sweep\n\n![accuracy vs lambda](mlp_sweep.png)\n")
     # LIME: base, noise, a negative control (identical), a variant, a positive control that is equivalent
@@ -156,6 +157,8 @@ def test_report_links_resolve_once_each_and_the_drift_table_shows_controls(tmp_p
     normalised = [os.path.normpath(t) for t in images]
     assert len(normalised) == len(set(normalised)), "an image is linked twice"
     assert "../sp_lime_sets/base_global_features.png" in images
+    good_row = next(line for line in text.splitlines() if line.startswith("| good "))
+    assert good_row.rstrip(" |").endswith("equivalent")  # the POS verdict, read by POS_COLUMNS
     # base is the reference: no agreement value in its row
     base_row = next(line for line in text.splitlines() if line.startswith("| base "))
     assert [cell.strip() for cell in base_row.split("|")[-5:-2]] == ["–", "–", "–"]  # LIME extra, verdicts
