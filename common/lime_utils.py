@@ -9,9 +9,12 @@ Why things are done the way they are (see DESIGN.md, "LIME facts that bite"):
   variant sees exactly the same perturbed texts, and two instances never share their
   perturbation masks (their sampling noise is independent, as the bootstrap assumes).
 * Dynamic int8 classifiers (``batch_dependent``) quantize activations with one scale
-  per batch, so a text's probabilities depend on its batch mates. LIME predicts each
-  instance's perturbation set as one batch for them (a fixed composition per instance),
-  so their explanations do not depend on ``--batch-size``.
+  per batch, so a text's probabilities depend on its batch mates. For them LIME always
+  predicts an instance's perturbation set in length-sorted batches of a fixed size
+  (``BATCH_DEPENDENT_BATCH_SIZE``), whatever ``--batch-size`` says: the batch composition
+  is then a function of the instance alone, so explanations do not depend on the flag
+  (and stay as fast as sorted batching; one batch of every perturbation would pad them all
+  to the longest).
 * ``feature_selection='none'`` (and ``num_features`` = number of words) keeps every
   word, so whole weight vectors can be compared between variants.
 * The instances are a class-stratified choice from the test split that depends only
@@ -49,6 +52,7 @@ LIME_COLUMNS = ["instance_id", "text", "true_label", "predicted_label", "explain
 MLP_COLUMNS = ["instance_id", "text", "true_label", "predicted_label", "explained_label", "word", "weight",
                "rank", "intercept", "score", "num_samples", "seed"]
 DEFAULT_INSTANCE_SEED = 42
+BATCH_DEPENDENT_BATCH_SIZE = 32  # LIME's batch size for dynamic-int8 models, independent of --batch-size
 WAIT_POLL_S = 0.5
 
 
@@ -87,8 +91,8 @@ class FastClassifierFn:
         if keys == self._last_keys:
             probs = self._last_probs
         else:
-            # batch-dependent (dynamic int8) models: one batch per call = a fixed composition per instance
-            batch_size = len(keys) if getattr(self.classifier, "batch_dependent", False) else None
+            # batch-dependent (dynamic int8) models: a fixed batch size = a fixed composition per instance
+            batch_size = BATCH_DEPENDENT_BATCH_SIZE if getattr(self.classifier, "batch_dependent", False) else None
             probs = self.classifier.predict_proba(keys, batch_size=batch_size)
             self._last_keys, self._last_probs = keys, probs
             self.n_unique += len(keys)
