@@ -92,9 +92,13 @@ SWEEP_KNOBS := $(call knob_stamp,sweep,MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDAS=$(MLP_
 # every parse and written only when they change), so they cannot drift from the code: editing a module
 # rebuilds exactly the artefacts whose stages import it, loader plugins included.
 STAGE_DEPS_MK := .deps/stages.mk
+# Goals that build nothing (help, setup, test, ...) skip it.
+NO_DEPS_GOALS := $(if $(MAKECMDGOALS),$(if $(filter-out $(NO_STAMP_GOALS),$(MAKECMDGOALS)),,yes))
+ifeq ($(NO_DEPS_GOALS),)
 STAGE_DEPS_STATUS := $(shell python3 tools/stage_deps.py --output $(STAGE_DEPS_MK) && echo ok)
 $(if $(filter ok,$(STAGE_DEPS_STATUS)),,$(error tools/stage_deps.py failed: run `python3 tools/stage_deps.py` to see why))
 include $(STAGE_DEPS_MK)
+endif
 # $(call stage_src,SCRIPT...) -> the repository modules those stage scripts import (the scripts excluded)
 stage_src = $(sort $(foreach s,$(1),$(DEPS_$(s))))
 FT_SRC := $(call stage_src,train/fine_tuning/run_fine_tune_bert_agnews.py)

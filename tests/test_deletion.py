@@ -326,7 +326,7 @@ def test_make_builds_one_deletion_test_per_lime_variant_after_its_lime_run(tmp_p
     tree = tmp_path / "repo"
     shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "models", "outputs", "__pycache__"))
     res = subprocess.run(["make", "-n", "--no-print-directory", "outputs/reports/report.md", "PYTHON=python3",
-                          "DATA=data", "LIME_VARIANTS=base base_onnx base_onnx_int8 pruned20"], cwd=tree,
+                          "DATA=data", "LIME_VARIANTS=base base_onnx base_onnx_int8 pruned20", "CONTROL=0"], cwd=tree,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     runs = re.findall(r"run_deletion_test --base-lime outputs/lime/base.csv --variant-lime outputs/lime/(\w+)\.csv"
