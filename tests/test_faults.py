@@ -632,17 +632,24 @@ def test_benchmark_reports_batch_agreement_for_every_variant(tiny_bert, tmp_path
     assert f" {BATCH_AGREEMENT} |" in header
 
 
-def test_batch_agreement_is_reused_only_at_the_same_batch_size(tmp_path):
-    from common.benchmark import BATCH_AGREEMENT, reusable_agreement
+def test_batch_agreement_is_reused_only_at_the_same_batch_size_and_rows(tmp_path):
+    from common.benchmark import BATCH_AGREEMENT, agreement_texts, reusable_agreement
 
     previous = tmp_path / "v.json"
-    previous.write_text(json.dumps({BATCH_AGREEMENT: 0.97, "batch_agreement_flips": 3, "batch_agreement_n": 100,
-                                    "batch_agreement_batch_size": 32}))
-    assert reusable_agreement(previous, 32) == {BATCH_AGREEMENT: 0.97, "batch_agreement_flips": 3,
-                                                "batch_agreement_n": 100, "batch_agreement_batch_size": 32}
-    assert reusable_agreement(previous, 16) is None
+    measured = {BATCH_AGREEMENT: 0.97, "batch_agreement_flips": 3, "batch_agreement_n": 100,
+                "batch_agreement_batch_size": 32, "batch_agreement_rows": 100}
+    previous.write_text(json.dumps(measured))
+    assert reusable_agreement(previous, 32, 100) == measured
+    assert reusable_agreement(previous, 16, 100) is None
+    assert reusable_agreement(previous, 32, 1000) is None  # another subset of rows
     previous.write_text(json.dumps({"accuracy": 0.9}))  # measured before the column existed
-    assert reusable_agreement(previous, 32) is None
+    assert reusable_agreement(previous, 32, 100) is None
+    # the subset: seeded, in file order, all rows for 0
+    texts = [f"t{i}" for i in range(50)]
+    assert agreement_texts(texts, 0, 1) == texts and agreement_texts(texts, 80, 1) == texts
+    sub = agreement_texts(texts, 10, 1)
+    assert len(sub) == 10 and sub == sorted(sub, key=texts.index) and sub == agreement_texts(texts, 10, 1)
+    assert sub != agreement_texts(texts, 10, 2)
 
 
 def _lime_weights(csv_path: Path) -> pd.DataFrame:
