@@ -497,8 +497,10 @@ def source_tree(tmp_path):
     return dst, fake
 
 
-def _make(tree: Path, fake: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ARGV_LOG=str(tree / "argv.jsonl"))
+def _make(tree: Path, fake: Path, *args: str, check: bool = True, offline: bool = True) -> subprocess.CompletedProcess:
+    # HF_HUB_OFFLINE: the hostile BASE_MODEL looks like a hub id; offline mode skips the hub probe so the
+    # recipes themselves are exercised (the probe's own quoting is checked with offline=False).
+    env = dict(os.environ, ARGV_LOG=str(tree / "argv.jsonl"), **({"HF_HUB_OFFLINE": "1"} if offline else {}))
     res = subprocess.run(["make", "--no-print-directory", f"PYTHON={fake}", *args], cwd=tree, capture_output=True,
                          text=True, timeout=300, env=env)
     if check:
@@ -518,6 +520,11 @@ def test_hostile_knob_values_reach_the_shell_as_data(source_tree):
     _make(tree, fake, "-n", "report", *hostile)
     _make(tree, fake, "-n", "demo", *hostile)  # the demo re-invokes make with DATA passed on
     assert _pwned(tree) == []
+    # the hub probe (a build that needs the hub) gets the values as data too
+    probe = _make(tree, fake, "report", *hostile, check=False, offline=False)
+    assert _pwned(tree) == []
+    if probe.returncode != 0:  # no hub here: refused before any stamp was written
+        assert not (tree / "models" / ".knobs").exists()
     # Run the fine-tuning recipe for real (the fake interpreter records what it was given).
     _make(tree, fake, "models/fine_tuned/bert_agnews/manifest.json", *hostile)
     assert _pwned(tree) == []
