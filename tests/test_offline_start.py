@@ -7,6 +7,7 @@ same with or without network.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -29,9 +30,15 @@ def offline_env(**extra: str) -> dict:
 
 
 def run_make(cwd: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, float]:
+    """make in a copy of the sources at ``cwd`` (a clean clone: no models/, no stamps)."""
+    for name in ("Makefile", "common", "tools"):
+        if not (cwd / name).exists():
+            (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(
+                REPO / name, cwd / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
+                                           if (REPO / name).is_dir() else {}))
     start = time.monotonic()
-    done = subprocess.run(["make", "--no-print-directory", "-f", str(REPO / "Makefile"), f"PYTHON={sys.executable}",
-                           *args], cwd=cwd, env=offline_env(**env), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(["make", "--no-print-directory", f"PYTHON={sys.executable}", *args], cwd=cwd,
+                          env=offline_env(**env), capture_output=True, text=True, timeout=120)
     return done, time.monotonic() - start
 
 
