@@ -49,16 +49,15 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import UserError
+from common.schema import DELETION_COLUMNS, DELETION_CSV, DELETION_GATE
 
 log = logging.getLogger(__name__)
 
-DELETION_COLUMNS = ["variant", "check", "mean", "lower", "upper", "margin", "verdict", "n", "n_to_decide"]
 PER_INSTANCE_COLUMNS = ["instance_id", "explained_label", "words_from", "model", "k", "n_words", "words",
                         "predicted_full", "p_full", "p_removed", "p_kept", "comprehensiveness", "sufficiency"]
 MAX_K = 5
 MARGIN_FRACTION = 0.1
-GATE = "same_evidence"
-DELETION_CSV = "deletion.csv"  # the aggregate, in the report folder
+GATE = DELETION_GATE
 # (check, words_from, model of the variant side, measure); the base side is always base's words on base
 CHECKS = [
     (GATE, "base", "comprehensiveness"),

@@ -49,6 +49,7 @@ import numpy as np
 
 from common import LABEL_NAMES
 from common.cli import UserError
+from common.schema import POS_COLUMNS, POS_CSV
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,6 @@ TAGS = UNIVERSAL_TAGS + [MARKUP]
 TOP_K = 10
 MARGIN_FRACTION = 0.25
 BOOTSTRAP_SEED = 0
-POS_CSV = "pos_analysis.csv"  # in the output folder; the report reads it by these names
-POS_COLUMNS = ["variant", "n", "js_mean", "extra_js_mean", "lower", "upper", "margin", "verdict", "n_to_decide"]
 SHARE_COLUMNS = ["variant", "scope", "tag", "share", "lower", "upper", "n"]
 SHOWN_SHARE = 0.01  # tags below this share in every run are left out of the table and plot (not the CSV)
 FLOOR = "noise_floor"

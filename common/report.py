@@ -30,10 +30,8 @@ from common.explanation_similarity import (COL_CROSS_SEED, COL_EXTRA, COL_LABEL_
                                            COL_VERDICT, HEADLINE, MARGIN_FRACTION, ROLE_NEGATIVE_CONTROL,
                                            ROLE_NOISE_FLOOR, ROLE_POSITIVE_CONTROL, ROLE_VARIANT, SECONDARY,
                                            SIMILARITY_COLUMNS, SIMILARITY_CSV)
-from common.deletion import DELETION_COLUMNS, DELETION_CSV
-from common.deletion import GATE as DELETION_GATE
 from common.manifest import base_manifest, library_versions, write_json_atomic, write_text_atomic
-from common.pos_analysis import POS_COLUMNS, POS_CSV
+from common.schema import DELETION_COLUMNS, DELETION_CSV, DELETION_GATE, POS_COLUMNS, POS_CSV
 from common.verdict import EQUIVALENT
 
 log = logging.getLogger(__name__)

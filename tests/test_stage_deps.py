@@ -51,7 +51,7 @@ def test_the_generator_sees_lazy_imports_plugins_and_the_imports_hand_lists_miss
     lime = deps["generate_outputs/generate_lime_csv/run_lime_on_model.py"]
     assert {"common/onnx_models.py", "common/quantization.py", "common/mlp/model.py"} <= lime
     # ... but only what is imported: the report does not depend on the models' code
-    assert "common/classifier.py" not in deps["generate_outputs/report/build_report.py"]
+    assert "common/training.py" not in deps["generate_outputs/report/build_report.py"]
     assert "common/mlp/evaluation.py" not in lime
 
 
