@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from stage_deps import ImportGraph, stage_scripts  # noqa: E402
 
 REPORT_FOLDERS = ("outputs/lime", "outputs/reports", "outputs/sp_lime_sets", "outputs/intermediate_data", "models/mlp",
+                  "models/fine_tuned/bert_agnews_seed43",
                   "outputs/deletion")
 ARTEFACT = re.compile(r"^((?:models|outputs)/[^:\s]+): ?(.*)$")
 
