@@ -98,9 +98,11 @@ ifeq ($(NO_DEPS_GOALS),)
 STAGE_DEPS_STATUS := $(shell python3 tools/stage_deps.py --output $(STAGE_DEPS_MK) && echo ok)
 $(if $(filter ok,$(STAGE_DEPS_STATUS)),,$(error tools/stage_deps.py failed: run `python3 tools/stage_deps.py` to see why))
 include $(STAGE_DEPS_MK)
-endif
 # $(call stage_src,SCRIPT...) -> the repository modules those stage scripts import (the scripts excluded)
 stage_src = $(sort $(foreach s,$(1),$(DEPS_$(s))))
+else
+stage_src =
+endif
 FT_SRC := $(call stage_src,train/fine_tuning/run_fine_tune_bert_agnews.py)
 PRUNE_SRC := $(call stage_src,train/pruning/run_structural_pruning.py)
 SHRINK_SRC := $(call stage_src,tools/apply_shrink_to_model.py)
