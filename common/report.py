@@ -85,15 +85,19 @@ def _first_column(frame: pd.DataFrame, *candidates: str) -> str | None:
     return None
 
 
-def _read_similarity(reports_dir: Path) -> pd.DataFrame | None:
-    path = reports_dir / SIMILARITY_CSV
+def _read_stage_csv(path: Path, columns: list[str]) -> pd.DataFrame | None:
+    """A stage's CSV with the columns its producer defines; None when it was not built (blank = missing)."""
     if not path.is_file():
         return None
     frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    missing = [c for c in SIMILARITY_COLUMNS if c not in frame.columns]
+    missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise UserError(f"{path} lacks columns {missing}; rebuild it with `make {path.with_suffix('.md')}`.")
     return frame
+
+
+def _read_similarity(reports_dir: Path) -> pd.DataFrame | None:
+    return _read_stage_csv(reports_dir / SIMILARITY_CSV, SIMILARITY_COLUMNS)
 
 
 def _optional_int(value):
@@ -132,26 +136,18 @@ def load_similarity_floor(reports_dir: Path) -> dict[str, dict]:
 
 def load_deletion(reports_dir: Path) -> dict[str, dict] | None:
     """variant -> the deletion test's gate row (check == DELETION_GATE_CHECK); None when deletion.csv is absent."""
-    path = reports_dir / DELETION_CSV
-    if not path.is_file():
+    frame = _read_stage_csv(reports_dir / DELETION_CSV, DELETION_COLUMNS)
+    if frame is None:
         return None
-    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    missing = [c for c in DELETION_COLUMNS if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path} lacks columns {missing}; rebuild it with the deletion-test stage.")
     gate = frame[frame["check"] == DELETION_GATE_CHECK]
     return {str(r["variant"]): {**r, "n_to_decide": _optional_int(r["n_to_decide"])} for r in gate.to_dict("records")}
 
 
 def load_pos(reports_dir: Path) -> dict[str, dict]:
     """variant -> its POS verdict and extra Jensen-Shannon divergence (pos_analysis.csv, POS_COLUMNS)."""
-    path = reports_dir / POS_CSV
-    if not path.is_file():
+    frame = _read_stage_csv(reports_dir / POS_CSV, POS_COLUMNS)
+    if frame is None:
         return {}
-    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    missing = [c for c in POS_COLUMNS if c not in frame.columns]
-    if missing:
-        raise UserError(f"{path} lacks columns {missing}; rebuild it with `make {path.with_suffix('.md')}`.")
     return {str(r["variant"]): {"extra_js": r["extra_js_mean"], "verdict": r["verdict"]}
             for r in frame.to_dict("records")}
 
