@@ -269,6 +269,8 @@ outputs/lime/base.csv: models/onnx/base.onnx $(LIME) $(LIME_SRC) $(LIME_KNOBS) |
 # Likewise every shrunk or masked pruned variant (fp32 torch) is explained through its own parity-checked
 # fp32 ONNX export when LIME_VIA_ONNX=1: the same function (max |dlogit| <= 1e-4, checked at export), ~3x
 # faster here. Int8 and 16-bit variants are always explained as they are. The CSV's manifest names the file used.
+# Two names explained through one file with the same settings (base and base_onnx; pruned20 and pruned20_onnx)
+# are explained once: the second CSV copies the first's rows with its variant name (manifest: reused_from).
 lime_artefact = $(if $(filter 1,$(LIME_VIA_ONNX)),$(if $(filter $(PRUNED) $(addsuffix _masked,$(PRUNED)),$(1)),models/onnx/$(1).onnx,$(call artefact,$(1))),$(call artefact,$(1)))
 lime_model = $(patsubst %/manifest.json,%,$(call lime_artefact,$(1)))
 outputs/lime/%.csv: $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime ## LIME explanations of one variant

@@ -43,7 +43,7 @@ import numpy as np
 
 from common import LABEL_NAMES
 from common.cli import UserError
-from common.manifest import artefact_fingerprint, digest
+from common.manifest import artefact_fingerprint, digest, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -490,8 +490,15 @@ def run_lime_on_model(args) -> int:
 
     run_key = {k: v for k, v in run_args.items() if k not in ("output",)}
     run_key["model_fingerprint"] = artefact_fingerprint(Path(args.model))
-    job = ShardedCsvJob(output, LIME_COLUMNS, run_key, len(instances), rank, world)
+    explanation_key = digest({k: v for k, v in run_key.items() if k not in ("variant", "model")})
     started = time.time()
+    if rank == 0 and reuse_identical_explanations(output, explanation_key, args.variant,
+                                                  base_manifest("lime", run_args, args.seed, inputs={
+                                                      "model": args.model,
+                                                      "reference_model": args.reference_model or None,
+                                                      "data": _data_input(args.data)})):
+        return 0
+    job = ShardedCsvJob(output, LIME_COLUMNS, run_key, len(instances), rank, world)
     metrics: dict = {}
 
     def publish(merged: Path, result: JobResult) -> None:
@@ -500,9 +507,10 @@ def run_lime_on_model(args) -> int:
         metrics.update(_csv_summary(merged, reference is not None))
         manifest = base_manifest("lime", run_args, args.seed, inputs={
             "model": args.model, "reference_model": args.reference_model or None,
-            "data": args.data if args.data and Path(args.data).exists() else None})
+            "data": _data_input(args.data)})
         manifest.update({"variant": args.variant, "classifier": clf.info, "instance_ids": instances.ids.tolist(),
                          "instance_seed": args.instance_seed, "wall_seconds": round(time.time() - started, 3),
+                         "explanation_key": explanation_key, "csv_sha256": sha256_file(merged),
                          "metrics": metrics})
         write_json_atomic(manifest_path_for(output), manifest)
 
@@ -516,6 +524,52 @@ def run_lime_on_model(args) -> int:
              {k: metrics[k] for k in ("seconds_per_explanation_mean", "outside_model_fraction",
                                       "label_agreement_with_reference") if k in metrics})
     return 0
+
+
+def _data_input(data: str | None) -> str | None:
+    return data if data and Path(data).exists() else None
+
+
+def reuse_identical_explanations(output: Path, explanation_key: str, variant: str, manifest: dict) -> bool:
+    """Copy a finished sibling CSV that explains the same model file with the same settings, renamed.
+
+    Two variant names can resolve to one file (``base`` and ``base_onnx`` are both explained through
+    ``models/onnx/base.onnx``; ``pruned20`` and ``pruned20_onnx`` through ``pruned20.onnx`` when
+    LIME_VIA_ONNX=1). LIME is deterministic for a given (model, seed, samples, instances), so the second
+    run would write the same rows: they are copied with the ``variant`` column replaced, and the manifest
+    names the source (``reused_from``). A sibling counts only when its manifest records the same
+    explanation key (every setting and the model's fingerprint; not the variant name) and the CSV still
+    has the hash its manifest recorded.
+    """
+    from common.manifest import manifest_path_for, read_manifest, write_json_atomic, atomic_output_file
+
+    for sibling in sorted(output.parent.glob("*.csv")):
+        if sibling == output:
+            continue
+        source = read_manifest(manifest_path_for(sibling))
+        if not source or source.get("explanation_key") != explanation_key:
+            continue
+        if source.get("csv_sha256") != sha256_file(sibling):
+            log.warning("%s does not match the hash its manifest records; not reused.", sibling)
+            continue
+        with open(sibling, newline="") as fh, atomic_output_file(output) as tmp, open(tmp, "w", newline="") as out:
+            reader, writer = csv.reader(fh), csv.writer(out, lineterminator="\n")
+            header = next(reader)
+            column = header.index("variant")
+            writer.writerow(header)
+            for row in reader:
+                row[column] = variant
+                writer.writerow(row)
+            out.flush()
+            manifest.update({key: source[key] for key in ("classifier", "instance_ids", "instance_seed", "metrics")
+                             if key in source})
+            manifest.update({"variant": variant, "explanation_key": explanation_key, "reused_from": str(sibling),
+                             "csv_sha256": sha256_file(tmp)})
+            write_json_atomic(manifest_path_for(output), manifest)
+        log.info("%s explains the same model file with the same settings as %s: its rows were copied (variant "
+                 "renamed), nothing re-explained.", output, sibling)
+        return True
+    return False
 
 
 def _csv_summary(path: Path, has_reference: bool) -> dict:

@@ -137,6 +137,39 @@ def test_lime_csv_reproducible_resumes_and_explains_reference(tmp_path, trained_
     assert 0 <= manifest["metrics"]["outside_model_fraction"] < 1
 
 
+def test_second_name_for_the_same_model_file_reuses_the_rows(tmp_path, tiny_bert, trained_tiny, toy_data,
+                                                             monkeypatch):
+    """base and base_onnx (or pruned20 and pruned20_onnx) are explained through one file: the second CSV is
+    the first with the variant renamed, byte for byte what explaining it would have written; another seed,
+    another model or an edited source CSV are explained afresh."""
+    from common import lime_utils
+    from common.manifest import read_manifest
+
+    out = tmp_path / "lime"
+    assert run_lime(tiny_bert, toy_data, out / "a.csv", variant="a") == 0
+    fresh = tmp_path / "fresh" / "b.csv"
+    assert run_lime(tiny_bert, toy_data, fresh, variant="b") == 0
+
+    calls = []
+    real = lime_utils.explain_text
+    monkeypatch.setattr(lime_utils, "explain_text", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert run_lime(tiny_bert, toy_data, out / "b.csv", variant="b") == 0
+    assert calls == []  # nothing explained
+    assert (out / "b.csv").read_bytes() == fresh.read_bytes()
+    manifest = read_manifest(out / "b.csv")
+    assert manifest["reused_from"] == str(out / "a.csv") and manifest["variant"] == "b"
+    assert manifest["inputs"]["model"]["path"] == str(tiny_bert) and manifest["inputs"]["data"]
+
+    assert run_lime(tiny_bert, toy_data, out / "c.csv", variant="c", seed=2) == 0  # another seed
+    assert run_lime(trained_tiny, toy_data, out / "d.csv", variant="d") == 0  # another model
+    assert len(calls) == 12 and "reused_from" not in read_manifest(out / "c.csv")
+    with open(out / "a.csv", "a") as fh:  # a source edited after its manifest was written is not trusted
+        fh.write("\n")
+    (out / "b.csv").unlink()
+    assert run_lime(tiny_bert, toy_data, out / "e.csv", variant="e") == 0
+    assert len(calls) == 18 and "reused_from" not in read_manifest(out / "e.csv")
+
+
 def test_lime_user_errors(tmp_path, tiny_bert, toy_data):
     from generate_outputs.generate_lime_csv.run_lime_on_model import main
 
