@@ -81,7 +81,8 @@ $(if $(HUB_PROBLEM),$(error $(patsubst %.,%,$(HUB_PROBLEM))))
 TRAIN_KNOBS := $(call knob_stamp,train,BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN))
 PRUNE_KNOBS := $(call knob_stamp,prune,PRUNE_EPOCHS=$(PRUNE_EPOCHS) DISTILL=$(DISTILL))
 EVAL_KNOBS := $(call knob_stamp,eval,DATA=$(DATA) TEST_SAMPLES=$(TEST_SAMPLES) MAX_LEN=$(MAX_LEN) DEVICE=$(DEVICE) THREADS=$(THREADS))
-LIME_KNOBS := $(call knob_stamp,lime,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) LIME_VIA_ONNX=$(LIME_VIA_ONNX) LIME_CURVE_INSTANCES=$(LIME_CURVE_INSTANCES))
+LIME_KNOBS := $(call knob_stamp,lime,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) LIME_VIA_ONNX=$(LIME_VIA_ONNX))
+CURVE_KNOBS := $(call knob_stamp,curve,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) LIME_CURVE_INSTANCES=$(LIME_CURVE_INSTANCES))
 CONTROL_KNOBS := $(call knob_stamp,control,CONTROL=$(CONTROL) CONTROL_SEED=$(CONTROL_SEED))
 SP_KNOBS := $(call knob_stamp,sp,SP_SAMPLE_SIZE=$(SP_SAMPLE_SIZE) SP_EXPLANATIONS=$(SP_EXPLANATIONS) SP_FEATURES=$(SP_FEATURES))
 EXPLAIN_KNOBS := $(call knob_stamp,explain,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) MLP_EXPLAINED=$(MLP_EXPLAINED) LIME_SAMPLES=$(LIME_SAMPLES))
@@ -256,10 +257,10 @@ outputs/lime/base_noise.csv: $(FT)/manifest.json $(LIME) $(LIME_SRC) $(LIME_KNOB
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model models/onnx/base.onnx --variant base_noise \
 	  --num-samples $(LIME_SAMPLES) --seed $$(( $(SEED) + 1 )) --output $@ $(LIME_ARGS)
 outputs/lime/base_noise.csv: models/onnx/base.onnx
-outputs/lime/curve_s%_a.csv: $(FT)/manifest.json models/onnx/base.onnx $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime
+outputs/lime/curve_s%_a.csv: $(FT)/manifest.json models/onnx/base.onnx $(LIME) $(LIME_SRC) $(CURVE_KNOBS) | outputs/lime
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model models/onnx/base.onnx --variant base_s$*_a \
 	  --num-samples $* --seed $(SEED) --output $@ $(CURVE_ARGS)
-outputs/lime/curve_s%_b.csv: $(FT)/manifest.json models/onnx/base.onnx $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime
+outputs/lime/curve_s%_b.csv: $(FT)/manifest.json models/onnx/base.onnx $(LIME) $(LIME_SRC) $(CURVE_KNOBS) | outputs/lime
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model models/onnx/base.onnx --variant base_s$*_b \
 	  --num-samples $* --seed $$(( $(SEED) + 1 )) --output $@ $(CURVE_ARGS)
 # The base model is explained through its parity-checked fp32 ONNX export (the same function, faster).

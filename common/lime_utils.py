@@ -531,7 +531,12 @@ def _data_input(data: str | None) -> str | None:
 
 
 def reuse_identical_explanations(output: Path, explanation_key: str, variant: str, manifest: dict) -> bool:
-    """Copy a finished sibling CSV that explains the same model file with the same settings, renamed.
+    """Keep an up-to-date output, or copy a finished sibling CSV that explains the same model file with the
+    same settings, renamed. True when nothing is left to explain.
+
+    The output itself counts when its manifest records the same explanation key and variant and the CSV
+    still has the recorded hash: Make reruns the stage when any knob of the LIME group or any source file
+    changes, and the hours of explanations are kept when the inputs that decide them did not.
 
     Two variant names can resolve to one file (``base`` and ``base_onnx`` are both explained through
     ``models/onnx/base.onnx``; ``pruned20`` and ``pruned20_onnx`` through ``pruned20.onnx`` when
@@ -543,6 +548,12 @@ def reuse_identical_explanations(output: Path, explanation_key: str, variant: st
     """
     from common.manifest import manifest_path_for, read_manifest, write_json_atomic, atomic_output_file
 
+    current = read_manifest(manifest_path_for(output)) if output.is_file() else None
+    if (current and current.get("explanation_key") == explanation_key and current.get("variant") == variant
+            and current.get("csv_sha256") == sha256_file(output)):
+        output.touch()  # Make rebuilt it because a stamp or a source changed; the explanations did not
+        log.info("%s already holds these explanations (same model fingerprint and settings): kept.", output)
+        return True
     for sibling in sorted(output.parent.glob("*.csv")):
         if sibling == output:
             continue
