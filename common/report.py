@@ -25,11 +25,10 @@ import pandas as pd
 from tabulate import tabulate
 
 from common.cli import UserError
-from common.explanation_similarity import (COL_CROSS_SEED, COL_EXTRA, COL_LABEL_AGREEMENT, COL_LOWER, COL_MARGIN,
-                                           COL_METRIC, COL_N, COL_N_TO_DECIDE, COL_ROLE, COL_UPPER, COL_VARIANT,
-                                           COL_VERDICT, HEADLINE, MARGIN_FRACTION, ROLE_NEGATIVE_CONTROL,
-                                           ROLE_NOISE_FLOOR, ROLE_POSITIVE_CONTROL, ROLE_VARIANT, SECONDARY,
-                                           SIMILARITY_COLUMNS, SIMILARITY_CSV)
+from common.lime_similarity import (COL_CROSS_SEED, COL_EXTRA, COL_LABEL_AGREEMENT, COL_LOWER, COL_MARGIN, COL_METRIC,
+                                    COL_N, COL_N_TO_DECIDE, COL_ROLE, COL_UPPER, COL_VARIANT, COL_VERDICT, HEADLINE,
+                                    MARGIN_FRACTION, ROLE_NEGATIVE_CONTROL, ROLE_NOISE_FLOOR, ROLE_POSITIVE_CONTROL,
+                                    ROLE_VARIANT, SECONDARY, SIMILARITY_COLUMNS, SIMILARITY_CSV)
 from common.manifest import base_manifest, library_versions, write_json_atomic, write_text_atomic
 from common.schema import DELETION_COLUMNS, DELETION_CSV, DELETION_GATE, POS_COLUMNS, POS_CSV
 from common.verdict import EQUIVALENT

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.explanation_similarity import (COL_EXTRA, COL_METRIC, COL_N, COL_N_TO_DECIDE, COL_ROLE, COL_VARIANT,
-                                           COL_VERDICT, HEADLINE, SECONDARY, SIMILARITY_COLUMNS, pair_metrics,
-                                           signed_rbo)
+from common.explanation_similarity import pair_metrics, signed_rbo
+from common.lime_similarity import (COL_EXTRA, COL_METRIC, COL_N, COL_N_TO_DECIDE, COL_ROLE, COL_VARIANT, COL_VERDICT,
+                                    HEADLINE, SECONDARY, SIMILARITY_COLUMNS)
 from common.lime_utils import LIME_COLUMNS
 from tests.test_explanations import run_lime, trained_tiny  # noqa: F401 (a module-scoped fixture, reused)
 

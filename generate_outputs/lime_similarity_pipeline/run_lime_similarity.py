@@ -10,9 +10,9 @@
 
 Base and every variant are explained with LIME seed S, the noise run (base) with another seed. Per
 instance, extra disagreement = m(base@S, noise) - m(variant@S, noise), judged against a margin of a
-quarter of LIME's own seed-to-seed disagreement (common.explanation_similarity has the details).
+quarter of LIME's own seed-to-seed disagreement (common.lime_similarity has the details).
 Writes lime_similarity.csv (one row per variant x metric; columns in
-common.explanation_similarity.SIMILARITY_COLUMNS), lime_similarity_per_instance.csv,
+common.lime_similarity.SIMILARITY_COLUMNS), lime_similarity_per_instance.csv,
 lime_similarity.md, lime_similarity.png (extra disagreement vs the margin) and, with --curve,
 lime_sample_curve.csv/.png (seed-to-seed agreement of the base model's explanations per num_samples).
 """
@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.cli import stage_main  # noqa: E402
-from common.explanation_similarity import run_similarity  # noqa: E402
+from common.lime_similarity_report import run_similarity  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
