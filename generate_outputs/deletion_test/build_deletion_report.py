@@ -18,7 +18,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.cli import stage_main  # noqa: E402
-from common.deletion import run_deletion_report  # noqa: E402
+from common.deletion_report import run_deletion_report  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
