@@ -36,19 +36,11 @@ from common.bench_summary import _summary_row, best_variant, cpu_name, plot_pare
 from common.bench_worker import DEFAULT_AGREEMENT_ROWS, reusable_accuracy, reusable_agreement
 from common.cli import UserError
 from common.schema import BATCH_AGREEMENT, RECORD_STATUS, SUMMARY_COLUMNS
+from common.variants import dtype_for
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
-HALF_SUFFIXES = {"_fp16": "fp16", "_bf16": "bf16"}
-
-
-def dtype_for(variant: str) -> str:
-    """fp16/bf16 variants are torch folders evaluated in the dtype their name ends with."""
-    for suffix, dtype in HALF_SUFFIXES.items():
-        if variant.endswith(suffix):
-            return dtype
-    return "fp32"
 
 
 def parse_variants(items: list[str]) -> dict[str, Path]:
