@@ -239,17 +239,17 @@ models/onnx/%_int8.onnx: models/onnx/%.onnx $(EXPORT) $(ONNX_SRC) | models/onnx 
 	$(PY) export_onnx.export_onnx --model $< --int8 --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
 
 # ---------------------------------------------------------------------------------------------- benchmark
-# The benchmark's per-variant records go to a folder of their own: outputs/metrics/<variant>.json has one
-# producer (the evaluation rule above), and the report reads exactly the records of the variants listed here.
+# The benchmark's per-variant records have a name of their own, <variant>.bench.json: outputs/metrics/<variant>.json
+# has one producer (the evaluation rule above), and the report reads exactly the records of the variants listed here.
 BENCH_VARIANTS := $(VARIANTS) $(HALF_VARIANTS)
-BENCH_RECORDS := $(addprefix outputs/metrics/bench/,$(addsuffix .json,$(BENCH_VARIANTS)))
+BENCH_RECORDS := $(addprefix outputs/metrics/,$(addsuffix .bench.json,$(BENCH_VARIANTS)))
 outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py $(BENCH_SRC) $(EVAL_KNOBS) $(LIST_KNOBS) | outputs/metrics
-	$(PY) inference.run_onnx_benchmark --output-dir $(@D) --records-dir $(@D)/bench $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) \
+	$(PY) inference.run_onnx_benchmark --output-dir $(@D) --record-suffix .bench.json $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) \
 	  --device $(DEVICE) --threads $(THREADS) --baseline base \
 	  $(foreach v,$(BENCH_VARIANTS),--variant $(v)=$(call model_path,$(v)))
 # written before the CSV, by the same command
 outputs/metrics/summary.md outputs/metrics/pareto.png $(BENCH_RECORDS): outputs/metrics/summary.csv ;
-bench: outputs/metrics/summary.csv ## benchmark every variant side by side -> outputs/metrics/summary.{csv,md}, pareto.png, bench/<variant>.json
+bench: outputs/metrics/summary.csv ## benchmark every variant side by side -> outputs/metrics/summary.{csv,md}, pareto.png, <variant>.bench.json
 
 # ---------------------------------------------------------------------------------------------- LIME
 LIME := generate_outputs/generate_lime_csv/run_lime_on_model.py

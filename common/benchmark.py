@@ -8,10 +8,10 @@ ending the run. The cost is one interpreter + torch import per variant (~3-5 s).
 
 Per variant the worker calls :func:`common.evaluation.evaluate_model` (accuracy and
 macro-F1 on the test split, latency p50/p95/p99 at batch 1 and throughput at batch 32, with
-warm-up and repeats), so its record ``<records-dir>/<variant>.json`` has the same keys as the spine's
+warm-up and repeats), so its record ``<output-dir>/<variant><record-suffix>`` has the same keys as the spine's
 evaluation; a failed variant's record says so (``status``) and has no metrics, so no earlier numbers
-survive under its name. The records folder is the benchmark's own (``make`` passes
-``outputs/metrics/bench``): ``outputs/metrics/<variant>.json`` belongs to the evaluation rule alone.
+survive under its name. ``make`` passes ``--record-suffix .bench.json``, a name only the benchmark
+writes: ``outputs/metrics/<variant>.json`` belongs to the evaluation rule alone.
 Accuracy over the full test split is the slow part: when the variant's earlier record holds a
 measurement of the *same artefact* (sha256 of the file or folder) on the same data, test
 subset, max length and dtype, its accuracy block is reused (``accuracy_source`` says so);
@@ -172,8 +172,8 @@ def run_benchmark(args) -> int:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     monitor_dir = output_dir / "monitor"
-    records_dir = Path(args.records_dir) if args.records_dir else output_dir
-    records_dir.mkdir(parents=True, exist_ok=True)
+    if not args.record_suffix.endswith(".json"):
+        raise UserError(f"--record-suffix {args.record_suffix!r} must end in .json (e.g. .bench.json).")
     test = load_test_split(args.data, args.test_samples, args.seed)
     if len(test) == 0:
         raise UserError(f"--data {args.data!r} has an empty test split.")
@@ -190,7 +190,7 @@ def run_benchmark(args) -> int:
     from tqdm import tqdm
 
     for name in tqdm(order, desc="variants", unit="variant"):
-        record = records_dir / f"{name}.json"
+        record = output_dir / f"{name}{args.record_suffix}"
         result = _run_variant(name, variants[name], args, settings, monitor_dir, record)
         results[name] = result
         write_record(result, record, {**vars(args), "variant": name, "model": str(variants[name]),
@@ -232,10 +232,10 @@ def run_benchmark(args) -> int:
 
 
 def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output-dir", default="outputs/metrics", help="where summary.*, pareto.png and monitor/ go")
-    parser.add_argument("--records-dir", default="",
-                        help="where each variant's record <variant>.json goes (default: --output-dir; make passes "
-                             "outputs/metrics/bench, a folder no other rule writes)")
+    parser.add_argument("--output-dir", default="outputs/metrics", help="where summary.*, pareto.png, monitor/ and the records go")
+    parser.add_argument("--record-suffix", default=".json",
+                        help="each variant's record is OUTPUT_DIR/<variant><suffix> (make passes .bench.json, a name no "
+                             "other rule writes)")
     parser.add_argument("--data", default="", help="ag_news, a folder with train/test files, or empty for the demo sample")
     parser.add_argument("--test-samples", type=int, default=0, help="stratified test subset (0 = the full split)")
     parser.add_argument("--max-len", type=int, default=128)

@@ -2,7 +2,7 @@
 
 Reads manifests and metric files only (never logs), and only the ones it is given - no folder is searched,
 so nothing left over from an earlier variant list enters it: the per-variant records (``metrics``; ``make``
-passes the benchmark's, ``outputs/metrics/bench/<variant>.json``), the SP-LIME sections (``sp_lime``) and
+passes the benchmark's, ``outputs/metrics/<variant>.bench.json``), the SP-LIME sections (``sp_lime``) and
 the interop table (``interop``), plus the one file of each name under ``outputs``: ``metrics/summary.csv``
 (which variants one benchmark run measured), ``metrics/summary.md``, ``metrics/properties/properties.md``,
 ``reports/lime_similarity.csv`` (LIME agreement verdicts, controls, noise floor), ``reports/deletion.csv``

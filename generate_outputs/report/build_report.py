@@ -2,7 +2,7 @@
 
     python -m generate_outputs.report.build_report --outputs outputs --models models \
         --output outputs/reports/report.md --knobs "DATA=... SEED=..." \
-        --metrics outputs/metrics/bench/base.json --metrics outputs/metrics/bench/pruned20.json \
+        --metrics outputs/metrics/base.bench.json --metrics outputs/metrics/pruned20.bench.json \
         --sp-lime outputs/sp_lime_sets/base_sp_lime.md
 
 The report reads the files it is given and the one file of each name under --outputs; it searches no
