@@ -36,12 +36,14 @@ def dtype_for(variant: str) -> str:
 
 
 def _match(pattern: str, name: str) -> str | None:
-    """The text ``%`` stands for when ``name`` matches ``pattern`` (Make's pattern rule semantics), else None."""
+    """The text ``%`` stands for when ``name`` matches ``pattern`` (as Make's ``$(filter)``: it may be empty),
+    else None."""
     if "%" not in pattern:
         return "" if name == pattern else None
     prefix, suffix = pattern.split("%", 1)
-    stem = name[len(prefix):len(name) - len(suffix)] if len(name) > len(prefix) + len(suffix) else ""
-    return stem if stem and name.startswith(prefix) and name.endswith(suffix) else None
+    if len(name) < len(prefix) + len(suffix) or not (name.startswith(prefix) and name.endswith(suffix)):
+        return None
+    return name[len(prefix):len(name) - len(suffix)]
 
 
 def artefact(variant: str) -> str:
