@@ -135,19 +135,19 @@ $(call check_knob,LIME_VARIANTS,$(WORD_CHARS),a list of variant names)
 # Lists of variants: a report built over other variants (one removed, too) is rebuilt.
 LIST_KNOBS := $(call knob_stamp,lists,PRUNE_PCTS=$(PRUNE_PCTS) LIME_VARIANTS=$(LIME_VARIANTS) LIME_SAMPLE_CURVE=$(LIME_SAMPLE_CURVE))
 
-# $(call artefact,VARIANT) -> the file Make must build for it
-artefact = $(strip \
-  $(if $(filter base base_fp16 base_bf16,$(1)),$(FT)/manifest.json,\
-  $(if $(filter base_8bit,$(1)),models/quantized/bert_agnews_8bit.pt,\
-  $(if $(filter %_masked_onnx,$(1)),models/onnx/$(1:_onnx=).onnx,\
-  $(if $(filter %_onnx_int8,$(1)),models/onnx/$(1:_onnx_int8=)_int8.onnx,\
-  $(if $(filter %_onnx,$(1)),models/onnx/$(1:_onnx=).onnx,\
-  $(if $(filter %_masked,$(1)),models/pruned/bert_agnews_$(patsubst pruned%_masked,%,$(1))pct/manifest.json,\
-  $(if $(filter %_8bit,$(1)),models/quantized/$(1).pt,\
-  $(if $(filter pruned%,$(1)),models/shrunk/$(1)/manifest.json,\
-  $(error unknown variant $(1)))))))))))
+# Variant name -> artefact file and dtype: the one table, common/variants.py's TABLE (Python reads the same
+# rows), printed as `pattern=file=dtype` rows; the first row whose pattern matches the name wins.
+VARIANT_TABLE := $(shell python3 common/variants.py)
+$(if $(VARIANT_TABLE),,$(error common/variants.py failed: run `python3 common/variants.py` to see why))
+# $(call variant_field,VARIANT,N) -> field N (2: the file Make must build, 3: the dtype) of its first matching row
+variant_field = $(or $(firstword $(foreach row,$(VARIANT_TABLE),$(call _row_field,$(1),$(subst =, ,$(row)),$(2)))),$(error unknown variant $(1): add a row to common/variants.py))
+_row_field = $(if $(filter $(word 1,$(2)),$(1)),$(patsubst $(word 1,$(2)),$(word $(3),$(2)),$(1)))
+artefact = $(call variant_field,$(1),2)
+variant_dtype = $(call variant_field,$(1),3)
 # the path load_classifier takes (a folder for folder artefacts)
 model_path = $(patsubst %/manifest.json,%,$(call artefact,$(1)))
+# $(call artefact_prereqs,PREFIX,SUFFIX,VARIANTS): PREFIX<variant>SUFFIX depends on the variant's artefact
+artefact_prereqs = $(foreach v,$(3),$(eval $(1)$(v)$(2): $(call artefact,$(v))))
 
 .PHONY: all report demo setup test test-fast help clean bench bench-lime lime-report mlp mlp-sweep nltk-data \
   docker-cpu docker-cuda docker-bench lint-docker interop
@@ -191,17 +191,14 @@ models/fine_tuned/bert_agnews_seed%/manifest.json: train/fine_tuning/run_fine_tu
 	  --train-samples $(TRAIN_SAMPLES) --epochs $(EPOCHS) --max-len $(MAX_LEN) --seed $* --data-seed $(SEED) --device $(DEVICE) --save-steps $(SAVE_STEPS)
 
 # ---------------------------------------------------------------------------------------------- evaluation
-# outputs/metrics/<variant>.json for any variant (accuracy, F1, confusion, latency, throughput, size, RSS)
+# outputs/metrics/<variant>.json for any variant (accuracy, F1, confusion, latency, throughput, size, RSS), in
+# the variant's dtype (base_fp16/base_bf16: the fine-tuned folder in 16 bits). This rule is its only producer.
 EVAL := inference/run_inference_on_model.py
-outputs/metrics/base_fp16.json outputs/metrics/base_bf16.json: outputs/metrics/base_%.json: $(FT)/manifest.json inference/evaluate_agnews_quantized_16bit.py $(call stage_src,inference/evaluate_agnews_quantized_16bit.py) $(EVAL_KNOBS) | outputs/metrics
-	$(PY) inference.evaluate_agnews_quantized_16bit --model $(FT) --dtype $* --variant base_$* --output $@ \
-	  $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) --device $(DEVICE) --threads $(THREADS)
 outputs/metrics/%.json: $(EVAL) $(EVAL_SRC) $(EVAL_KNOBS) | outputs/metrics
 	$(PY) inference.run_inference_on_model --model $(call model_path,$*) --variant $* --output $@ \
-	  $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) --device $(DEVICE) --threads $(THREADS)
-# The artefact is a prerequisite through secondary expansion (variant -> file).
-.SECONDEXPANSION:
-$(addprefix outputs/metrics/,$(addsuffix .json,$(VARIANTS))): $$(call artefact,$$(basename $$(notdir $$@)))
+	  $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) --device $(DEVICE) --threads $(THREADS) \
+	  --dtype $(call variant_dtype,$*)
+$(call artefact_prereqs,outputs/metrics/,.json,$(VARIANTS) $(HALF_VARIANTS))
 
 outputs/metrics outputs/reports outputs/lime outputs/deletion models/onnx models/quantized:
 	mkdir -p $@
@@ -223,7 +220,7 @@ models/quantized/pruned%_8bit.pt: models/shrunk/pruned%/manifest.json train/quan
 
 outputs/metrics/properties/%.json: $(PROPS_SRC) analysis/model_properties/run_model_properties.py
 	$(PY) analysis.model_properties.run_model_properties --model $(call model_path,$*) --variant $* --output $@
-$(addprefix outputs/metrics/properties/,$(addsuffix .json,$(VARIANTS))): $$(call artefact,$$(basename $$(notdir $$@)))
+$(call artefact_prereqs,outputs/metrics/properties/,.json,$(VARIANTS))
 
 outputs/metrics/properties/properties.md: $(addprefix outputs/metrics/properties/,$(addsuffix .json,$(VARIANTS))) $(LIST_KNOBS) ## size/params/sparsity/heads/FFN width table
 	$(PY) analysis.model_properties.run_model_properties --table $(@D) --output $@
@@ -242,12 +239,17 @@ models/onnx/%_int8.onnx: models/onnx/%.onnx $(EXPORT) $(ONNX_SRC) | models/onnx 
 	$(PY) export_onnx.export_onnx --model $< --int8 --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
 
 # ---------------------------------------------------------------------------------------------- benchmark
+# The benchmark's per-variant records have a name of their own, <variant>.bench.json: outputs/metrics/<variant>.json
+# has one producer (the evaluation rule above), and the report reads exactly the records of the variants listed here.
 BENCH_VARIANTS := $(VARIANTS) $(HALF_VARIANTS)
+BENCH_RECORDS := $(addprefix outputs/metrics/,$(addsuffix .bench.json,$(BENCH_VARIANTS)))
 outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py $(BENCH_SRC) $(EVAL_KNOBS) $(LIST_KNOBS) | outputs/metrics
-	$(PY) inference.run_onnx_benchmark --output-dir $(@D) $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) \
+	$(PY) inference.run_onnx_benchmark --output-dir $(@D) --record-suffix .bench.json $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) \
 	  --device $(DEVICE) --threads $(THREADS) --baseline base \
 	  $(foreach v,$(BENCH_VARIANTS),--variant $(v)=$(call model_path,$(v)))
-bench: outputs/metrics/summary.csv ## benchmark every variant side by side -> outputs/metrics/summary.{csv,md}, pareto.png
+# written before the CSV, by the same command
+outputs/metrics/summary.md outputs/metrics/pareto.png $(BENCH_RECORDS): outputs/metrics/summary.csv ;
+bench: outputs/metrics/summary.csv ## benchmark every variant side by side -> outputs/metrics/summary.{csv,md}, pareto.png, <variant>.bench.json
 
 # ---------------------------------------------------------------------------------------------- LIME
 LIME := generate_outputs/generate_lime_csv/run_lime_on_model.py
@@ -277,7 +279,7 @@ lime_model = $(patsubst %/manifest.json,%,$(call lime_artefact,$(1)))
 outputs/lime/%.csv: $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime ## LIME explanations of one variant
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model $(call lime_model,$*) --variant $* \
 	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output $@ $(LIME_ARGS)
-$(addprefix outputs/lime/,$(addsuffix .csv,$(filter-out base,$(LIME_VARIANTS)))): $$(call lime_artefact,$$(basename $$(notdir $$@)))
+$(foreach v,$(filter-out base,$(LIME_VARIANTS)),$(eval outputs/lime/$(v).csv: $(call lime_artefact,$(v))))
 
 outputs/lime/control_seed%.csv: models/onnx/control_seed%.onnx $(FT)/manifest.json $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime ## LIME of the positive control (base's seed, like every variant)
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model $< --variant control_seed$* \
@@ -322,6 +324,9 @@ outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv: models/onnx/base.onnx generate_out
 	$(PY) generate_outputs.sp_lime.run_sp_lime_hf_model --model_dir $< --output_prefix $(SP_PREFIX) --output-dir $(@D) \
 	  $(DATA_ARG) --sample-size $(SP_SAMPLE_SIZE) --num-explanations $(SP_EXPLANATIONS) --num-features $(SP_FEATURES) \
 	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --max-len $(MAX_LEN)
+SP_LIME_MD := outputs/sp_lime_sets/$(SP_PREFIX)_sp_lime.md
+# the report's SP-LIME section, written before the picks CSV by the same command
+$(SP_LIME_MD): outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv ;
 
 bench-lime: models/onnx/base.onnx ## LIME speed vs plain lime + HF pipeline on the same model -> outputs/metrics/lime_speed.json
 	$(PY) generate_outputs.generate_lime_csv.bench_lime_speed --model $(FT) --onnx $< $(DATA_ARG) \
@@ -347,12 +352,13 @@ mlp: outputs/reports/mlp.md ## train and evaluate both students
 mlp-sweep: outputs/reports/mlp_sweep.md ## the lambda sweep
 
 # ---------------------------------------------------------------------------------------------- report
-REPORT_INPUTS := outputs/metrics/summary.csv outputs/metrics/properties/properties.md \
+REPORT_INPUTS := $(BENCH_RECORDS) outputs/metrics/summary.csv outputs/metrics/properties/properties.md \
   outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md outputs/reports/deletion.md \
   outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv \
   outputs/reports/mlp.md outputs/reports/mlp_sweep.md
 outputs/reports/report.md: $(REPORT_INPUTS) generate_outputs/report/build_report.py $(REPORT_SRC) ## the one report
 	$(PY) generate_outputs.report.build_report --outputs outputs --models models --output $@ \
+	  $(foreach f,$(BENCH_RECORDS),--metrics $(f)) --sp-lime $(SP_LIME_MD) $(if $(wildcard outputs/metrics/interop.md),--interop outputs/metrics/interop.md) \
 	  --knobs $(call shell_quote,BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN) PRUNE_PCTS=$(PRUNE_PCTS) PRUNE_EPOCHS=$(PRUNE_EPOCHS) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) TEST_SAMPLES=$(TEST_SAMPLES) DEVICE=$(DEVICE))
 report: outputs/reports/report.md ## build everything and the report
 

@@ -5,7 +5,7 @@ the code that computes them (``make`` rebuilds the report when a name changes, n
 arithmetic does).
 """
 
-# outputs/reports/deletion.csv (common.deletion): one row per variant x check; the shipping gate is GATE.
+# outputs/reports/deletion.csv (common.deletion_report): one row per variant x check; the shipping gate is GATE.
 DELETION_CSV = "deletion.csv"
 DELETION_COLUMNS = ["variant", "check", "mean", "lower", "upper", "margin", "verdict", "n", "n_to_decide"]
 DELETION_GATE = "same_evidence"
@@ -13,3 +13,25 @@ DELETION_GATE = "same_evidence"
 # outputs/reports/pos_analysis.csv (common.pos_analysis): one row per variant (and the noise floor).
 POS_CSV = "pos_analysis.csv"
 POS_COLUMNS = ["variant", "n", "js_mean", "extra_js_mean", "lower", "upper", "margin", "verdict", "n_to_decide"]
+
+# outputs/metrics/summary.csv (common.benchmark): one row per benchmarked variant, in the order measured.
+SUMMARY_CSV = "summary.csv"
+SUMMARY_VARIANT = "variant"
+# BATCH_AGREEMENT: argmax agreement between batched prediction (the bench's batch size, length-sorted
+# batches) and one-by-one prediction over the evaluated test rows. Dynamic int8 computes activation scales
+# per batch, so a text's class can depend on its batch mates; other variants score 1.0 (up to float ties).
+BATCH_AGREEMENT = "batch_agreement"
+SUMMARY_COLUMNS = (
+    SUMMARY_VARIANT, "status", "kind", "dtype", "device", "threads", "accuracy", "accuracy_delta_pt", "macro_f1",
+    "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "throughput_samples_per_s", "throughput_ratio",
+    "size_mb", "parameters", "peak_rss_mb", "gpu_mem_peak_mb", "gpu_util_mean_percent", "accuracy_source",
+    "host_load_1min", "model_sha256", BATCH_AGREEMENT,
+)
+
+# A variant's metrics record (common.evaluation; the benchmark writes one per variant under its own folder):
+# the keys the report needs to show a variant at all. A failed benchmark variant's record has STATUS != "ok"
+# and no accuracy.
+RECORD_VARIANT = "variant"
+RECORD_ACCURACY = "accuracy"
+RECORD_THROUGHPUT = "throughput_samples_per_s"
+RECORD_STATUS = "status"

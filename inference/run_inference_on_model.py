@@ -6,6 +6,8 @@
 Keys: accuracy, macro_f1, per_class_f1, confusion_matrix, n_test, throughput
 (samples/s at batch 32), latency p50/p95/p99 (batch 1, after warm-up), size_mb,
 parameters, peak_rss_mb, plus the run's manifest under ``manifest``.
+``--dtype fp16|bf16`` evaluates a torch folder in that precision (the seed's
+``evaluate_agnews_quantized_16bit.py`` is this evaluation with its --dtype).
 """
 from __future__ import annotations
 
@@ -19,17 +21,17 @@ if __package__ in (None, ""):
 from common.cli import stage_main  # noqa: E402
 from common.evaluation import add_eval_arguments, run_evaluation  # noqa: E402
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_eval_arguments(parser)
-    return parser
+ALL_DTYPES = ("fp32", "fp16", "bf16")
 
 
-@stage_main
-def main(argv=None):
-    return run_evaluation(build_parser().parse_args(argv))
+def evaluate(argv=None, dtypes: tuple[str, ...] = ALL_DTYPES, description: str = __doc__) -> int:
+    """Parse ``argv`` (``--dtype`` limited to ``dtypes``, the first the default) and evaluate."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_eval_arguments(parser, dtype_choices=dtypes, default_dtype=dtypes[0])
+    return run_evaluation(parser.parse_args(argv))
 
+
+main = stage_main(evaluate)
 
 if __name__ == "__main__":
     sys.exit(main())

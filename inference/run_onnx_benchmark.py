@@ -1,15 +1,16 @@
-"""Benchmark every variant side by side -> outputs/metrics/{<variant>.json, summary.csv, summary.md, pareto.png}.
+"""Benchmark every variant side by side -> outputs/metrics/{summary.csv, summary.md, pareto.png, <variant><suffix>}.
 
-    python -m inference.run_onnx_benchmark --output-dir outputs/metrics --data ../shared/data/ag_news \
-        --baseline base --variant base=models/fine_tuned/bert_agnews \
+    python -m inference.run_onnx_benchmark --output-dir outputs/metrics --record-suffix .bench.json \
+        --data ../shared/data/ag_news --baseline base --variant base=models/fine_tuned/bert_agnews \
         --variant base_onnx_int8=models/onnx/base_int8.onnx --variant base_bf16=models/fine_tuned/bert_agnews
 
 Each variant runs in its own subprocess under the resource monitor (peak RSS, CPU %, GPU memory and
 utilisation when a GPU is present) and gets accuracy and macro-F1 on the test split, latency
 p50/p95/p99 at batch 1 and throughput at batch 32 (warm-up + repeats). Names ending in _fp16/_bf16
 evaluate a torch folder in that dtype. Throughput is also given as a ratio to --baseline measured in
-the same run. Accuracy is reused from an existing <variant>.json when it measured the identical
-artefact (sha256) on the same test rows (--no-reuse to measure again); speed is always re-measured.
+the same run. Each variant's record is <variant><--record-suffix> (default .json; make passes .bench.json, a
+name no other rule writes). Accuracy is reused from the variant's earlier record when it measured the
+identical artefact (sha256) on the same test rows (--no-reuse to measure again); speed is always re-measured.
 A failing variant is reported in summary.md, not fatal (unless it is the baseline).
 """
 from __future__ import annotations

@@ -605,7 +605,7 @@ class _BatchMeanClassifier:
 
 
 def test_batch_agreement_detects_batch_dependence_and_passes_a_batch_invariant_model(tiny_bert):
-    from common.benchmark import BATCH_AGREEMENT, batch_agreement
+    from common.bench_worker import BATCH_AGREEMENT, batch_agreement
 
     texts = [("word " * n).strip() for n in (1, 2, 3, 5, 8, 13, 2, 1)]
     planted = batch_agreement(_BatchMeanClassifier(), texts, batch_size=4)
@@ -640,7 +640,7 @@ def test_benchmark_reports_batch_agreement_for_every_variant(tiny_bert, tmp_path
 
 
 def test_batch_agreement_is_reused_only_at_the_same_batch_size_and_rows(tmp_path):
-    from common.benchmark import BATCH_AGREEMENT, agreement_texts, reusable_agreement
+    from common.bench_worker import BATCH_AGREEMENT, agreement_texts, reusable_agreement
 
     previous = tmp_path / "v.json"
     measured = {BATCH_AGREEMENT: 0.97, "batch_agreement_flips": 3, "batch_agreement_n": 100,

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from common.benchmark import INT8_DTYPE, _summary_row, pareto_front, plot_pareto  # noqa: E402
+from common.bench_summary import INT8_DTYPE, _summary_row, pareto_front, plot_pareto  # noqa: E402
 from common.mlp.evaluation import _plot_sweep  # noqa: E402
 from common.mlp.explained import mean_ci, metric_bounds  # noqa: E402
 from common.plot_labels import overlap_count, place_labels  # noqa: E402

@@ -1,0 +1,159 @@
+"""The benchmark's outputs: summary rows, the best variant, summary.md and the accuracy-vs-throughput plot."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from common.schema import BATCH_AGREEMENT, SUMMARY_COLUMNS
+
+# Dynamic-int8 variants load with dtype fp32 (the torch dtype of their float parts); what they compute
+# with is int8 weights and int8 activations quantized per batch at run time, and that is what a reader asks.
+INT8_KINDS = ("torch-int8", "onnx-int8")
+INT8_DTYPE = "int8 (w8a8 dynamic)"
+
+
+def reported_dtype(result: dict) -> str | None:
+    return INT8_DTYPE if result.get("kind") in INT8_KINDS else result.get("dtype")
+
+
+def _summary_row(result: dict, baseline: dict | None) -> dict:
+    row = {k: result.get(k) for k in SUMMARY_COLUMNS}
+    row["dtype"] = reported_dtype(result)
+    params = result.get("parameters")
+    row["parameters"] = params.get("total") if isinstance(params, dict) else params
+    loads = [x for x in result.get("host_load_1min") or [] if x is not None]
+    row["host_load_1min"] = max(loads) if loads else None
+    if baseline and result.get("status") == "ok":
+        row["throughput_ratio"] = result["throughput_samples_per_s"] / baseline["throughput_samples_per_s"]
+        row["accuracy_delta_pt"] = 100.0 * (result["accuracy"] - baseline["accuracy"])
+    return row
+
+
+def best_variant(rows: list[dict], baseline_name: str, max_drop_pt: float = 1.0) -> dict | None:
+    """Fastest variant (batch-32 throughput) whose accuracy is within ``max_drop_pt`` of the baseline."""
+    ok = [r for r in rows if r["status"] == "ok" and r["variant"] != baseline_name
+          and r.get("accuracy_delta_pt") is not None and r["accuracy_delta_pt"] >= -max_drop_pt]
+    return max(ok, key=lambda r: r["throughput_samples_per_s"], default=None)
+
+
+def _fmt(value, digits: int = 3):
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return value
+
+
+def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
+    from tabulate import tabulate
+
+    from common.manifest import write_text_atomic
+
+    shown = ("variant", "status", "kind", "dtype", "accuracy", "accuracy_delta_pt", "macro_f1", BATCH_AGREEMENT,
+             "latency_ms_p50",
+             "latency_ms_p95", "latency_ms_p99", "throughput_samples_per_s", "throughput_ratio", "size_mb",
+             "parameters", "peak_rss_mb", "gpu_mem_peak_mb", "gpu_util_mean_percent", "host_load_1min")
+    digits = {"accuracy": 4, "macro_f1": 4, "accuracy_delta_pt": 2, "throughput_ratio": 2, BATCH_AGREEMENT: 4}
+    table = [[_fmt(r.get(k), digits.get(k, 1)) for k in shown] for r in rows]
+    best = context.get("best")
+    lines = [
+        "# Benchmark: every variant side by side", "",
+        f"Device {context['device']}, {context['threads']} thread(s), {context['cpu']}; GPU: {context['gpu_status']}.",
+        f"Test rows: {context['n_test']} ({context['data']}), max length {context['max_len']}; latency at batch 1 "
+        f"({context['latency_requests']} requests after warm-up), throughput at batch {context['batch_size']} over "
+        f"{context['throughput_texts']} texts (length-sorted dynamic padding, median of 3 after warm-up).",
+        f"Throughput ratio and accuracy delta are relative to `{context['baseline']}` measured in this run. "
+        f"Each variant ran in its own process; peak RSS is that process's.",
+        f"`{BATCH_AGREEMENT}`: share of the test rows whose predicted class is the same in batches of "
+        f"{context['batch_size']} (length-sorted) as one text at a time. Dynamic int8 quantizes activations with "
+        f"one scale per batch, so its predictions depend on the batch mates; the others should be 1.0.",
+        "Library versions: " + ", ".join(f"{k} {v}" for k, v in context["versions"].items()) + ".", "",
+        tabulate(table, headers=list(shown), tablefmt="github"), "",
+    ]
+    if best:
+        lines.append(f"**Best variant within 1.0 pt of `{context['baseline']}`: `{best['variant']}`** - accuracy "
+                     f"{best['accuracy']:.4f} ({best['accuracy_delta_pt']:+.2f} pt), "
+                     f"{best['throughput_samples_per_s']:.1f} samples/s = {best['throughput_ratio']:.2f}x the baseline.")
+    else:
+        lines.append(f"No variant is within 1.0 pt of `{context['baseline']}` (or the baseline failed).")
+    loads = [x for x in context.get("loads", []) if x is not None]
+    if loads and max(loads) > 1.5 * context["threads"]:
+        lines += ["", f"Note: the host's 1-minute load average reached {max(loads):.1f} on {context['threads']} "
+                      f"thread(s) during this run - other processes competed for the cores, so speeds are noisy "
+                      f"(torch's thread pool suffers most)."]
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:
+        lines += ["", "Failed variants:"] + [f"- `{r['variant']}`: {r['status']}" for r in failed]
+    reused = [r["variant"] for r in rows if str(r.get("accuracy_source", "")).startswith("reused")]
+    if reused:
+        lines += ["", "Accuracy reused from an earlier measurement of the identical artefact (same sha256, same "
+                      "test rows): " + ", ".join(f"`{v}`" for v in reused) + "; speed was measured in this run."]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def pareto_front(rows: list[dict]) -> list[dict]:
+    """Rows no other row beats on both throughput and accuracy, fastest first."""
+    front, best_acc = [], -1.0
+    for r in sorted(rows, key=lambda r: -r["throughput_samples_per_s"]):
+        if r["accuracy"] > best_acc:
+            front.append(r)
+            best_acc = r["accuracy"]
+    return front
+
+
+def plot_pareto(rows: list[dict], path: Path, baseline: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from common.plot_labels import place_labels
+
+    ok = [r for r in rows if r["status"] == "ok"]
+    fig, ax = plt.subplots(figsize=(10, 6.5))
+    ax.set_xlabel("throughput at batch 32 (samples/s, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Accuracy vs throughput (marker area = size on disk)")
+    ax.grid(alpha=0.3)
+    if ok:
+        kinds = sorted({str(r["kind"]) for r in ok})
+        colours = {k: plt.cm.tab10(i % 10) for i, k in enumerate(kinds)}
+        sizes = np.array([max(float(r["size_mb"] or 0), 1.0) for r in ok])
+        scale = 900.0 / sizes.max()
+        for r, size in zip(ok, sizes):
+            ax.scatter(r["throughput_samples_per_s"], 100 * r["accuracy"], s=size * scale + 15, alpha=0.55,
+                       color=colours[str(r["kind"])], edgecolors="black" if r["variant"] == baseline else "none",
+                       label=str(r["kind"]))
+        front = pareto_front(ok)
+        # A marker as well as the line: a one-point front has no line to show in the legend.
+        ax.plot([r["throughput_samples_per_s"] for r in front], [100 * r["accuracy"] for r in front],
+                "k--", lw=0.8, marker="D", markersize=5, markerfacecolor="none", label="Pareto front")
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        legend = ax.legend(unique.values(), unique.keys(), fontsize=8, loc="lower left", markerscale=0.4)
+        ax.set_xscale("log")
+        ax.margins(x=0.25, y=0.15)  # room for labels around the outermost points
+        fig.tight_layout()
+        place_labels(ax, [r["throughput_samples_per_s"] for r in ok], [100 * r["accuracy"] for r in ok],
+                     [f"{r['variant']} ({r['size_mb']:.0f} MB)" for r in ok], obstacles=[legend],
+                     marker_areas=sizes * scale + 15)
+    else:
+        fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def cpu_name() -> str:
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical cores)"

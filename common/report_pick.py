@@ -1,0 +1,148 @@
+"""The shipping rule: one row per variant (accuracy, speed, size, explanation verdicts) and the pick.
+
+**Shipping rule** (:func:`recommend`): the fastest variant within 1 pt of the base accuracy whose verdict
+is ``equivalent`` on both the LIME agreement and the deletion test. Controls are never candidates.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from common.lime_similarity import HEADLINE, ROLE_POSITIVE_CONTROL, SIMILARITY_CSV
+from common.schema import DELETION_CSV, RECORD_THROUGHPUT, SUMMARY_VARIANT
+from common.verdict import EQUIVALENT
+
+ACCURACY_TOLERANCE_PT = 1.0
+
+
+def variant_table(metrics: dict[str, dict], summary: pd.DataFrame | None, similarity: dict, pos: dict,
+                  baseline: str = "base", deletion: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """One row per variant record. ``summary`` (summary.csv) names the variants one benchmark run measured:
+    their throughput ratio is taken against the baseline's record of that same run."""
+    rows = []
+    benchmarked = set() if summary is None else set(summary[SUMMARY_VARIANT].astype(str))
+    base = metrics.get(baseline)
+    for name, m in metrics.items():
+        params = m.get("parameters") or {}
+        sim = similarity.get(name, {})
+        gate = (deletion or {}).get(name, {})
+        ratio = None
+        if base is not None and {name, baseline} <= benchmarked:
+            ratio = m[RECORD_THROUGHPUT] / base[RECORD_THROUGHPUT]
+        rows.append({
+            "variant": name,
+            "accuracy": m["accuracy"],
+            "delta_acc_pt": None if base is None else (m["accuracy"] - base["accuracy"]) * 100,
+            "macro_f1": m["macro_f1"],
+            "size_mb": m.get("size_mb"),
+            "params_m": params.get("total", 0) / 1e6 if params else None,
+            # ONNX graphs do not keep module names on every weight: no encoder split there.
+            "encoder_params_m": params["encoder"] / 1e6 if "encoder" in params else None,
+            "latency_p50_ms": m.get("latency_ms_p50"),
+            "latency_p95_ms": m.get("latency_ms_p95"),
+            "throughput": m.get("throughput_samples_per_s"),
+            "throughput_ratio": ratio,
+            "peak_rss_mb": m.get("peak_rss_mb"),
+            "expl_role": sim.get("role"),
+            "expl_extra": sim.get("extra"),
+            "expl_lower": sim.get("lower"),
+            "expl_upper": sim.get("upper"),
+            "expl_margin": sim.get("margin"),
+            "expl_verdict": sim.get("verdict"),
+            "expl_n": sim.get("n"),
+            "expl_n_to_decide": sim.get("n_to_decide"),
+            "deletion_verdict": gate.get("verdict"),
+            "deletion_n_to_decide": gate.get("n_to_decide"),
+            "pos_extra_js": (pos.get(name) or {}).get("extra_js"),
+            "pos_verdict": (pos.get(name) or {}).get("verdict"),
+        })
+    frame = pd.DataFrame(rows)
+    notes = []
+    if summary is None and len(frame):
+        notes.append("Throughput ratios need `make bench` (outputs/metrics/summary.csv); they are left blank.")
+    return frame, notes
+
+
+GATES = (("LIME agreement", "expl_verdict", "expl_n_to_decide"),
+         ("deletion test", "deletion_verdict", "deletion_n_to_decide"))
+
+
+def _gate_failures(row, gates) -> list[str]:
+    """Why ``row`` fails the explanation gates that were run (empty: it passes them all)."""
+    out = []
+    for label, verdict_col, decide_col in gates:
+        verdict = row.get(verdict_col)
+        if not isinstance(verdict, str) or not verdict:
+            out.append(f"{label} not run for it")
+        elif verdict != EQUIVALENT:
+            decide = row.get(decide_col)
+            more = f", about {int(decide)} instances would decide" if verdict == "inconclusive" and pd.notna(decide) \
+                else ""
+            out.append(f"{label} {verdict}{more}")
+    return out
+
+
+def _speed_text(row) -> str:
+    if pd.notna(row.get("throughput_ratio")):
+        return f"{row['throughput_ratio']:.2f}x the base throughput"
+    return f"{row['throughput']:.1f} samples/s"
+
+
+def _lime_text(row) -> str:
+    if not isinstance(row.get("expl_verdict"), str):
+        return ""
+    return (f"LIME agreement {row['expl_verdict']} ({HEADLINE} extra disagreement {row['expl_extra']:+.3f}, "
+            f"upper bound {row['expl_upper']:+.3f} vs margin {row['expl_margin']:.3f}, n = {int(row['expl_n'])})")
+
+
+def recommend(frame: pd.DataFrame, baseline: str = "base") -> str:
+    """The fastest variant within 1 pt of base accuracy that is ``equivalent`` on both the LIME agreement and
+    the deletion test; the faster variants that failed a gate, and the runner-up. A gate whose results are
+    missing altogether is named as missing, never silently skipped."""
+    if frame.empty or frame["delta_acc_pt"].isna().all():
+        return "No recommendation: the base model's metrics are missing."
+    role = frame["expl_role"] if "expl_role" in frame else pd.Series(None, index=frame.index)
+    ok = frame[(frame["delta_acc_pt"] >= -ACCURACY_TOLERANCE_PT - 1e-9)  # float noise at exactly 1 pt
+               & (frame["variant"] != baseline) & (role.astype(str) != ROLE_POSITIVE_CONTROL)]
+    if ok.empty:
+        return f"No compressed variant stays within {ACCURACY_TOLERANCE_PT:.0f} pt of the base accuracy: keep `{baseline}`."
+    speed = "throughput_ratio" if ok["throughput_ratio"].notna().any() else "throughput"
+    ok = ok.sort_values(speed, ascending=False)
+    gates = [g for g in GATES if g[1] in frame and frame[g[1]].notna().any()]
+    missing = [g[0] for g in GATES if g not in gates]
+    caveats = []
+    if "LIME agreement" in missing:
+        caveats.append(f"The LIME agreement gate is missing (outputs/reports/{SIMILARITY_CSV} not built).")
+    if "deletion test" in missing:
+        caveats.append(f"The deletion gate is missing (outputs/reports/{DELETION_CSV} not built).")
+    if not gates:
+        caveats.append("This pick rests on accuracy and speed alone.")
+    elif missing:
+        caveats.append(f"This pick rests on the {gates[0][0]} alone.")
+    rows = ok.to_dict("records")
+    failures = {r["variant"]: _gate_failures(r, gates) for r in rows}
+    passing = [r for r in rows if not failures[r["variant"]]]
+    failed_faster = []
+    for r in rows:
+        if passing and r["variant"] == passing[0]["variant"]:
+            break
+        failed_faster.append(f"`{r['variant']}` ({_speed_text(r)}: {'; '.join(failures[r['variant']])})")
+    if not passing:
+        return (f"**No compressed variant passes the explanation gates: keep `{baseline}`.** Within "
+                f"{ACCURACY_TOLERANCE_PT:.0f} pt of its accuracy, fastest first: " + ", ".join(failed_faster) + ". "
+                + " ".join(caveats)).strip()
+    best = passing[0]
+    checks = [t for t in (_lime_text(best),
+                          "deletion test equivalent" if isinstance(best.get("deletion_verdict"), str) else "") if t]
+    text = (f"**Ship `{best['variant']}`**: {_speed_text(best)}, accuracy {best['accuracy']:.4f} "
+            f"({best['delta_acc_pt']:+.2f} pt vs base), {best['size_mb']:.1f} MB"
+            + (f"; {', '.join(checks)}" if checks else "") + ".")
+    if failed_faster:
+        text += (f" The fastest variant within {ACCURACY_TOLERANCE_PT:.0f} pt is not it: "
+                 + ", ".join(failed_faster) + ".")
+    if len(passing) > 1:
+        runner = passing[1]
+        text += (f" Runner-up: `{runner['variant']}` ({_speed_text(runner)}), which passes the same gates but is "
+                 "slower.")
+    else:
+        text += " Runner-up: none; no other variant within 1 pt passes the gates."
+    return " ".join([text] + caveats)

@@ -1,0 +1,70 @@
+"""Variant name -> the artefact it is and the dtype it runs in: the one table Make and Python both read.
+
+Make reads what ``python3 common/variants.py`` prints (once per parse, into ``VARIANT_TABLE``), so
+``$(call artefact,pruned20_8bit)`` and :func:`artefact` answer from the same rows. ``%`` in a row is a pruning percentage; rows are tried in order and the first whose name
+pattern matches wins (``pruned%_masked_onnx`` before ``pruned%_onnx`` before ``pruned%``). A folder
+artefact's file is its ``manifest.json`` (written last). Stdlib only: Make runs it before any venv exists.
+"""
+from __future__ import annotations
+
+FT = "models/fine_tuned/bert_agnews"
+# name pattern -> the file Make builds for it; the seed's folders, so names show lineage left to right.
+TABLE = (
+    ("base", f"{FT}/manifest.json"),
+    ("base_fp16", f"{FT}/manifest.json"),
+    ("base_bf16", f"{FT}/manifest.json"),
+    ("base_8bit", "models/quantized/bert_agnews_8bit.pt"),
+    ("base_onnx", "models/onnx/base.onnx"),
+    ("base_onnx_int8", "models/onnx/base_int8.onnx"),
+    ("pruned%_masked_onnx", "models/onnx/pruned%_masked.onnx"),
+    ("pruned%_onnx_int8", "models/onnx/pruned%_int8.onnx"),
+    ("pruned%_onnx", "models/onnx/pruned%.onnx"),
+    ("pruned%_masked", "models/pruned/bert_agnews_%pct/manifest.json"),
+    ("pruned%_8bit", "models/quantized/pruned%_8bit.pt"),
+    ("pruned%", "models/shrunk/pruned%/manifest.json"),
+)
+# A torch folder named with one of these suffixes is evaluated in that dtype (any name, not only the table's).
+HALF_SUFFIXES = {"_fp16": "fp16", "_bf16": "bf16"}
+
+
+def dtype_for(variant: str) -> str:
+    """fp16/bf16 variants are torch folders evaluated in the dtype their name ends with."""
+    for suffix, dtype in HALF_SUFFIXES.items():
+        if variant.endswith(suffix):
+            return dtype
+    return "fp32"
+
+
+def _match(pattern: str, name: str) -> str | None:
+    """The text ``%`` stands for when ``name`` matches ``pattern`` (as Make's ``$(filter)``: it may be empty),
+    else None."""
+    if "%" not in pattern:
+        return "" if name == pattern else None
+    prefix, suffix = pattern.split("%", 1)
+    if len(name) < len(prefix) + len(suffix) or not (name.startswith(prefix) and name.endswith(suffix)):
+        return None
+    return name[len(prefix):len(name) - len(suffix)]
+
+
+def artefact(variant: str) -> str:
+    """The file Make builds for ``variant``; ValueError for a name no row matches."""
+    for pattern, target in TABLE:
+        stem = _match(pattern, variant)
+        if stem is not None:
+            return target.replace("%", stem)
+    raise ValueError(f"unknown variant {variant!r}: no row of common/variants.py's TABLE matches it")
+
+
+def model_path(variant: str) -> str:
+    """The path ``load_classifier`` takes: the folder for a folder artefact."""
+    target = artefact(variant)
+    return target[: -len("/manifest.json")] if target.endswith("/manifest.json") else target
+
+
+def make_rows() -> str:
+    """The table on one line for Make's ``VARIANT_TABLE``: rows ``pattern=file=dtype``, in order."""
+    return " ".join(f"{pattern}={target}={dtype_for(pattern)}" for pattern, target in TABLE)
+
+
+if __name__ == "__main__":
+    print(make_rows())
