@@ -195,7 +195,7 @@ def model_properties(path: str | os.PathLike, variant: str) -> dict:
         fmt = "torch_folder" + ("" if spec is None else ("_shrunk" if spec.shrunk else "_masked"))
         props = torch_properties(model)
     elif path.suffix == ".pt":
-        from common.classifier import load_payload
+        from common.classifier_base import load_payload
         from common.quantization import FORMAT, load_quantized_model
 
         payload = load_payload(path)

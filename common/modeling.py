@@ -318,7 +318,7 @@ def load_model_folder(folder: str | os.PathLike):
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from common.classifier import check_tokenizer_folder
+    from common.tokenizer_files import check_tokenizer_folder
 
     folder = Path(folder)
     if not is_model_folder(folder):

@@ -211,9 +211,9 @@ def test_bad_data_ends_the_stage_with_exit_2_and_one_line(tmp_path, tiny_bert, c
 
 # ----------------------------------------------------------------------------------------------- 7 unencodable text
 def test_a_lone_surrogate_does_not_kill_the_batch(tiny_bert, tmp_path, caplog):
-    import common.classifier as classifier_module
+    import common.classifier_base as classifier_module
 
-    from common.onnx_models import export_model
+    from common.onnx_export import export_model
 
     onnx_path = tmp_path / "onnx" / "tiny.onnx"
     export_model(tiny_bert, onnx_path, data="", max_len=32)
@@ -326,7 +326,7 @@ def _dead_pid() -> int:
 
 def test_stale_temps_of_a_killed_export_are_removed_by_the_next_run(tiny_bert, tmp_path):
     from common.manifest import _HOST
-    from common.onnx_models import export_model
+    from common.onnx_export import export_model
 
     folder = tmp_path / "onnx"
     folder.mkdir()
