@@ -67,7 +67,7 @@ def _nonzero_rows(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tens
 
 def torch_properties(model) -> dict:
     """Parameter groups, zero counts and per-layer widths of a (possibly int8, shrunk or masked) BERT."""
-    from common.modeling import encoder_layers
+    from common.pruning_spec import encoder_layers
 
     groups = {"embeddings": 0, "encoder": 0, "head": 0}
     zeros = {"embeddings": 0, "encoder": 0, "head": 0}

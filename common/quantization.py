@@ -55,7 +55,8 @@ def load_quantized_model(payload: dict, source: str | os.PathLike = "the payload
     """
     from transformers import AutoConfig
 
-    from common.modeling import PruningSpec, build_from_config, check_state_dict_keys
+    from common.modeling import check_state_dict_keys
+    from common.pruning_spec import PruningSpec, build_from_config
 
     missing_keys = [key for key in PAYLOAD_KEYS if not payload.get(key)]
     if missing_keys:

@@ -115,7 +115,8 @@ def test_weights_with_unexpected_tensors_are_refused(tiny_bert, tmp_path):
 def test_shrunk_and_masked_folders_with_missing_tensors_are_refused(tiny_bert, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from common.modeling import PruningSpec, save_model_folder, shrink_model, shrunk_spec, load_model_folder
+    from common.modeling import save_model_folder, load_model_folder
+    from common.pruning_spec import PruningSpec, shrink_model, shrunk_spec
 
     model, tokenizer, _ = load_model_folder(tiny_bert)
     spec = PruningSpec.full(model.config)

@@ -329,8 +329,8 @@ def test_benchmark_user_errors(exported, tmp_path):
 
 def test_shrunk_and_masked_models_export_with_parity(exported, tmp_path):
     """Per-layer head counts differ after shrinking; the export and the optimizer must cope."""
-    from common.modeling import (LayerSpec, PruningSpec, load_model_folder, save_model_folder, shrink_model,
-                                 shrunk_spec, zero_pruned_weights)
+    from common.modeling import load_model_folder, save_model_folder
+    from common.pruning_spec import LayerSpec, PruningSpec, shrink_model, shrunk_spec, zero_pruned_weights
     from export_onnx.export_onnx import main
 
     model, tokenizer, _ = load_model_folder(exported["model"])
