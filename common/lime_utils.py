@@ -25,8 +25,6 @@ The resumable, torchrun-sharded CSV job is :mod:`common.sharded_job`; the stages
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import time
@@ -38,7 +36,7 @@ import numpy as np
 
 from common import LABEL_NAMES
 from common.cli import UserError
-from common.manifest import artefact_fingerprint, digest
+from common.prediction_cache import cache_path, cached_predictions, prediction_key
 # common.deletion imports default_threads from here; its home is common.threads
 from common.threads import default_threads  # noqa: F401
 
@@ -185,19 +183,13 @@ def reference_predictions(reference: str | os.PathLike, instances: Instances, ma
                           threads: int, cache_dir: Path) -> np.ndarray:
     """The reference (base) model's predicted labels for the instances, computed once and cached."""
     from common.classifier import load_classifier
-    from common.manifest import write_json_atomic
 
-    reference = Path(reference)
-    key = digest({"model": artefact_fingerprint(reference), "max_len": max_len,
-                   "ids": instances.ids.tolist(), "texts": digest(instances.texts)})
-    cache = Path(cache_dir) / f".reference_predictions_{key[:16]}.json"
-    if cache.is_file():
-        with contextlib.suppress(ValueError, KeyError, OSError):
-            cached = json.loads(cache.read_text())
-            if cached["key"] == key:
-                return np.asarray(cached["predicted"], dtype=np.int64)
-    log.info("Predicting the reference model %s on %d instances (cached in %s)", reference, len(instances), cache)
-    clf = load_classifier(reference, device=device, max_len=max_len, threads=threads)
-    predicted = clf.predict(instances.texts).astype(np.int64)
-    write_json_atomic(cache, {"key": key, "reference": str(reference), "predicted": predicted.tolist()})
-    return predicted
+    key = prediction_key(reference, instances.texts, max_len=max_len, ids=instances.ids.tolist())
+    cache = cache_path(cache_dir, ".reference_predictions_", key, ".json")
+
+    def predict() -> np.ndarray:
+        log.info("Predicting the reference model %s on %d instances (cached in %s)", reference, len(instances), cache)
+        clf = load_classifier(reference, device=device, max_len=max_len, threads=threads)
+        return clf.predict(instances.texts)
+
+    return cached_predictions(cache, key, predict, meta={"reference": str(reference)}).astype(np.int64)
