@@ -61,7 +61,8 @@ def speed_only(model: Path, variant: str, data: str, test_samples: int, max_len:
     """Latency, throughput, size, parameters and RSS without the accuracy pass (which is reused)."""
     from common.classifier import load_classifier
     from common.data import load_test_split
-    from common.evaluation import parameter_count, set_threads
+    from common.evaluation import parameter_count
+    from common.threads import set_threads
     from common.manifest import size_on_disk
     from common.metrics import latency_stats, peak_rss_mb, throughput_stats
 
@@ -104,7 +105,7 @@ def agreement_only(model: Path, data: str, test_samples: int, max_len: int, devi
                    batch_size: int, seed: int, agreement_rows: int = DEFAULT_AGREEMENT_ROWS, **_unused) -> dict:
     from common.classifier import load_classifier
     from common.data import load_test_split
-    from common.evaluation import set_threads
+    from common.threads import set_threads
 
     threads = set_threads(threads)
     clf = load_classifier(model, device=device, dtype=dtype, max_len=max_len, batch_size=batch_size,

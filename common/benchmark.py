@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import logging
 import os
@@ -61,12 +60,10 @@ def parse_variants(items: list[str]) -> dict[str, Path]:
 
 def test_split_hash(data: str, test_samples: int, seed: int) -> str:
     from common.data import load_test_split
+    from common.prediction_cache import split_digest
 
     test = load_test_split(data, test_samples, seed)
-    digest = hashlib.sha256()
-    for text, label in zip(test.texts, test.labels):
-        digest.update(f"{int(label)}\t{text}\n".encode())
-    return digest.hexdigest()
+    return split_digest(test.texts, test.labels)
 
 
 # ----------------------------------------------------------------------------------------------- parent

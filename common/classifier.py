@@ -8,213 +8,30 @@ Formats are detected from the artefact itself, never from its name:
   (``torch_dynamic_int8``, ``mlp_bow``, ...), loaded with ``weights_only=True``;
 * a ``.onnx`` file - ONNX Runtime, tokenizer and config from the same folder.
 
-Adding a format is one :func:`register_payload_loader` (for ``.pt`` payloads) or
-one :func:`register_loader` call. Every classifier exposes
-``predict_proba(texts) -> np.ndarray (n, 4)`` and ``label_names``; batches are
-sorted by token length, padded dynamically and re-ordered back.
+Every loader is imported here by name and registered in :data:`_LOADERS` or :data:`_PAYLOAD_LOADERS`;
+loader modules import only :mod:`common.classifier_base`, never this module, so the import graph has
+no cycle. Adding a format is a loader module plus one entry in one of the two tables. Every classifier
+exposes ``predict_proba(texts) -> np.ndarray (n, 4)`` and ``label_names``; batches are sorted by token
+length, padded dynamically and re-ordered back.
 """
 from __future__ import annotations
 
-import logging
 import os
-import tempfile
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
-import numpy as np
-
-from common import LABEL_NAMES
+from common import onnx_models, quantization
+from common.classifier_base import (DEFAULT_BATCH_SIZE, DEFAULT_MAX_LEN, Classifier, TorchClassifier, check_texts,
+                                    load_payload, softmax)
 from common.cli import UserError
+from common.mlp import model as mlp_model
+from common.tokenizer_files import (TOKENIZER_FILES, TOKENIZER_VOCAB_FILES, check_tokenizer_folder, tokenizer_files,
+                                    tokenizer_from_files)
 
-log = logging.getLogger(__name__)
-
-DEFAULT_MAX_LEN = 128
-DEFAULT_BATCH_SIZE = 32
-# The only names a .pt payload may carry as tokenizer files: the names come from the payload, so anything
-# else (a path, "..") could make the loader write outside its temporary folder.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-                   "added_tokens.json")
-# A folder's tokenizer needs one of these; without them transformers builds an empty vocabulary
-# (every word [UNK]) and the model silently scores at chance.
-TOKENIZER_VOCAB_FILES = ("tokenizer.json", "vocab.txt")
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    logits = logits.astype(np.float64)
-    logits -= logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def check_texts(texts) -> list[str]:
-    """``texts`` as a list of str, or :class:`TypeError` naming what is wrong.
-
-    A TypeError (not a UserError): passing a bare string or a None is a programming error of the
-    caller; stages validate their data (``common.data``) before it gets here.
-    """
-    if isinstance(texts, (str, bytes)):
-        raise TypeError(f"texts must be a sequence of strings, not a single {type(texts).__name__} "
-                        f"({texts[:40]!r}); wrap one text in a list: predict_proba([text]).")
-    try:
-        texts = list(texts)
-    except TypeError:
-        raise TypeError(f"texts must be a sequence of strings, not {type(texts).__name__}.") from None
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{i}] is {type(text).__name__} ({text!r:.40}), not str; every text must be "
-                            f"a string (drop or convert missing values before predicting).")
-    return texts
-
-
-_warned_unencodable = False
-
-
-def clean_texts(texts: list[str]) -> list[str]:
-    """Replace code points UTF-8 cannot encode (lone surrogates) with U+FFFD; warn once per process."""
-    global _warned_unencodable
-    cleaned = []
-    for i, text in enumerate(texts):
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            if not _warned_unencodable:
-                log.warning("text %d (and maybe others) holds code points UTF-8 cannot encode (e.g. a lone "
-                            "surrogate); they are replaced with U+FFFD so the batch still runs.", i)
-                _warned_unencodable = True
-            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-        cleaned.append(text)
-    return cleaned
-
-
-class Classifier:
-    """Base class: subclasses implement ``_logits_batch(encoded_batch) -> np.ndarray``.
-
-    ``encoded`` items are lists of token ids; the base class sorts them by
-    length, pads each batch to its own longest item, and restores the order.
-    """
-
-    label_names: list[str] = LABEL_NAMES
-    kind: str = "abstract"
-    # True for dynamic int8: activation scales are computed per batch, so a text's output
-    # depends on its batch mates (callers needing invariance fix the batch composition).
-    batch_dependent: bool = False
-
-    def __init__(self, tokenizer, max_len: int = DEFAULT_MAX_LEN, batch_size: int = DEFAULT_BATCH_SIZE,
-                 progress: bool = False, threads: int = 0):
-        self.tokenizer = tokenizer
-        self.max_len = max_len
-        self.batch_size = batch_size
-        self.progress = progress
-        # CPU threads for formats with per-session thread pools (ONNX); torch uses set_threads globally.
-        self.threads = threads
-        self.info: dict = {}
-
-    # -- to implement
-    def _logits_batch(self, input_ids: np.ndarray, attention_mask: np.ndarray,
-                      token_type_ids: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    # -- shared
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        texts = check_texts(texts)
-        return self.tokenizer(clean_texts(texts), truncation=True, max_length=self.max_len,
-                              add_special_tokens=True)["input_ids"]
-
-    def predict_logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Logits ``(len(texts), 4)`` for a sequence of strings.
-
-        ``texts`` must be a list/tuple/array of ``str``: a bare string (which would otherwise be read
-        as one text per character) and non-string items (None, numbers, NaN, bytes) raise
-        :class:`TypeError`, naming the first offending item. Unencodable code points (lone surrogates)
-        are replaced, with one warning, so one bad text never costs the rest of its batch.
-        """
-        texts = check_texts(texts)
-        if len(texts) == 0:
-            return np.zeros((0, len(self.label_names)), dtype=np.float32)
-        batch_size = batch_size or self.batch_size
-        ids = self.encode(texts)
-        order = np.argsort([len(x) for x in ids], kind="stable")
-        out = np.empty((len(ids), len(self.label_names)), dtype=np.float32)
-        starts = range(0, len(order), batch_size)
-        if self.progress and len(starts) > 1:
-            from tqdm import tqdm
-
-            starts = tqdm(starts, desc=f"predict ({self.kind})", unit="batch", leave=False)
-        pad_id = self.tokenizer.pad_token_id or 0
-        for start in starts:
-            idx = order[start:start + batch_size]
-            longest = max(len(ids[i]) for i in idx)
-            input_ids = np.full((len(idx), longest), pad_id, dtype=np.int64)
-            attention = np.zeros((len(idx), longest), dtype=np.int64)
-            for row, i in enumerate(idx):
-                input_ids[row, :len(ids[i])] = ids[i]
-                attention[row, :len(ids[i])] = 1
-            out[idx] = self._logits_batch(input_ids, attention, np.zeros_like(input_ids))
-        return out
-
-    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Class probabilities ``(len(texts), 4)``; input rules as in :meth:`predict_logits`."""
-        return softmax(self.predict_logits(texts, batch_size))
-
-    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        return self.predict_logits(texts, batch_size).argmax(axis=1)
-
-    __call__ = predict_proba
-
-
-class TorchClassifier(Classifier):
-    """A torch ``...ForSequenceClassification`` (full, masked, shrunk or dynamic-int8)."""
-
-    kind = "torch"
-
-    def __init__(self, model, tokenizer, device: str = "cpu", dtype: str = "fp32", **kwargs):
-        import torch
-
-        super().__init__(tokenizer, **kwargs)
-        # Never feed more positions than the model has embeddings for.
-        self.max_len = min(self.max_len, getattr(model.config, "max_position_embeddings", self.max_len))
-        self.torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
-        self.device = device
-        self.dtype = dtype
-        self.model = model.to(device)
-        if dtype != "fp32":
-            self.model = self.model.to(self.torch_dtype)
-        self.model.eval()
-
-    def parameter_count(self) -> dict[str, int]:
-        from common.modeling import count_parameters
-
-        return count_parameters(self.model)
-
-    def _logits_batch(self, input_ids, attention_mask, token_type_ids):
-        import torch
-
-        with torch.inference_mode():
-            logits = self.model(input_ids=torch.from_numpy(input_ids).to(self.device),
-                                attention_mask=torch.from_numpy(attention_mask).to(self.device),
-                                token_type_ids=torch.from_numpy(token_type_ids).to(self.device)).logits
-        return logits.float().cpu().numpy()
-
-
-# ----------------------------------------------------------------------------------------------- registry
-_PAYLOAD_LOADERS: dict[str, Callable[..., Classifier]] = {}
-_LOADERS: list[tuple[str, Callable[[Path], bool], Callable[..., Classifier]]] = []
-
-
-def register_loader(name: str, detect: Callable[[Path], bool]):
-    """Register a loader for artefacts for which ``detect(path)`` is true (checked in order)."""
-    def decorator(fn):
-        _LOADERS.append((name, detect, fn))
-        return fn
-    return decorator
-
-
-def register_payload_loader(fmt: str):
-    """Register a loader for ``.pt`` payload dicts whose ``format`` key equals ``fmt``."""
-    def decorator(fn):
-        _PAYLOAD_LOADERS[fmt] = fn
-        return fn
-    return decorator
+# The base's and the tokenizer files' names are re-exported: consumers import from this one entry point.
+__all__ = ["load_classifier", "Classifier", "TorchClassifier", "DEFAULT_BATCH_SIZE", "DEFAULT_MAX_LEN", "check_texts",
+           "load_payload", "softmax", "TOKENIZER_FILES", "TOKENIZER_VOCAB_FILES", "check_tokenizer_folder",
+           "tokenizer_files", "tokenizer_from_files"]
 
 
 def _check_dtype(dtype: str) -> str:
@@ -233,7 +50,6 @@ def load_classifier(path: str | os.PathLike, device: str = "auto", dtype: str = 
     """
     from common.cli import resolve_device
 
-    _import_plugins()
     path = Path(path)
     if not path.exists():
         raise UserError(f"Model {path} does not exist; build it first (see `make help`) or fix the path.")
@@ -250,7 +66,6 @@ def load_classifier(path: str | os.PathLike, device: str = "auto", dtype: str = 
                     f".onnx file).")
 
 
-@register_loader("torch_folder", lambda p: p.is_dir() and (p / "config.json").is_file())
 def _load_torch_folder(path: Path, device, dtype, **kwargs) -> Classifier:
     from common.modeling import load_model_folder
 
@@ -260,20 +75,6 @@ def _load_torch_folder(path: Path, device, dtype, **kwargs) -> Classifier:
     return clf
 
 
-def load_payload(path: str | os.PathLike) -> dict:
-    import torch
-
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"{path} is not a readable torch payload ({type(exc).__name__}); rebuild it.") from None
-    if not isinstance(payload, dict) or "format" not in payload:
-        raise UserError(f"{path} is a .pt file without a 'format' key; only payloads written by this toolkit "
-                        f"load (state dict + spec, never a pickled module).")
-    return payload
-
-
-@register_loader("torch_payload", lambda p: p.is_file() and p.suffix == ".pt")
 def _load_payload(path: Path, **kwargs) -> Classifier:
     payload = load_payload(path)
     loader = _PAYLOAD_LOADERS.get(payload["format"])
@@ -282,52 +83,14 @@ def _load_payload(path: Path, **kwargs) -> Classifier:
     return loader(payload, path=path, **kwargs)
 
 
-def tokenizer_files(tokenizer) -> dict[str, str]:
-    """The tokenizer's files as strings, to embed in a single-file payload (allow-listed names only)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer.save_pretrained(tmp)
-        names = sorted(name for name in os.listdir(tmp) if Path(tmp, name).is_file())
-        skipped = [name for name in names if name not in TOKENIZER_FILES]
-        if skipped:
-            log.warning("tokenizer files %s are not embedded (not in TOKENIZER_FILES)", skipped)
-        return {name: Path(tmp, name).read_text() for name in names if name not in skipped}
-
-
-def tokenizer_from_files(files: dict[str, str], source: str | os.PathLike = "the payload"):
-    """A tokenizer from embedded files; names outside :data:`TOKENIZER_FILES` are refused before
-    anything is written."""
-    from transformers import AutoTokenizer
-
-    if not isinstance(files, dict) or not files:
-        raise UserError(f"{source} has no tokenizer files; rebuild it with this toolkit.")
-    bad = [name for name in files if not isinstance(name, str) or name not in TOKENIZER_FILES]
-    if bad:
-        raise UserError(f"{source} names tokenizer files {[str(n)[:60] for n in bad[:3]]}, which are not among the "
-                        f"allowed names {list(TOKENIZER_FILES)}; refusing to load it - rebuild it with this toolkit.")
-    if not any(isinstance(files[name], str) for name in TOKENIZER_VOCAB_FILES if name in files):
-        raise UserError(f"{source} has none of the tokenizer files {list(TOKENIZER_VOCAB_FILES)}; rebuild it.")
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, text in files.items():
-            if not isinstance(text, str):
-                raise UserError(f"{source}: tokenizer file {name} is not text; rebuild it with this toolkit.")
-            Path(tmp, name).write_text(text)
-        return AutoTokenizer.from_pretrained(tmp)
-
-
-def check_tokenizer_folder(folder: str | os.PathLike, what: str | None = None) -> None:
-    """Refuse a folder without tokenizer vocabulary files (transformers would build an empty one)."""
-    folder = Path(folder)
-    if not any((folder / name).is_file() for name in TOKENIZER_VOCAB_FILES):
-        raise UserError(f"{what or folder} has no tokenizer: none of {' or '.join(TOKENIZER_VOCAB_FILES)} in "
-                        f"{folder}; copy the tokenizer files back or rebuild the folder.")
-
-
-# Modules that register more formats; imported on first use of load_classifier.
-PLUGIN_MODULES = ["common.quantization", "common.onnx_models", "common.mlp.model"]
-
-
-def _import_plugins() -> None:
-    import importlib
-
-    for name in PLUGIN_MODULES:
-        importlib.import_module(name)
+# .pt payloads by their ``format`` key.
+_PAYLOAD_LOADERS: dict[str, Callable[..., Classifier]] = {
+    quantization.FORMAT: quantization._load,
+    mlp_model.PAYLOAD_FORMAT: mlp_model.load_student,
+}
+# (name, detect, load), tried in order.
+_LOADERS: list[tuple[str, Callable[[Path], bool], Callable[..., Classifier]]] = [
+    ("torch_folder", lambda p: p.is_dir() and (p / "config.json").is_file(), _load_torch_folder),
+    ("torch_payload", lambda p: p.is_file() and p.suffix == ".pt", _load_payload),
+    ("onnx", onnx_models.is_onnx_file, onnx_models.load_onnx),
+]

@@ -20,6 +20,7 @@ import pandas as pd
 
 from common import LABEL_NAMES, NUM_LABELS
 from common.cli import UserError
+from common.prediction_cache import split_digest
 
 HUB_NAME = "ag_news"
 EXTENSIONS = (".parquet", ".csv", ".jsonl", ".json")
@@ -141,10 +142,7 @@ def check_training_classes(split: Split, path: str | os.PathLike) -> None:
 
 
 def _hash_split(split: Split) -> str:
-    digest = hashlib.sha256()
-    for text, label in zip(split.texts, split.labels):
-        digest.update(f"{int(label)}\t{text}\n".encode())
-    return digest.hexdigest()
+    return split_digest(split.texts, split.labels)
 
 
 def _load_hub() -> tuple[Split, Split]:

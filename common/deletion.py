@@ -259,8 +259,8 @@ def run_deletion_test(args) -> int:
     """``generate_outputs.deletion_test.run_deletion_test``: see that script's docstring."""
     from common.classifier import load_classifier
     from common.cli import set_seed
-    from common.evaluation import set_threads
-    from common.lime_utils import FastClassifierFn, default_threads
+    from common.lime_utils import FastClassifierFn
+    from common.threads import default_threads, set_threads
     from common.manifest import atomic_output_file, base_manifest, manifest_path_for, write_json_atomic
 
     output = Path(args.output)

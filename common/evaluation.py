@@ -17,17 +17,9 @@ from common.cli import UserError
 from common.data import load_test_split
 from common.manifest import base_manifest, sha256_path, size_on_disk, write_json_atomic
 from common.metrics import classification_metrics, latency_stats, peak_rss_mb, throughput_stats
+from common.threads import set_threads
 
 log = logging.getLogger(__name__)
-
-
-def set_threads(threads: int) -> int:
-    """Set torch's intra-op threads (0 = all cores); returns the effective count."""
-    import torch
-
-    threads = threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    return threads
 
 
 def parameter_count(clf) -> dict | None:

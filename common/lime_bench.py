@@ -65,7 +65,7 @@ def run_bench(args) -> dict:
     from scipy.stats import spearmanr
 
     from common.classifier import load_classifier
-    from common.evaluation import set_threads
+    from common.threads import set_threads
     from common.manifest import base_manifest, write_json_atomic
 
     if not Path(args.model).is_dir():

@@ -187,8 +187,7 @@ def run_sp_lime(args) -> dict:
 
     from common.classifier import load_classifier
     from common.cli import set_seed
-    from common.evaluation import set_threads
-    from common.lime_utils import default_threads
+    from common.threads import set_rank_threads
     from common.manifest import base_manifest, manifest_path_for, write_json_atomic, write_text_atomic
 
     if args.num_explanations < 1 or args.sample_size < args.num_explanations:
@@ -198,8 +197,7 @@ def run_sp_lime(args) -> dict:
         raise UserError(f"--num-samples must be at least 2 (got {args.num_samples}).")
     if args.num_features < 1:
         raise UserError(f"--num-features must be at least 1 (got {args.num_features}).")
-    threads = default_threads(args.threads)
-    set_threads(threads)
+    threads = set_rank_threads(args.threads)
     set_seed(args.seed)
     out_dir = Path(args.output_dir)
     prefix = args.output_prefix

@@ -67,7 +67,7 @@ def _nonzero_rows(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tens
 
 def torch_properties(model) -> dict:
     """Parameter groups, zero counts and per-layer widths of a (possibly int8, shrunk or masked) BERT."""
-    from common.modeling import encoder_layers
+    from common.pruning_spec import encoder_layers
 
     groups = {"embeddings": 0, "encoder": 0, "head": 0}
     zeros = {"embeddings": 0, "encoder": 0, "head": 0}
@@ -195,7 +195,7 @@ def model_properties(path: str | os.PathLike, variant: str) -> dict:
         fmt = "torch_folder" + ("" if spec is None else ("_shrunk" if spec.shrunk else "_masked"))
         props = torch_properties(model)
     elif path.suffix == ".pt":
-        from common.classifier import load_payload
+        from common.classifier_base import load_payload
         from common.quantization import FORMAT, load_quantized_model
 
         payload = load_payload(path)

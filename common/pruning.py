@@ -5,7 +5,7 @@ Design decisions (also in the README):
 * **Importance** - first-order Taylor importance ``|dL/dmask * mask|`` of every head and
   every FFN intermediate neuron (Michel et al. 2019, "Are Sixteen Heads Really Better
   than One?"). All masks are 1 and ``requires_grad``; they scale each head's slice of the
-  attention context and each neuron's activation through :class:`common.modeling.MaskHooks`.
+  attention context and each neuron's activation through :class:`common.pruning_spec.MaskHooks`.
   The absolute gradient is summed over the batches of a seeded, class-stratified slice of
   the **training** split (never test, never validation), in eval mode (no dropout noise),
   with the model's weights frozen (only the masks need gradients). Raw sums are kept in a
@@ -45,9 +45,9 @@ from common.cli import UserError, resolve_device, set_seed
 from common.data import Split, load_dataset, stratified_indices
 from common.manifest import atomic_output_dir, base_manifest, read_manifest, write_json_atomic
 from common.metrics import classification_metrics
-from common.modeling import (SPEC_FILE, LayerSpec, MaskHooks, PruningSpec, apply_mask_hooks, build_from_config,
-                             count_parameters, is_model_folder, load_model_folder,
-                             save_model_folder, shrunk_spec, zero_pruned_weights)
+from common.modeling import count_parameters, is_model_folder, load_model_folder, save_model_folder
+from common.pruning_spec import (SPEC_FILE, LayerSpec, MaskHooks, PruningSpec, apply_mask_hooks, build_from_config,
+                                 shrunk_spec, zero_pruned_weights)
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common.classifier import (TorchClassifier, register_payload_loader, tokenizer_files,
-                               tokenizer_from_files)
+from common.classifier_base import TorchClassifier
 from common.cli import UserError
+from common.tokenizer_files import tokenizer_files, tokenizer_from_files
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ def load_quantized_model(payload: dict, source: str | os.PathLike = "the payload
     """
     from transformers import AutoConfig
 
-    from common.modeling import PruningSpec, build_from_config, check_state_dict_keys
+    from common.modeling import check_state_dict_keys
+    from common.pruning_spec import PruningSpec, build_from_config
 
     missing_keys = [key for key in PAYLOAD_KEYS if not payload.get(key)]
     if missing_keys:
@@ -82,7 +83,6 @@ def load_quantized_model(payload: dict, source: str | os.PathLike = "the payload
     return qmodel, tokenizer, spec
 
 
-@register_payload_loader(FORMAT)
 def _load(payload: dict, path: Path, device: str, dtype: str, **kwargs):
     if device != "cpu":
         # PyTorch's dynamic int8 kernels exist for CPU only. On a GPU host (DEVICE=auto resolves to

@@ -33,7 +33,7 @@ def quantize_folder(model: str, output: str, data: str = "", check_samples: int 
     import torch
 
     from common.classifier import TorchClassifier, load_classifier
-    from common.evaluation import set_threads
+    from common.threads import set_threads
     from common.quantization import quantize_dynamic_int8, save_quantized
 
     source, output = Path(model), Path(output)

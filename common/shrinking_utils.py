@@ -23,8 +23,8 @@ import torch
 from common.cli import UserError
 from common.data import load_test_split
 from common.manifest import atomic_output_dir, base_manifest, read_manifest, size_on_disk, write_json_atomic
-from common.modeling import (SPEC_FILE, STATE_DICT_FILES, apply_mask_hooks, count_parameters, load_model_folder,
-                             save_model_folder, shrink_model, shrunk_spec)
+from common.modeling import STATE_DICT_FILES, count_parameters, load_model_folder, save_model_folder
+from common.pruning_spec import SPEC_FILE, apply_mask_hooks, shrink_model, shrunk_spec
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Fine-tuning with the Hugging Face ``Trainer`` (so ``torchrun`` gives DDP unchanged).
 
 Used by the fine-tuning stage and by pruning's re-fine-tuning (fixed masks via
-:class:`common.modeling.MaskHooks`, optional knowledge distillation from the
+:class:`common.pruning_spec.MaskHooks`, optional knowledge distillation from the
 unpruned teacher). Checkpoints go to a sibling ``<output>.checkpoints`` folder
 keyed by the run's arguments; a rerun with the same arguments resumes from the
 last checkpoint, one with other arguments starts afresh.

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.cli import UserError, set_seed, stage_main  # noqa: E402
-from common.onnx_models import INT8_TEXTS, OPSET, export_model  # noqa: E402
+from common.onnx_export import INT8_TEXTS, OPSET, export_model  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

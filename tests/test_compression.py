@@ -18,7 +18,8 @@ from analysis.model_properties.run_model_properties import main as properties_ma
 from common.classifier import load_classifier
 from common.cli import UserError
 from common.data import Split, load_test_split
-from common.modeling import SPEC_FILE, PruningSpec, load_model_folder
+from common.modeling import load_model_folder
+from common.pruning_spec import SPEC_FILE, PruningSpec
 from common.pruning import compute_importance, select_heads, select_neurons
 from export_onnx.save_shrunk_pytorch_model import main as alias_shrink_main
 from inference.evaluate_agnews_quantized_16bit import main as half_main
@@ -313,7 +314,8 @@ def test_model_properties_of_every_variant_and_table(chain, tmp_path):
 def test_minilm_pruned_masks_equal_shrunk_on_real_news(ag_news_dir):
     """MiniLM-L6 with a 30% spec from real training rows: shrunk logits == masked logits on real test texts."""
     from common.data import load_dataset
-    from common.modeling import apply_mask_hooks, new_classifier, shrink_model
+    from common.modeling import new_classifier
+    from common.pruning_spec import apply_mask_hooks, shrink_model
     from common.pruning import build_spec
     from common.shrinking_utils import model_logits
 

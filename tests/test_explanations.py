@@ -259,7 +259,7 @@ def test_bench_lime_same_function_same_explanations(tmp_path, trained_tiny, toy_
 
 def test_sharded_job_publishes_its_manifest_before_the_csv_appears(tmp_path):
     """Make sees the CSV only once everything beside it (the manifest) is written."""
-    from common.lime_utils import ShardedCsvJob
+    from common.sharded_job import ShardedCsvJob
 
     output = tmp_path / "out.csv"
     seen = {}

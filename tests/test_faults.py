@@ -115,7 +115,8 @@ def test_weights_with_unexpected_tensors_are_refused(tiny_bert, tmp_path):
 def test_shrunk_and_masked_folders_with_missing_tensors_are_refused(tiny_bert, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from common.modeling import PruningSpec, save_model_folder, shrink_model, shrunk_spec, load_model_folder
+    from common.modeling import save_model_folder, load_model_folder
+    from common.pruning_spec import PruningSpec, shrink_model, shrunk_spec
 
     model, tokenizer, _ = load_model_folder(tiny_bert)
     spec = PruningSpec.full(model.config)
@@ -211,9 +212,9 @@ def test_bad_data_ends_the_stage_with_exit_2_and_one_line(tmp_path, tiny_bert, c
 
 # ----------------------------------------------------------------------------------------------- 7 unencodable text
 def test_a_lone_surrogate_does_not_kill_the_batch(tiny_bert, tmp_path, caplog):
-    import common.classifier as classifier_module
+    import common.classifier_base as classifier_module
 
-    from common.onnx_models import export_model
+    from common.onnx_export import export_model
 
     onnx_path = tmp_path / "onnx" / "tiny.onnx"
     export_model(tiny_bert, onnx_path, data="", max_len=32)
@@ -326,7 +327,7 @@ def _dead_pid() -> int:
 
 def test_stale_temps_of_a_killed_export_are_removed_by_the_next_run(tiny_bert, tmp_path):
     from common.manifest import _HOST
-    from common.onnx_models import export_model
+    from common.onnx_export import export_model
 
     folder = tmp_path / "onnx"
     folder.mkdir()

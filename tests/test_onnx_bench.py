@@ -135,7 +135,8 @@ def test_int8_export_records_agreement(exported):
 
 
 def test_parity_check_catches_corrupted_weight(exported, tmp_path):
-    from common.onnx_models import OnnxClassifier, ParityError, check_fp32_parity, load_onnx_tokenizer
+    from common.onnx_export import ParityError, check_fp32_parity
+    from common.onnx_models import OnnxClassifier, load_onnx_tokenizer
 
     model = onnx.load(str(exported["onnx"]))
     target = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)) if "embeddings" not in t.name else 0)
@@ -152,7 +153,7 @@ def test_parity_check_catches_corrupted_weight(exported, tmp_path):
 
 def test_failed_parity_writes_nothing(exported, tmp_path, monkeypatch):
     """End to end: an exporter that corrupts a weight -> exit 2, no .onnx, no manifest."""
-    import common.onnx_models as om
+    import common.onnx_export as om
     from export_onnx.export_onnx import main
 
     real_export = om.torch_to_onnx
@@ -176,7 +177,7 @@ def test_failed_parity_writes_nothing(exported, tmp_path, monkeypatch):
 
 
 def test_optimize_applied_or_falls_back_cleanly(exported, tmp_path, monkeypatch):
-    import common.onnx_models as om
+    import common.onnx_export as om
     from export_onnx.export_onnx import main
 
     out = tmp_path / "opt" / "m_int8.onnx"
@@ -328,8 +329,8 @@ def test_benchmark_user_errors(exported, tmp_path):
 
 def test_shrunk_and_masked_models_export_with_parity(exported, tmp_path):
     """Per-layer head counts differ after shrinking; the export and the optimizer must cope."""
-    from common.modeling import (LayerSpec, PruningSpec, load_model_folder, save_model_folder, shrink_model,
-                                 shrunk_spec, zero_pruned_weights)
+    from common.modeling import load_model_folder, save_model_folder
+    from common.pruning_spec import LayerSpec, PruningSpec, shrink_model, shrunk_spec, zero_pruned_weights
     from export_onnx.export_onnx import main
 
     model, tokenizer, _ = load_model_folder(exported["model"])
@@ -374,7 +375,7 @@ def test_minilm_export_parity_on_ag_news(ag_news_dir, tmp_path):
 
 
 def test_int8_retries_without_embedding_quantization_then_fails_cleanly(exported, tmp_path, monkeypatch):
-    import common.onnx_models as om
+    import common.onnx_export as om
     from export_onnx.export_onnx import main
 
     real_check = om.check_int8_agreement

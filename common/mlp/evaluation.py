@@ -82,7 +82,7 @@ def run_evaluation(args) -> int:
     from tabulate import tabulate
 
     from common.classifier import load_classifier
-    from common.evaluation import set_threads
+    from common.threads import set_threads
     from common.manifest import base_manifest, sha256_path, write_json_atomic, write_text_atomic
 
     started = time.time()
@@ -240,7 +240,7 @@ def run_sweep(args) -> int:
     import pandas as pd
     from tabulate import tabulate
 
-    from common.evaluation import set_threads
+    from common.threads import set_threads
     from common.manifest import base_manifest, write_json_atomic, write_text_atomic
 
     started = time.time()

@@ -1,7 +1,7 @@
 """The MLP student itself: features, network, attribution, explanation loss, classifier and payload.
 
-The payload format ``mlp_bow`` registers with :mod:`common.classifier` here, so this module is the
-loader plugin (it imports nothing heavier than torch and scikit-learn). See :mod:`common.mlp`.
+:func:`load_student` is the loader :mod:`common.classifier` registers for the payload format ``mlp_bow``
+(this module imports nothing heavier than torch and scikit-learn, and only the classifier base). See :mod:`common.mlp`.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from common import LABEL_NAMES, NUM_LABELS
-from common.classifier import Classifier, check_texts, register_payload_loader, softmax
+from common.classifier_base import Classifier, check_texts, softmax
 from common.cli import UserError
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,6 @@ def save_payload(payload: dict, output: Path) -> None:
         torch.save(payload, tmp)
 
 
-@register_payload_loader(PAYLOAD_FORMAT)
 def load_student(payload: dict, path=None, device: str = "cpu", dtype: str = "fp32", batch_size: int = 256,
                  progress: bool = False, seed: int | None = None, **_ignored) -> MLPClassifier:
     """``load_classifier(models/mlp/x.pt, seed=S)``: the student of seed S (default: the first seed)."""

@@ -100,7 +100,7 @@ def run_training(args, loss: str) -> int:
     import time
 
     from common.classifier import load_classifier
-    from common.evaluation import set_threads
+    from common.threads import set_threads
     from common.manifest import base_manifest, manifest_path_for, read_manifest, write_json_atomic
 
     output = Path(args.output)

@@ -4,7 +4,6 @@ See :mod:`common.mlp`.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -13,12 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from common import NUM_LABELS
 from common.cli import UserError
-from common.manifest import artefact_fingerprint, digest
 from common.mlp.model import BowEncoder, MLPClassifier, StudentConfig, attribution, build_mlp, dense, explanation_loss
 from common.mlp.explained import (ExplainedSet, heldout_explanation_loss, own_agreement, read_explained,
                                   split_explained, summarise_agreement, target_matrix)
+from common.prediction_cache import cache_path, cached_predictions, prediction_key
 
 log = logging.getLogger(__name__)
 
@@ -116,27 +114,20 @@ def teacher_probabilities(teacher: str | Path, texts: Sequence[str], cache_dir: 
                           max_len: int = 128) -> np.ndarray:
     """BERT's probabilities for ``texts``, computed once per (teacher, texts, max_len) and cached as .npy."""
     from common.classifier import load_classifier
-    from common.manifest import atomic_output_file
 
     teacher = Path(teacher)
     if not teacher.exists():
         raise UserError(f"--teacher {teacher} does not exist; build the fine-tuned model first "
                         f"(make models/fine_tuned/bert_agnews/manifest.json).")
-    key = digest({"teacher": artefact_fingerprint(teacher), "max_len": max_len,
-                   "texts": hashlib.sha256("\n".join(texts).encode()).hexdigest(), "n": len(texts)})
-    cache = Path(cache_dir) / f"teacher_proba_{key[:20]}.npy"
-    if cache.is_file():
-        probs = np.load(cache)
-        if probs.shape == (len(texts), NUM_LABELS):
-            log.info("Teacher predictions from cache %s", cache)
-            return probs
-    log.info("Predicting the teacher %s on %d texts (cached in %s)", teacher, len(texts), cache)
-    clf = load_classifier(teacher, device=device, max_len=max_len, progress=True)
-    probs = clf.predict_proba(list(texts)).astype(np.float32)
-    with atomic_output_file(cache) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, probs)
-    return probs
+    key = prediction_key(teacher, texts, max_len=max_len)
+    cache = cache_path(cache_dir, "teacher_proba_", key, ".npy")
+
+    def predict() -> np.ndarray:
+        log.info("Predicting the teacher %s on %d texts (cached in %s)", teacher, len(texts), cache)
+        clf = load_classifier(teacher, device=device, max_len=max_len, progress=True)
+        return clf.predict_proba(list(texts)).astype(np.float32)
+
+    return cached_predictions(cache, key, predict)
 
 
 # ----------------------------------------------------------------------------------------------- experiment

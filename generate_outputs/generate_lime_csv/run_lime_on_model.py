@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common.cli import stage_main  # noqa: E402
-from common.lime_utils import add_lime_arguments, run_lime_on_model  # noqa: E402
+from common.lime_stages import add_lime_arguments, run_lime_on_model  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

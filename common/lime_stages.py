@@ -1,0 +1,277 @@
+"""The two LIME stages: explanations of a variant's predictions (test split) and BERT's token
+explanations of every class (train split, the MLP students' input).
+
+Both run as a :class:`~common.sharded_job.ShardedCsvJob` (resumable, torchrun-sharded), with the
+reproducibility rules of :mod:`common.lime_utils`.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import LABEL_NAMES, lime_utils
+from common.cli import UserError
+from common.lime_utils import (DEFAULT_INSTANCE_SEED, LIME_COLUMNS, MLP_COLUMNS, FastClassifierFn, choose_instances,
+                               explain_each_label, explanation_rows, fmt, instance_lime_seed, local_pred,
+                               make_explainer, reference_predictions)
+from common.manifest import artefact_fingerprint, digest, sha256_file
+from common.sharded_job import JobResult, ShardedCsvJob, dist_context, rank_device, summarize_timing
+
+log = logging.getLogger(__name__)
+
+
+def _prepare_stage(args) -> tuple[int, int, Path, dict, int]:
+    """Flag checks, threads, seed and this rank's device, shared by both LIME stages.
+
+    Returns (rank, world size, output path, the arguments recorded in the manifest, threads).
+    """
+    from common.cli import set_seed
+    from common.threads import set_rank_threads
+
+    rank, world = dist_context()
+    output = Path(args.output)
+    if args.num_samples < 2:
+        raise UserError(f"--num-samples must be at least 2 (got {args.num_samples}).")
+    if output.suffix != ".csv":
+        raise UserError(f"--output {output} must be a .csv file.")
+    run_args = {k: v for k, v in vars(args).items() if k not in ("stop_after", "threads", "device")}
+    threads = set_rank_threads(args.threads)
+    set_seed(args.seed)
+    args.device = rank_device(args.device, world)
+    return rank, world, output, run_args, threads
+
+
+def run_lime_on_model(args) -> int:
+    """``generate_outputs.generate_lime_csv.run_lime_on_model``: see that script's docstring."""
+    from common.classifier import load_classifier
+    from common.manifest import base_manifest, manifest_path_for, write_json_atomic
+
+    rank, world, output, run_args, threads = _prepare_stage(args)
+    log.info("LIME: model=%s variant=%s instances=%d samples=%d seed=%d rank=%d/%d threads=%d", args.model,
+             args.variant, args.n_instances, args.num_samples, args.seed, rank, world, threads)
+    instances = choose_instances(args.data, args.n_instances, args.instance_seed)
+    reference = None
+    if args.reference_model:
+        reference = reference_predictions(args.reference_model, instances, args.max_len, args.device, threads,
+                                          output.parent)
+    clf = load_classifier(args.model, device=args.device, max_len=args.max_len, batch_size=args.batch_size,
+                          threads=threads)
+    fn = FastClassifierFn(clf)
+    explainer = make_explainer(args.seed)
+    own_predictions: dict[int, int] = {}
+
+    def explain(position: int):
+        text = instances.texts[position]
+        start, model_before = time.perf_counter(), fn.model_seconds
+        texts_before, unique_before = fn.n_texts, fn.n_unique
+        if reference is None:
+            label = int(fn([text])[0].argmax())
+        else:
+            label = int(reference[position])
+        exp = lime_utils.explain_text(explainer, text, fn, (label,), args.num_samples,
+                           instance_lime_seed(args.seed, instances.ids[position]))
+        elapsed = time.perf_counter() - start
+        if exp is None:
+            log.warning("Instance %d has no words; it is skipped.", instances.ids[position])
+            return [], {}
+        predicted = int(np.argmax(exp.predict_proba))
+        own_predictions[position] = predicted
+        common_fields = [int(instances.ids[position]), text, int(instances.labels[position]), predicted, label]
+        tail = [fmt(exp.intercept[label]), fmt(exp.score), fmt(local_pred(exp)), args.variant, args.seed,
+                args.num_samples]
+        rows = [common_fields + [word, fmt(weight), rank_] + tail for word, weight, rank_ in explanation_rows(exp, label)]
+        return rows, {"explain_seconds": round(elapsed, 6), "model_seconds": round(fn.model_seconds - model_before, 6),
+                      "n_texts": fn.n_texts - texts_before, "n_unique": fn.n_unique - unique_before}
+
+    run_key = {k: v for k, v in run_args.items() if k not in ("output",)}
+    run_key["model_fingerprint"] = artefact_fingerprint(Path(args.model))
+    explanation_key = digest({k: v for k, v in run_key.items() if k not in ("variant", "model")})
+    started = time.time()
+    if rank == 0 and reuse_identical_explanations(output, explanation_key, args.variant,
+                                                  base_manifest("lime", run_args, args.seed, inputs={
+                                                      "model": args.model,
+                                                      "reference_model": args.reference_model or None,
+                                                      "data": _data_input(args.data)})):
+        return 0
+    job = ShardedCsvJob(output, LIME_COLUMNS, run_key, len(instances), rank, world)
+    metrics: dict = {}
+
+    def publish(merged: Path, result: JobResult) -> None:
+        metrics.update({"n_instances": len(instances), "world_size": world, "explained_this_run": result.explained_now,
+                        "resumed_instances": result.resumed, **summarize_timing(result.stats)})
+        metrics.update(_csv_summary(merged, reference is not None))
+        manifest = base_manifest("lime", run_args, args.seed, inputs={
+            "model": args.model, "reference_model": args.reference_model or None,
+            "data": _data_input(args.data)})
+        manifest.update({"variant": args.variant, "classifier": clf.info, "instance_ids": instances.ids.tolist(),
+                         "instance_seed": args.instance_seed, "wall_seconds": round(time.time() - started, 3),
+                         "explanation_key": explanation_key, "csv_sha256": sha256_file(merged),
+                         "metrics": metrics})
+        write_json_atomic(manifest_path_for(output), manifest)
+
+    result = job.run(explain, desc=f"LIME {args.variant}" + (f" rank {rank}" if world > 1 else ""),
+                     stop_after=args.stop_after, publish=publish)
+    if not result.finished:
+        return 3
+    if rank != 0:
+        return 0
+    log.info("Wrote %s (%d rows); %s", output, metrics.get("n_rows", 0),
+             {k: metrics[k] for k in ("seconds_per_explanation_mean", "outside_model_fraction",
+                                      "label_agreement_with_reference") if k in metrics})
+    return 0
+
+
+def _data_input(data: str | None) -> str | None:
+    return data if data and Path(data).exists() else None
+
+
+def reuse_identical_explanations(output: Path, explanation_key: str, variant: str, manifest: dict) -> bool:
+    """Keep an up-to-date output, or copy a finished sibling CSV that explains the same model file with the
+    same settings, renamed. True when nothing is left to explain.
+
+    The output itself counts when its manifest records the same explanation key and variant and the CSV
+    still has the recorded hash: Make reruns the stage when any knob of the LIME group or any source file
+    changes, and the hours of explanations are kept when the inputs that decide them did not.
+
+    Two variant names can resolve to one file (``base`` and ``base_onnx`` are both explained through
+    ``models/onnx/base.onnx``; ``pruned20`` and ``pruned20_onnx`` through ``pruned20.onnx`` when
+    LIME_VIA_ONNX=1). LIME is deterministic for a given (model, seed, samples, instances), so the second
+    run would write the same rows: they are copied with the ``variant`` column replaced, and the manifest
+    names the source (``reused_from``). A sibling counts only when its manifest records the same
+    explanation key (every setting and the model's fingerprint; not the variant name) and the CSV still
+    has the hash its manifest recorded.
+    """
+    from common.manifest import manifest_path_for, read_manifest, write_json_atomic, atomic_output_file
+
+    current = read_manifest(manifest_path_for(output)) if output.is_file() else None
+    if (current and current.get("explanation_key") == explanation_key and current.get("variant") == variant
+            and current.get("csv_sha256") == sha256_file(output)):
+        output.touch()  # Make rebuilt it because a stamp or a source changed; the explanations did not
+        log.info("%s already holds these explanations (same model fingerprint and settings): kept.", output)
+        return True
+    for sibling in sorted(output.parent.glob("*.csv")):
+        if sibling == output:
+            continue
+        source = read_manifest(manifest_path_for(sibling))
+        if not source or source.get("explanation_key") != explanation_key:
+            continue
+        if source.get("csv_sha256") != sha256_file(sibling):
+            log.warning("%s does not match the hash its manifest records; not reused.", sibling)
+            continue
+        with open(sibling, newline="") as fh, atomic_output_file(output) as tmp, open(tmp, "w", newline="") as out:
+            reader, writer = csv.reader(fh), csv.writer(out, lineterminator="\n")
+            header = next(reader)
+            column = header.index("variant")
+            writer.writerow(header)
+            for row in reader:
+                row[column] = variant
+                writer.writerow(row)
+            out.flush()
+            manifest.update({key: source[key] for key in ("classifier", "instance_ids", "instance_seed", "metrics")
+                             if key in source})
+            manifest.update({"variant": variant, "explanation_key": explanation_key, "reused_from": str(sibling),
+                             "csv_sha256": sha256_file(tmp)})
+            write_json_atomic(manifest_path_for(output), manifest)
+        log.info("%s explains the same model file with the same settings as %s: its rows were copied (variant "
+                 "renamed), nothing re-explained.", output, sibling)
+        return True
+    return False
+
+
+def _csv_summary(path: Path, has_reference: bool) -> dict:
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    per_instance = frame.drop_duplicates("instance_id")
+    out = {"n_rows": int(len(frame)), "n_explained_instances": int(len(per_instance)),
+           "accuracy_on_instances": float((per_instance.predicted_label == per_instance.true_label).mean())}
+    if has_reference:
+        out["label_agreement_with_reference"] = float(
+            (per_instance.predicted_label == per_instance.explained_label).mean())
+    return out
+
+
+def add_lime_arguments(parser, *, variant: bool = True) -> None:
+    parser.add_argument("--model", required=True, help="any artefact load_classifier reads (folder, .pt, .onnx)")
+    if variant:
+        parser.add_argument("--variant", required=True, help="variant name written into the CSV")
+    parser.add_argument("--data", default="", help="folder with train/test files, or ag_news; empty = demo sample")
+    parser.add_argument("--n-instances", "--n_instances", type=int, default=100, help="instances to explain")
+    parser.add_argument("--num-samples", "--num_samples", type=int, default=1000, help="LIME perturbations each")
+    parser.add_argument("--seed", type=int, default=42, help="LIME random_state (reset per instance)")
+    parser.add_argument("--instance-seed", type=int, default=DEFAULT_INSTANCE_SEED,
+                        help="seed of the class-stratified instance choice (keep it fixed across variants)")
+    parser.add_argument("--output", required=True, help="CSV to write")
+    parser.add_argument("--max-len", "--max_len", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (length-sorted)")
+    parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = cores / ranks on this node)")
+    parser.add_argument("--stop-after", type=int, default=0, help=argparse_suppress())
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+# ----------------------------------------------------------------------------------------------- MLP input
+def run_token_explanations(args) -> int:
+    """LIME weights of every class for a seeded class-stratified sample of training instances (MLP input)."""
+    from common.classifier import load_classifier
+    from common.manifest import base_manifest, manifest_path_for, write_json_atomic
+
+    rank, world, output, run_args, threads = _prepare_stage(args)
+    instances = choose_instances(args.data, args.n_instances, args.seed, split="train")
+    clf = load_classifier(args.model, device=args.device, max_len=args.max_len, batch_size=args.batch_size,
+                          threads=threads)
+    fn = FastClassifierFn(clf)
+    explainer = make_explainer(args.seed)
+    labels = list(range(len(LABEL_NAMES)))
+
+    def explain(position: int):
+        text = instances.texts[position]
+        start, model_before = time.perf_counter(), fn.model_seconds
+        texts_before, unique_before = fn.n_texts, fn.n_unique
+        per_label = explain_each_label(explainer, text, fn, labels, args.num_samples,
+                                       instance_lime_seed(args.seed, instances.ids[position]))
+        if not per_label:
+            log.warning("Training row %d has no words; it is skipped.", instances.ids[position])
+            return [], {}
+        predicted = int(np.argmax(next(iter(per_label.values())).predict_proba))
+        rows = []
+        for label, exp in per_label.items():
+            for word, weight, rank_ in explanation_rows(exp, label):
+                rows.append([int(instances.ids[position]), text, int(instances.labels[position]), predicted, label,
+                             word, fmt(weight), rank_, fmt(exp.intercept[label]), fmt(exp.score), args.num_samples,
+                             args.seed])
+        return rows, {"explain_seconds": round(time.perf_counter() - start, 6),
+                      "model_seconds": round(fn.model_seconds - model_before, 6),
+                      "n_texts": fn.n_texts - texts_before, "n_unique": fn.n_unique - unique_before}
+
+    run_key = {k: v for k, v in run_args.items() if k != "output"}
+    run_key["model_fingerprint"] = artefact_fingerprint(Path(args.model))
+    job = ShardedCsvJob(output, MLP_COLUMNS, run_key, len(instances), rank, world)
+    started = time.time()
+
+    def publish(merged: Path, result: JobResult) -> None:
+        metrics = {"n_instances": len(instances), "explained_labels": labels, "world_size": world,
+                   "explained_this_run": result.explained_now, "resumed_instances": result.resumed,
+                   **summarize_timing(result.stats)}
+        manifest = base_manifest("bert_token_explanations", run_args, args.seed, inputs={
+            "model": args.model, "data": args.data if args.data and Path(args.data).exists() else None})
+        manifest.update({"classifier": clf.info, "split": "train", "instance_ids": instances.ids.tolist(),
+                         "wall_seconds": round(time.time() - started, 3), "metrics": metrics})
+        write_json_atomic(manifest_path_for(output), manifest)
+
+    result = job.run(explain, desc="LIME (train, all classes)", stop_after=args.stop_after, publish=publish)
+    if not result.finished:
+        return 3
+    if rank != 0:
+        return 0
+    log.info("Wrote %s (%d instances x %d classes)", output, len(instances), len(labels))
+    return 0
