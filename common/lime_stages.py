@@ -18,7 +18,7 @@ from common.cli import UserError
 from common.lime_utils import (DEFAULT_INSTANCE_SEED, LIME_COLUMNS, MLP_COLUMNS, FastClassifierFn, choose_instances,
                                explain_each_label, explanation_rows, fmt, instance_lime_seed, local_pred,
                                make_explainer, reference_predictions)
-from common.manifest import artefact_fingerprint, digest, sha256_file
+from common.manifest import artefact_fingerprint, code_fingerprint, digest, sha256_file
 from common.sharded_job import JobResult, ShardedCsvJob, dist_context, rank_device, summarize_timing
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,11 @@ def run_lime_on_model(args) -> int:
 
     run_key = {k: v for k, v in run_args.items() if k not in ("output",)}
     run_key["model_fingerprint"] = artefact_fingerprint(Path(args.model))
-    explanation_key = digest({k: v for k, v in run_key.items() if k not in ("variant", "model")})
+    explanation_key = digest({**{k: v for k, v in run_key.items() if k not in ("variant", "model")},
+                              "classifier": {k: v for k, v in clf.info.items() if k not in ("path", "threads")},
+                              "classifier_type": type(clf).__name__,
+                              "batch_dependent": bool(getattr(clf, "batch_dependent", False)),
+                              "code": code_fingerprint()})
     started = time.time()
     if rank == 0 and reuse_identical_explanations(output, explanation_key, args.variant,
                                                   base_manifest("lime", run_args, args.seed, inputs={
@@ -133,17 +137,19 @@ def reuse_identical_explanations(output: Path, explanation_key: str, variant: st
     """Keep an up-to-date output, or copy a finished sibling CSV that explains the same model file with the
     same settings, renamed. True when nothing is left to explain.
 
-    The output itself counts when its manifest records the same explanation key and variant and the CSV
-    still has the recorded hash: Make reruns the stage when any knob of the LIME group or any source file
-    changes, and the hours of explanations are kept when the inputs that decide them did not.
+    The explanation key is every setting, the model's fingerprint, the loaded classifier's description
+    and the hash of every toolkit source file the process has imported (:func:`code_fingerprint`), so a
+    code edit that could change an explanation always re-explains. The output itself counts when its
+    manifest records the same key and variant and the CSV still has the recorded hash: Make reruns the
+    stage when a knob of the LIME group changes or a checkout refreshes a source file's time, and the
+    hours of explanations are kept when nothing that decides them changed.
 
     Two variant names can resolve to one file (``base`` and ``base_onnx`` are both explained through
     ``models/onnx/base.onnx``; ``pruned20`` and ``pruned20_onnx`` through ``pruned20.onnx`` when
     LIME_VIA_ONNX=1). LIME is deterministic for a given (model, seed, samples, instances), so the second
     run would write the same rows: they are copied with the ``variant`` column replaced, and the manifest
     names the source (``reused_from``). A sibling counts only when its manifest records the same
-    explanation key (every setting and the model's fingerprint; not the variant name) and the CSV still
-    has the hash its manifest recorded.
+    explanation key (not the variant name) and the CSV still has the hash its manifest recorded.
     """
     from common.manifest import manifest_path_for, read_manifest, write_json_atomic, atomic_output_file
 

@@ -14,6 +14,7 @@ import os
 import platform
 import re
 import shutil
+import sys
 import subprocess
 import tempfile
 import socket
@@ -73,6 +74,26 @@ def artefact_fingerprint(path: str | os.PathLike) -> str:
     path = Path(path)
     manifest = manifest_path_for(path)
     return sha256_file(manifest) if manifest.is_file() else sha256_path(path)
+
+
+def code_fingerprint() -> str:
+    """Hash of the toolkit's own source files this process has imported (paths relative to the repository,
+    contents): two runs with the same fingerprint ran the same code. Tests and virtual environments are
+    left out."""
+    root = Path(__file__).resolve().parent.parent
+    files = set()
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if not file or not file.endswith(".py"):
+            continue
+        path = Path(file).resolve()
+        if root not in path.parents or not path.is_file():  # generated modules name files that do not exist
+            continue
+        relative = path.relative_to(root)
+        if relative.parts[0] in ("tests",) or relative.parts[0].startswith(".venv"):
+            continue
+        files.add(relative)
+    return digest({str(f): sha256_file(root / f) for f in sorted(files)})
 
 
 def sha256_path(path: str | os.PathLike) -> str:

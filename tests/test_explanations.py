@@ -163,6 +163,13 @@ def test_second_name_for_the_same_model_file_reuses_the_rows(tmp_path, tiny_bert
     before = (out / "b.csv").read_bytes()
     assert run_lime(tiny_bert, toy_data, out / "b.csv", variant="b") == 0  # a rerun keeps an up-to-date CSV
     assert calls == [] and (out / "b.csv").read_bytes() == before
+    from common import lime_stages
+
+    with monkeypatch.context() as patch:  # an edit of any imported toolkit source re-explains
+        patch.setattr(lime_stages, "code_fingerprint", lambda: "edited")
+        assert run_lime(tiny_bert, toy_data, out / "b.csv", variant="b") == 0
+    assert len(calls) == 6 and (out / "b.csv").read_bytes() == before
+    calls.clear()
     assert run_lime(tiny_bert, toy_data, out / "c.csv", variant="c", seed=2) == 0  # another seed
     assert run_lime(trained_tiny, toy_data, out / "d.csv", variant="d") == 0  # another model
     assert len(calls) == 12 and "reused_from" not in read_manifest(out / "c.csv")
