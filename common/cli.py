@@ -63,22 +63,27 @@ def set_seed(seed: int) -> None:
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
 
 
-def stage_main(func: Callable[..., int | None]) -> Callable[..., int]:
-    """Wrap a stage's ``main(argv)``: logging set up, UserError -> exit 2.
+def run_reporting_user_errors(func: Callable[..., int | None], argv, logger_name: str) -> int:
+    """``func(argv)`` with logging set up; a UserError becomes one log line and exit code 2.
 
-    ``SystemExit`` from argparse passes through untouched (exit code 2 too).
-    The wrapped function returns 0 on success so ``sys.exit(main())`` works.
+    ``SystemExit`` from argparse passes through untouched (exit code 2 too). Returns 0 on success so
+    ``sys.exit(main())`` works.
     """
+    setup_logging()
+    try:
+        result = func(argv)
+    except UserError as exc:
+        logging.getLogger(logger_name).error("%s", exc)
+        raise SystemExit(exc.exit_code) from None
+    return 0 if result is None else int(result)
+
+
+def stage_main(func: Callable[..., int | None]) -> Callable[..., int]:
+    """Wrap a stage's ``main(argv)`` with :func:`run_reporting_user_errors`."""
 
     @functools.wraps(func)
     def wrapper(argv=None) -> int:
-        setup_logging()
-        try:
-            result = func(argv)
-        except UserError as exc:
-            logging.getLogger(func.__module__).error("%s", exc)
-            raise SystemExit(exc.exit_code) from None
-        return 0 if result is None else int(result)
+        return run_reporting_user_errors(func, argv, func.__module__)
 
     return wrapper
 

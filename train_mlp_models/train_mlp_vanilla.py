@@ -1,4 +1,5 @@
-"""Train MLP students on a bag of words with plain cross-entropy (the baseline of the XAI experiment).
+"""Train MLP students on a bag of words: plain cross-entropy (the baseline of the XAI experiment), or with
+``--loss xai`` cross-entropy + lambda * explanation loss (``train_mlp_xai_loss.py`` is that entry point).
 
     python -m train_mlp_models.train_mlp_vanilla --output models/mlp/vanilla.pt --data ../shared/data/ag_news \
         --explanations outputs/intermediate_data/bert_token_explanations.csv \
@@ -19,20 +20,18 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from common.mlp.stages import add_training_arguments, run_training  # noqa: E402
+from common.mlp.stages import TrainingConfig, add_training_arguments, run_training  # noqa: E402
+from common.stage import run_stage  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_training_arguments(parser, xai=False)
-    parser.add_argument("--force", action="store_true", help="retrain even if the output is up to date")
+def build_parser(loss: str = "cross_entropy", description: str = __doc__) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_training_arguments(parser, loss)
     return parser
 
 
-@stage_main
-def main(argv=None):
-    return run_training(build_parser().parse_args(argv), loss="cross_entropy")
+def main(argv=None, loss: str = "cross_entropy", description: str = __doc__) -> int:
+    return run_stage(argv, build_parser(loss, description), TrainingConfig, run_training)
 
 
 if __name__ == "__main__":
