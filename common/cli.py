@@ -100,3 +100,33 @@ def resolve_device(device: str = "auto") -> str:
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise UserError(f"--device {device!r} is not understood; use auto, cpu, cuda or cuda:N.")
     return device
+
+
+# The flags many stages share, one spelling, default and help each (argparse dest = the key).
+SHARED_FLAGS = {
+    "data": (("--data",), {"default": "", "help": "ag_news (hub) or a folder with train/test files; "
+                                                  "empty = the shipped demo sample"}),
+    "max_len": (("--max-len", "--max_len"), {"type": int, "default": 128,
+                                             "help": "max tokens per text (longer texts are truncated)"}),
+    "seed": (("--seed",), {"type": int, "default": 42, "help": "seed of every random choice"}),
+    "threads": (("--threads",), {"type": int, "default": 0, "help": "CPU threads (0 = all cores)"}),
+    "device": (("--device",), {"default": "auto", "help": "auto (cuda if present), cpu, cuda, cuda:N"}),
+}
+
+
+def add_shared_flags(parser, *names: str, **defaults) -> None:
+    """Add the shared flags ``names`` (keys of SHARED_FLAGS), in that order; ``defaults`` overrides a
+    default (``device="cpu"``). The order is the order of ``vars(args)``, so of a manifest's arguments."""
+    unknown = set(defaults) - set(names)
+    if unknown:
+        raise ValueError(f"defaults given for flags not added: {sorted(unknown)}")
+    for name in names:
+        spellings, options = SHARED_FLAGS[name]
+        options = {**options, **({"default": defaults[name]} if name in defaults else {})}
+        parser.add_argument(*spellings, **options)
+
+
+def add_model_output_flags(parser, model_help: str, output_help: str) -> None:
+    """``--model`` (the artefact read) and ``--output`` (the one written), both required."""
+    parser.add_argument("--model", required=True, help=model_help)
+    parser.add_argument("--output", required=True, help=output_help)

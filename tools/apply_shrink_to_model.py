@@ -20,8 +20,9 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from common.shrinking_utils import SAVE_METHODS, shrink_folder  # noqa: E402
+from common.cli import add_shared_flags  # noqa: E402
+from common.shrinking_utils import SAVE_METHODS, ShrinkConfig, run  # noqa: E402
+from common.stage import run_stage  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,22 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shrunk model folder to write, e.g. models/shrunk/pruned20")
     p.add_argument("--save_method", "--save-method", default="save_pretrained", choices=SAVE_METHODS,
                    help="save_pretrained (safetensors) or torch_save (state dict pytorch_model.bin)")
-    p.add_argument("--data", default="", help="texts for the parity check: test split of this data folder "
-                                              "(empty = the shipped demo sample)")
+    add_shared_flags(p, "data")
     p.add_argument("--check-samples", type=int, default=64, help="texts in the shrunk-vs-masked parity check")
-    p.add_argument("--max-len", "--max_len", type=int, default=128)
-    p.add_argument("--seed", type=int, default=42)
+    add_shared_flags(p, "max_len", "seed")
     return p
 
 
-def run(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    shrink_folder(args.model_path, args.output_path_shrunk_model, save_method=args.save_method, data=args.data,
-                  check_samples=args.check_samples, max_len=args.max_len, seed=args.seed, args=vars(args))
-    return 0
-
-
-main = stage_main(run)
+def main(argv=None) -> int:
+    return run_stage(argv, build_parser(), ShrinkConfig, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,8 +17,8 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import UserError, stage_main  # noqa: E402
-from common.model_properties import properties_table, write_properties  # noqa: E402
+from common.model_properties import PropertiesConfig, run  # noqa: E402
+from common.stage import run_stage  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,18 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@stage_main
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.model is not None:
-        if not args.variant:
-            raise UserError("--variant is required with --model (the name shown in the table, e.g. pruned20).")
-        write_properties(args.model, args.variant, args.output, vars(args))
-    else:
-        if not Path(args.table).is_dir():
-            raise UserError(f"--table {args.table} is not a folder; build properties JSONs there first.")
-        properties_table(args.table, args.output, vars(args))
-    return 0
+def main(argv=None) -> int:
+    return run_stage(argv, build_parser(), PropertiesConfig, run)
 
 
 if __name__ == "__main__":
