@@ -18,8 +18,8 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from common.pruning import prune_model  # noqa: E402
+from common.pruning import PruneConfig, prune_model  # noqa: E402
+from common.stage import run_stage  # noqa: E402
 from common.training import add_training_arguments  # noqa: E402
 
 
@@ -39,10 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@stage_main
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return prune_model(vars(args))
+def main(argv=None) -> int:
+    return run_stage(argv, build_parser(), PruneConfig, prune_model)
 
 
 if __name__ == "__main__":
