@@ -19,16 +19,17 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from common.mlp.evaluation import run_sweep
+from common.cli import add_shared_flags  # noqa: E402
+from common.mlp.evaluation import SweepConfig, run_sweep  # noqa: E402
 from common.mlp.stages import add_student_arguments  # noqa: E402
+from common.stage import run_stage  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lambdas", type=float, nargs="+", required=True, help="explanation-loss weights to try")
     p.add_argument("--output-dir", required=True, help="folder for mlp_sweep.csv/.md/.png")
-    p.add_argument("--data", default="", help="folder with train/test files, or ag_news; empty = demo sample")
+    add_shared_flags(p, "data")
     p.add_argument("--explanations", required=True, help="BERT's LIME weights on training rows (CSV)")
     p.add_argument("--teacher", default="", help="fine-tuned BERT (agreement with its predictions; bert_* targets)")
     p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="one student per seed and lambda")
@@ -36,9 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@stage_main
-def main(argv=None):
-    return run_sweep(build_parser().parse_args(argv))
+def main(argv=None) -> int:
+    return run_stage(argv, build_parser(), SweepConfig, run_sweep)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from common.cli import UserError
+from common.cli import UserError, add_shared_flags
 from common.manifest import digest
 from common.mlp.model import (MLPClassifier, PAYLOAD_FORMAT, StudentConfig, TARGETS, XAI_CLASSES, build_payload,
                               save_payload)
@@ -32,7 +32,7 @@ def add_training_arguments(parser, loss: str = "cross_entropy") -> None:
     """The flags of the training stage; ``loss`` is the default of ``--loss`` (each entry point's own)."""
     defaults = StudentConfig()
     parser.add_argument("--output", required=True, help="payload to write (e.g. models/mlp/vanilla.pt)")
-    parser.add_argument("--data", default="", help="folder with train/test files, or ag_news; empty = demo sample")
+    add_shared_flags(parser, "data")
     parser.add_argument("--explanations", default="",
                         help="BERT's LIME weights on training rows (outputs/intermediate_data/bert_token_explanations.csv);"
                              " required with --loss xai, else used for held-out explanation agreement")
@@ -47,16 +47,10 @@ def add_training_arguments(parser, loss: str = "cross_entropy") -> None:
 
 
 @dataclass(frozen=True)
-class TrainingConfig(StageConfig):
-    """The training stage's flags (``train_mlp_vanilla`` = ``--loss cross_entropy``, ``train_mlp_xai_loss`` =
-    ``--loss xai``); the student's own hyper-parameters are checked again by StudentConfig."""
+class StudentFlags(StageConfig):
+    """The config fields of :func:`add_student_arguments` (training stage and sweep); the hyper-parameters
+    are checked by StudentConfig, built from them by :func:`config_from_args`."""
 
-    output: str
-    data: str
-    explanations: str
-    teacher: str
-    seeds: list[int]
-    xai_lambda: float
     targets: str
     hidden: int
     dropout: float
@@ -74,6 +68,22 @@ class TrainingConfig(StageConfig):
     device: str
     max_len: int
     threads: int
+
+    def check(self) -> None:
+        config_from_args(self, 0.0)
+
+
+@dataclass(frozen=True)
+class TrainingConfig(StudentFlags):
+    """The training stage's flags (``train_mlp_vanilla`` = ``--loss cross_entropy``, ``train_mlp_xai_loss`` =
+    ``--loss xai``)."""
+
+    output: str
+    data: str
+    explanations: str
+    teacher: str
+    seeds: list[int]
+    xai_lambda: float
     force: bool
     loss: str
 
@@ -85,6 +95,7 @@ class TrainingConfig(StageConfig):
                             "(make outputs/intermediate_data/bert_token_explanations.csv).")
         if Path(self.output).suffix != ".pt":
             raise UserError(f"--output {self.output} must be a .pt file.")
+        config_from_args(self, self.xai_lambda if self.loss == "xai" else 0.0)
 
     def recorded_arguments(self) -> dict:
         """The manifest's ``arguments``: what each entry point recorded before they shared one parser (no
@@ -115,9 +126,8 @@ def add_student_arguments(parser, defaults: StudentConfig | None = None) -> None
                         help="seed of that split (the same for every student seed)")
     parser.add_argument("--cache-dir", default="",
                         help="teacher predictions cache (default: the explanations CSV's folder, else outputs/intermediate_data)")
-    parser.add_argument("--device", default="auto", help="device of the teacher's predictions (students train on CPU)")
-    parser.add_argument("--max-len", type=int, default=128, help="teacher's max tokens per text")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    # the teacher's device and max tokens (students train on CPU)
+    add_shared_flags(parser, "device", "max_len", "threads")
 
 
 def config_from_args(args, xai_lambda: float) -> StudentConfig:
