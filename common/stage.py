@@ -103,3 +103,26 @@ def run_stage(argv: Sequence[str] | None, parser: argparse.ArgumentParser, confi
         return run(config)
 
     return run_reporting_user_errors(parse_and_run, argv, run.__module__)
+
+
+def stage_entry(build_parser: Callable[[], argparse.ArgumentParser], config_cls: type[StageConfig],
+                run: Callable[[Any], int | None]) -> Callable[..., int]:
+    """A stage script's ``main(argv=None)``: ``main = stage_entry(build_parser, Config, run)``."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        return run_stage(argv, build_parser(), config_cls, run)
+
+    main.__doc__ = f"Parse ``argv`` into {config_cls.__name__} and call {run.__module__}.{run.__name__}."
+    return main
+
+
+def namespace_entry(build_parser: Callable[[], argparse.ArgumentParser],
+                    run: Callable[[argparse.Namespace], int | None]) -> Callable[..., int]:
+    """``main(argv=None)`` of a stage whose runner still takes the argparse Namespace (the LIME stages, until
+    they get a config): the same logging and exit codes as :func:`stage_entry`."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        return run_reporting_user_errors(lambda args: run(build_parser().parse_args(args)), argv, run.__module__)
+
+    main.__doc__ = f"Parse ``argv`` and call {run.__module__}.{run.__name__} with the Namespace."
+    return main

@@ -26,7 +26,7 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
 from common.cli import add_model_output_flags, add_shared_flags  # noqa: E402
 from common.export_stage import ExportConfig, run  # noqa: E402
 from common.onnx_models import INT8_TEXTS, OPSET  # noqa: E402
-from common.stage import run_stage  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,9 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    return run_stage(argv, build_parser(), ExportConfig, run)
-
+main = stage_entry(build_parser, ExportConfig, run)
 
 if __name__ == "__main__":
     sys.exit(main())

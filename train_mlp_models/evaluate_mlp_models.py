@@ -24,7 +24,7 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
 
 from common.cli import add_shared_flags  # noqa: E402
 from common.mlp.evaluation import EvaluationConfig, run_evaluation  # noqa: E402
-from common.stage import run_stage  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,9 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    return run_stage(argv, build_parser(), EvaluationConfig, run_evaluation)
-
+main = stage_entry(build_parser, EvaluationConfig, run_evaluation)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,7 +18,7 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
 from common.model_properties import PropertiesConfig, run  # noqa: E402
-from common.stage import run_stage  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    return run_stage(argv, build_parser(), PropertiesConfig, run)
-
+main = stage_entry(build_parser, PropertiesConfig, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,8 +22,8 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
 from common.lime_utils import add_lime_arguments, run_lime_on_model  # noqa: E402
+from common.stage import namespace_entry  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,10 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@stage_main
-def main(argv=None):
-    return run_lime_on_model(build_parser().parse_args(argv))
-
+main = namespace_entry(build_parser, run_lime_on_model)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,7 +17,7 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
 from common.finetune import FineTuneConfig, fine_tune  # noqa: E402
-from common.stage import run_stage  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 from common.training import add_training_arguments  # noqa: E402
 
 
@@ -33,9 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    return run_stage(argv, build_parser(), FineTuneConfig, fine_tune)
-
+main = stage_entry(build_parser, FineTuneConfig, fine_tune)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,7 +19,7 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
 from common.pruning import PruneConfig, prune_model  # noqa: E402
-from common.stage import run_stage  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 from common.training import add_training_arguments  # noqa: E402
 
 
@@ -39,9 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    return run_stage(argv, build_parser(), PruneConfig, prune_model)
-
+main = stage_entry(build_parser, PruneConfig, prune_model)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,7 +19,7 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
 
 from common.cli import add_model_output_flags, add_shared_flags  # noqa: E402
 from common.quantization_stage import QuantizeConfig, run  # noqa: E402
-from common.stage import run_stage  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,9 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    return run_stage(argv, build_parser(), QuantizeConfig, run)
-
+main = stage_entry(build_parser, QuantizeConfig, run)
 
 if __name__ == "__main__":
     sys.exit(main())
