@@ -113,6 +113,7 @@ def stage_entry(build_parser: Callable[[], argparse.ArgumentParser], config_cls:
         return run_stage(argv, build_parser(), config_cls, run)
 
     main.__doc__ = f"Parse ``argv`` into {config_cls.__name__} and call {run.__module__}.{run.__name__}."
+    main.build_parser = build_parser  # the entry point's flags, for --help tools and tests
     return main
 
 

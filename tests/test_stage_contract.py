@@ -23,6 +23,7 @@ STAGES = {
     "tools.interop": ("common.interop", "InteropConfig"),
     "analysis.model_properties.run_model_properties": ("common.model_properties", "PropertiesConfig"),
     "train_mlp_models.train_mlp_vanilla": ("common.mlp.stages", "TrainingConfig"),
+    "train_mlp_models.train_mlp_xai_loss": ("common.mlp.stages", "TrainingConfig"),
     "train_mlp_models.evaluate_mlp_models": ("common.mlp.evaluation", "EvaluationConfig"),
     "train_mlp_models.sweep_lambda": ("common.mlp.evaluation", "SweepConfig"),
 }
@@ -74,7 +75,7 @@ def test_replace_validates_again():
 def test_each_stage_config_has_exactly_its_parser_flags(script):
     module_name, class_name = STAGES[script]
     config_cls = getattr(importlib.import_module(module_name), class_name)
-    parser = importlib.import_module(script).build_parser()
+    parser = importlib.import_module(script).main.build_parser()
     dests = {a.dest for a in parser._actions if a.dest != "help"}
     assert {f.name for f in dataclasses.fields(config_cls)} == dests
     assert issubclass(config_cls, StageConfig) and config_cls.__dataclass_params__.frozen
@@ -107,10 +108,10 @@ ARGV = ["--output", "m.pt", "--explanations", "e.csv", "--seeds", "3", "4", "--l
 
 
 def _config(script: str, argv: list[str]):
+    """The config the entry point ``script`` builds from ``argv``."""
     from common.mlp.stages import TrainingConfig
 
-    module = importlib.import_module(f"train_mlp_models.{script}")
-    parser = module.build_parser() if script == "train_mlp_vanilla" else module.train_mlp_vanilla.build_parser("xai")
+    parser = importlib.import_module(f"train_mlp_models.{script}").main.build_parser()
     return TrainingConfig.from_namespace(parser.parse_args(argv))
 
 

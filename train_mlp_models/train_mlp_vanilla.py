@@ -12,7 +12,6 @@ trains on BERT's predicted labels / probabilities instead of the true labels. Se
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -20,19 +19,9 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.mlp.stages import TrainingConfig, add_training_arguments, run_training  # noqa: E402
-from common.stage import run_stage  # noqa: E402
+from common.mlp.stages import training_main  # noqa: E402
 
-
-def build_parser(loss: str = "cross_entropy", description: str = __doc__) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_training_arguments(parser, loss)
-    return parser
-
-
-def main(argv=None, loss: str = "cross_entropy", description: str = __doc__) -> int:
-    return run_stage(argv, build_parser(loss, description), TrainingConfig, run_training)
-
+main = training_main("cross_entropy", __doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,12 +18,9 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from train_mlp_models import train_mlp_vanilla  # noqa: E402
+from common.mlp.stages import training_main  # noqa: E402
 
-
-def main(argv=None) -> int:
-    return train_mlp_vanilla.main(argv, loss="xai", description=__doc__)
-
+main = training_main("xai", __doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

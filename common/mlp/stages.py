@@ -5,6 +5,7 @@ See :mod:`common.mlp`.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from common.mlp.model import (MLPClassifier, PAYLOAD_FORMAT, StudentConfig, TARG
                               save_payload)
 from common.mlp.explained import fmt_ci, mean_ci, metric_bounds
 from common.mlp.training import prepare_experiment, student_metrics, train_seeds, training_targets
-from common.stage import StageConfig
+from common.stage import StageConfig, stage_entry
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,18 @@ class TrainingConfig(StudentFlags):
         run-time flags, no loss switch, the lambda only where it is used)."""
         skip = {"threads", "device", "force", "loss"} | ({"xai_lambda"} if self.loss != "xai" else set())
         return {k: v for k, v in self.to_dict().items() if k not in skip}
+
+
+def training_parser(loss: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_training_arguments(parser, loss)
+    return parser
+
+
+def training_main(loss: str, description: str):
+    """``main(argv=None)`` of a training entry point: ``train_mlp_vanilla`` (cross_entropy) and
+    ``train_mlp_xai_loss`` (xai) differ only in the default of ``--loss`` and their ``--help`` text."""
+    return stage_entry(lambda: training_parser(loss, description), TrainingConfig, run_training)
 
 
 def add_student_arguments(parser, defaults: StudentConfig | None = None) -> None:
