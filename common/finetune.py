@@ -13,7 +13,7 @@ from common.data import load_dataset
 from common.manifest import atomic_output_dir, base_manifest, read_manifest, write_json_atomic
 from common.metrics import classification_metrics
 from common.modeling import new_classifier, resolve_base_model, save_model_folder
-from common.training import NOT_IN_RUN_KEY, TrainingFlags, is_main_process, train
+from common.training import NOT_IN_RUN_KEY, TrainingFlags, model_to_save, train
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,9 @@ def fine_tune(config: FineTuneConfig) -> int:
     start = time.time()
     stats = train(model, tokenizer, data.train, data.validation, config.train_config(), checkpoint_dir_for(output),
                   run_key)
-    if not stats["completed"]:
-        log.warning("stopped after %d/%d steps as asked; rerun the same command to resume", stats["global_step"],
-                    stats["max_steps"])
+    model = model_to_save(model, stats)
+    if model is None:
         return 0
-    if not is_main_process():
-        return 0
-    model = model.module if hasattr(model, "module") else model
     with atomic_output_dir(output) as tmp:
         save_model_folder(model, tokenizer, tmp)
         metrics = evaluate_on_test(tmp, data.test, args["device"], args["max_len"])

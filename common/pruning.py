@@ -232,7 +232,7 @@ class PruneConfig(TrainingFlags):
 def prune_model(prune_config: PruneConfig) -> int:
     """The pruning stage: importance -> spec -> accuracy with masks -> re-fine-tune -> pruned folder."""
     from common.classifier import load_classifier
-    from common.training import is_main_process, train
+    from common.training import model_to_save, train
 
     args = prune_config.to_dict()
     sparsity = check_sparsity(args["sparsity"])
@@ -281,13 +281,9 @@ def prune_model(prune_config: PruneConfig) -> int:
     # 4. re-fine-tune with the masks held fixed
     checkpoints = output.with_name(output.name + ".checkpoints")
     stats = train(model, tokenizer, data.train, data.validation, config, checkpoints, run_key, teacher=teacher)
-    if not stats["completed"]:
-        log.warning("stopped after %d/%d steps as asked; rerun the same command to resume", stats["global_step"],
-                    stats["max_steps"])
+    model = model_to_save(model, stats)
+    if model is None:
         return 0
-    if not is_main_process():
-        return 0
-    model = model.module if hasattr(model, "module") else model
     hooks.remove()
     model = model.cpu().eval()
     zero_pruned_weights(model, spec)

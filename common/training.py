@@ -113,6 +113,18 @@ class TrainingFlags(StageConfig):
             raise UserError(f"Invalid training flag: {exc}.") from None
 
 
+def model_to_save(model, stats: dict):
+    """The trained model this process writes after :func:`train`, or None: the run stopped early as asked
+    (rerun to resume), or this is a DDP rank other than 0."""
+    if not stats["completed"]:
+        log.warning("stopped after %d/%d steps as asked; rerun the same command to resume", stats["global_step"],
+                    stats["max_steps"])
+        return None
+    if not is_main_process():
+        return None
+    return model.module if hasattr(model, "module") else model
+
+
 def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
