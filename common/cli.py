@@ -66,8 +66,8 @@ def set_seed(seed: int) -> None:
 def run_reporting_user_errors(func: Callable[..., int | None], argv, logger_name: str) -> int:
     """``func(argv)`` with logging set up; a UserError becomes one log line and exit code 2.
 
-    ``SystemExit`` from argparse passes through untouched (exit code 2 too). Returns 0 on success so
-    ``sys.exit(main())`` works.
+    ``SystemExit`` from argparse passes through untouched (exit code 2 too). An int result is the exit code;
+    anything else (None, a runner's summary dict) is success, 0, so ``sys.exit(main())`` works.
     """
     setup_logging()
     try:
@@ -75,7 +75,7 @@ def run_reporting_user_errors(func: Callable[..., int | None], argv, logger_name
     except UserError as exc:
         logging.getLogger(logger_name).error("%s", exc)
         raise SystemExit(exc.exit_code) from None
-    return 0 if result is None else int(result)
+    return int(result) if isinstance(result, int) else 0
 
 
 def stage_main(func: Callable[..., int | None]) -> Callable[..., int]:
