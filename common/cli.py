@@ -130,3 +130,10 @@ def add_model_output_flags(parser, model_help: str, output_help: str) -> None:
     """``--model`` (the artefact read) and ``--output`` (the one written), both required."""
     parser.add_argument("--model", required=True, help=model_help)
     parser.add_argument("--output", required=True, help=output_help)
+
+
+def stage_parser(description: str | None):
+    """A stage script's parser: its module docstring, layout kept, as the ``--help`` description."""
+    import argparse
+
+    return argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -15,7 +15,6 @@ the folder), and X.manifest.json records parity, opset, source hash and optimize
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,14 +22,14 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import add_model_output_flags, add_shared_flags  # noqa: E402
+from common.cli import add_model_output_flags, add_shared_flags, stage_parser  # noqa: E402
 from common.export_stage import ExportConfig, run  # noqa: E402
 from common.onnx_models import INT8_TEXTS, OPSET  # noqa: E402
 from common.stage import stage_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = stage_parser(__doc__)
     add_model_output_flags(p, "model folder (full, pruned or shrunk), or an fp32 .onnx with --int8",
                            "the .onnx to write, e.g. models/onnx/pruned20.onnx")
     p.add_argument("--int8", action="store_true", help="ONNX Runtime dynamic int8 quantization")

@@ -12,7 +12,6 @@ written unless the shrunk logits equal the masked model's (max |diff| <= 1e-5) o
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -20,13 +19,13 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import add_shared_flags  # noqa: E402
+from common.cli import add_shared_flags, stage_parser  # noqa: E402
 from common.shrinking_utils import SAVE_METHODS, ShrinkConfig, run  # noqa: E402
 from common.stage import stage_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = stage_parser(__doc__)
     p.add_argument("--model_path", "--model-path", required=True, help="pruned (masked) model folder")
     p.add_argument("--output_path_shrunk_model", "--output-path-shrunk-model", required=True,
                    help="shrunk model folder to write, e.g. models/shrunk/pruned20")

@@ -11,7 +11,6 @@ loader, max |Δlogit|, argmax agreement, pass/fail at a declared tolerance) and 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -19,13 +18,13 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import add_shared_flags  # noqa: E402
+from common.cli import add_shared_flags, stage_parser  # noqa: E402
 from common.interop import ATOL, InteropConfig, run  # noqa: E402
 from common.stage import stage_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = stage_parser(__doc__)
     p.add_argument("--artefact", action="append", default=[], metavar="NAME=PATH",
                    help="an .onnx graph or a model folder (repeat)")
     p.add_argument("--interop-python", required=True, help="python of the third-party venv (.venv-interop/bin/python)")

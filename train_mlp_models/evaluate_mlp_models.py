@@ -14,7 +14,6 @@ from those numbers. Finished (student, seed) evaluations are cached in the outpu
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,13 +21,13 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import add_shared_flags  # noqa: E402
+from common.cli import add_shared_flags, stage_parser  # noqa: E402
 from common.mlp.evaluation import EvaluationConfig, run_evaluation  # noqa: E402
 from common.stage import stage_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = stage_parser(__doc__)
     p.add_argument("--vanilla", required=True, help="the cross-entropy student (models/mlp/vanilla.pt)")
     p.add_argument("--xai", required=True, help="the XAI-loss student (models/mlp/xai.pt)")
     p.add_argument("--output-dir", required=True, help="folder for mlp.csv, mlp.md, mlp_per_seed.csv")

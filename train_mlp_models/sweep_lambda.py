@@ -11,7 +11,6 @@ the output folder, so an interrupted sweep resumes.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -19,14 +18,14 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import add_shared_flags  # noqa: E402
+from common.cli import add_shared_flags, stage_parser  # noqa: E402
 from common.mlp.evaluation import SweepConfig, run_sweep  # noqa: E402
 from common.mlp.stages import add_student_arguments  # noqa: E402
 from common.stage import stage_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = stage_parser(__doc__)
     p.add_argument("--lambdas", type=float, nargs="+", required=True, help="explanation-loss weights to try")
     p.add_argument("--output-dir", required=True, help="folder for mlp_sweep.csv/.md/.png")
     add_shared_flags(p, "data")

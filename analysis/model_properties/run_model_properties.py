@@ -9,7 +9,6 @@ Any variant: a model folder (fine-tuned, pruned, shrunk), a dynamic-int8 .pt or 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,12 +16,13 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
+from common.cli import stage_parser  # noqa: E402
 from common.model_properties import PropertiesConfig, run  # noqa: E402
 from common.stage import stage_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = stage_parser(__doc__)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--model", help="one artefact: model folder, int8 .pt or .onnx")
     what.add_argument("--table", help="folder of properties JSONs -> one Markdown table")

@@ -10,7 +10,6 @@ spent outside the model call (goal <= 5 %) and how closely the two setups' expla
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -18,14 +17,14 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import add_shared_flags  # noqa: E402
+from common.cli import add_shared_flags, stage_parser  # noqa: E402
 from common.lime_bench import run_bench  # noqa: E402
 from common.lime_utils import DEFAULT_INSTANCE_SEED  # noqa: E402
 from common.stage import namespace_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = stage_parser(__doc__)
     parser.add_argument("--model", required=True, help="the fine-tuned torch folder (the pipeline loads it)")
     parser.add_argument("--onnx", required=True, help="its parity-checked fp32 ONNX export (or the folder again)")
     add_shared_flags(parser, "data")

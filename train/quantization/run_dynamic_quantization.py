@@ -9,7 +9,6 @@ dict - no pickled module - and loads with ``load_classifier`` (``weights_only=Tr
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,13 +16,13 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     import runpy
     runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import add_model_output_flags, add_shared_flags  # noqa: E402
+from common.cli import add_model_output_flags, add_shared_flags, stage_parser  # noqa: E402
 from common.quantization_stage import QuantizeConfig, run  # noqa: E402
 from common.stage import stage_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = stage_parser(__doc__)
     add_model_output_flags(p, "fine-tuned, pruned or shrunk model folder",
                            "int8 payload to write, e.g. models/quantized/bert_agnews_8bit.pt")
     add_shared_flags(p, "data")
