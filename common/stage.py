@@ -99,7 +99,7 @@ def run_stage(argv: Sequence[str] | None, parser: argparse.ArgumentParser, confi
 
     def parse_and_run(args) -> int | None:
         config = config_cls.from_namespace(parser.parse_args(args))
-        log.debug("%s: %s", config_cls.__name__, config)
+        log.info("%s", config)  # the effective config first (house style)
         return run(config)
 
     return run_reporting_user_errors(parse_and_run, argv, run.__module__)
