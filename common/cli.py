@@ -63,22 +63,27 @@ def set_seed(seed: int) -> None:
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
 
 
-def stage_main(func: Callable[..., int | None]) -> Callable[..., int]:
-    """Wrap a stage's ``main(argv)``: logging set up, UserError -> exit 2.
+def run_reporting_user_errors(func: Callable[..., int | None], argv, logger_name: str) -> int:
+    """``func(argv)`` with logging set up; a UserError becomes one log line and exit code 2.
 
-    ``SystemExit`` from argparse passes through untouched (exit code 2 too).
-    The wrapped function returns 0 on success so ``sys.exit(main())`` works.
+    ``SystemExit`` from argparse passes through untouched (exit code 2 too). An int result is the exit code;
+    anything else (None, a runner's summary dict) is success, 0, so ``sys.exit(main())`` works.
     """
+    setup_logging()
+    try:
+        result = func(argv)
+    except UserError as exc:
+        logging.getLogger(logger_name).error("%s", exc)
+        raise SystemExit(exc.exit_code) from None
+    return int(result) if isinstance(result, int) else 0
+
+
+def stage_main(func: Callable[..., int | None]) -> Callable[..., int]:
+    """Wrap a stage's ``main(argv)`` with :func:`run_reporting_user_errors`."""
 
     @functools.wraps(func)
     def wrapper(argv=None) -> int:
-        setup_logging()
-        try:
-            result = func(argv)
-        except UserError as exc:
-            logging.getLogger(func.__module__).error("%s", exc)
-            raise SystemExit(exc.exit_code) from None
-        return 0 if result is None else int(result)
+        return run_reporting_user_errors(func, argv, func.__module__)
 
     return wrapper
 
@@ -95,3 +100,40 @@ def resolve_device(device: str = "auto") -> str:
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise UserError(f"--device {device!r} is not understood; use auto, cpu, cuda or cuda:N.")
     return device
+
+
+# The flags many stages share, one spelling, default and help each (argparse dest = the key).
+SHARED_FLAGS = {
+    "data": (("--data",), {"default": "", "help": "ag_news (hub) or a folder with train/test files; "
+                                                  "empty = the shipped demo sample"}),
+    "max_len": (("--max-len", "--max_len"), {"type": int, "default": 128,
+                                             "help": "max tokens per text (longer texts are truncated)"}),
+    "seed": (("--seed",), {"type": int, "default": 42, "help": "seed of every random choice"}),
+    "threads": (("--threads",), {"type": int, "default": 0, "help": "CPU threads (0 = all cores)"}),
+    "device": (("--device",), {"default": "auto", "help": "auto (cuda if present), cpu, cuda, cuda:N"}),
+}
+
+
+def add_shared_flags(parser, *names: str, **defaults) -> None:
+    """Add the shared flags ``names`` (keys of SHARED_FLAGS), in that order; ``defaults`` overrides a
+    default (``device="cpu"``). The order is the order of ``vars(args)``, so of a manifest's arguments."""
+    unknown = set(defaults) - set(names)
+    if unknown:
+        raise ValueError(f"defaults given for flags not added: {sorted(unknown)}")
+    for name in names:
+        spellings, options = SHARED_FLAGS[name]
+        options = {**options, **({"default": defaults[name]} if name in defaults else {})}
+        parser.add_argument(*spellings, **options)
+
+
+def add_model_output_flags(parser, model_help: str, output_help: str) -> None:
+    """``--model`` (the artefact read) and ``--output`` (the one written), both required."""
+    parser.add_argument("--model", required=True, help=model_help)
+    parser.add_argument("--output", required=True, help=output_help)
+
+
+def stage_parser(description: str | None):
+    """A stage script's parser: its module docstring, layout kept, as the ``--help`` description."""
+    import argparse
+
+    return argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)

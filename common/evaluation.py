@@ -15,6 +15,7 @@ import numpy as np
 from common.classifier import load_classifier
 from common.cli import UserError
 from common.data import load_test_split
+from common.manifest import base_manifest, size_on_disk, write_json_atomic
 from common.metrics import classification_metrics, latency_stats, peak_rss_mb, throughput_stats
 from common.threads import set_threads
 

@@ -4,17 +4,27 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.classifier import load_classifier
-from common.cli import UserError, set_seed
+from common.cli import set_seed
 from common.data import load_dataset
 from common.manifest import atomic_output_dir, base_manifest, read_manifest, write_json_atomic
 from common.metrics import classification_metrics
 from common.modeling import new_classifier, resolve_base_model, save_model_folder
-from common.training import NOT_IN_RUN_KEY, TrainConfig, is_main_process, train
+from common.training import NOT_IN_RUN_KEY, TrainingFlags, model_to_save, train
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FineTuneConfig(TrainingFlags):
+    """``train/fine_tuning/run_fine_tune_bert_agnews.py``'s flags."""
+
+    base_model: str
+    output: str
+    data_seed: int | None
 
 
 def checkpoint_dir_for(output: Path) -> Path:
@@ -33,7 +43,8 @@ def evaluate_on_test(model_dir: Path, test, device: str, max_len: int) -> dict:
     return classification_metrics(test.labels, pred)
 
 
-def fine_tune(args: dict) -> int:
+def fine_tune(config: FineTuneConfig) -> int:
+    args = config.to_dict()
     output = Path(args["output"])
     run_key = run_key_of(args)
     existing = read_manifest(output)
@@ -49,22 +60,12 @@ def fine_tune(args: dict) -> int:
     log.info("data %s: %d train / %d validation / %d test rows", data.source, len(data.train),
              len(data.validation), len(data.test))
     model, tokenizer = new_classifier(args["base_model"])
-    try:
-        config = TrainConfig(epochs=args["epochs"], learning_rate=args["learning_rate"], batch_size=args["batch_size"],
-                             max_len=args["max_len"], seed=args["seed"], device=args["device"],
-                             precision=args["precision"], save_steps=args["save_steps"],
-                             max_steps_this_run=args["max_steps_this_run"])
-    except ValueError as exc:
-        raise UserError(f"Invalid training flag: {exc}.") from None
     start = time.time()
-    stats = train(model, tokenizer, data.train, data.validation, config, checkpoint_dir_for(output), run_key)
-    if not stats["completed"]:
-        log.warning("stopped after %d/%d steps as asked; rerun the same command to resume", stats["global_step"],
-                    stats["max_steps"])
+    stats = train(model, tokenizer, data.train, data.validation, config.train_config(), checkpoint_dir_for(output),
+                  run_key)
+    model = model_to_save(model, stats)
+    if model is None:
         return 0
-    if not is_main_process():
-        return 0
-    model = model.module if hasattr(model, "module") else model
     with atomic_output_dir(output) as tmp:
         save_model_folder(model, tokenizer, tmp)
         metrics = evaluate_on_test(tmp, data.test, args["device"], args["max_len"])

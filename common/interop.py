@@ -21,6 +21,7 @@ import numpy as np
 
 from common.cli import UserError
 from common.manifest import base_manifest, manifest_path_for, write_json_atomic, write_text_atomic
+from common.stage import StageConfig
 
 log = logging.getLogger(__name__)
 
@@ -162,3 +163,27 @@ def interop_check(artefacts: dict[str, Path], texts: list[str], output: Path, py
         log.info("%s via %s: max |dlogit| %s, argmax agreement %s -> %s", row.artefact, row.loader,
                  row.max_abs_dlogit, row.argmax_agreement, "pass" if row.passed else f"FAIL {row.error or ''}")
     return rows
+
+
+@dataclass(frozen=True)
+class InteropConfig(StageConfig):
+    """``tools/interop.py``'s flags."""
+
+    artefact: list[str]
+    interop_python: str
+    output: str
+    data: str
+    n_texts: int
+    max_len: int
+    atol: float
+    seed: int
+
+
+def run(config: InteropConfig) -> int:
+    from common.data import load_test_split
+
+    artefacts = parse_artefacts(config.artefact)
+    texts = load_test_split(config.data, config.n_texts, config.seed).texts
+    interop_check(artefacts, texts, Path(config.output), config.interop_python, config.max_len, config.to_dict(),
+                  config.seed, config.atol)
+    return 0

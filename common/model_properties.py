@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ import torch
 
 from common.cli import UserError
 from common.manifest import base_manifest, manifest_path_for, size_on_disk, write_json_atomic, write_text_atomic
+from common.stage import StageConfig
 
 log = logging.getLogger(__name__)
 
@@ -267,3 +269,29 @@ def properties_table(folder: str | os.PathLike, output: str | os.PathLike, args:
     write_text_atomic(output, text)  # last: the Make target
     log.info("properties table of %d variants -> %s", len(rows), output)
     return text
+
+
+@dataclass(frozen=True)
+class PropertiesConfig(StageConfig):
+    """``analysis/model_properties/run_model_properties.py``'s flags: one artefact (--model) or the table."""
+
+    model: str | None
+    table: str | None
+    variant: str | None
+    output: str
+
+    def check(self) -> None:
+        if (self.model is None) == (self.table is None):
+            raise UserError("give exactly one of --model (one artefact) and --table (a folder of properties JSONs).")
+        if self.model is not None and not self.variant:
+            raise UserError("--variant is required with --model (the name shown in the table, e.g. pruned20).")
+
+
+def run(config: PropertiesConfig) -> int:
+    if config.model is not None:
+        write_properties(config.model, config.variant, config.output, config.to_dict())
+    else:
+        if not Path(config.table).is_dir():
+            raise UserError(f"--table {config.table} is not a folder; build properties JSONs there first.")
+        properties_table(config.table, config.output, config.to_dict())
+    return 0

@@ -36,6 +36,7 @@ import hashlib
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ from common.metrics import classification_metrics
 from common.modeling import count_parameters, is_model_folder, load_model_folder, save_model_folder
 from common.pruning_spec import (SPEC_FILE, LayerSpec, MaskHooks, PruningSpec, apply_mask_hooks, build_from_config,
                                  shrunk_spec, zero_pruned_weights)
+from common.training import TrainingFlags
 
 log = logging.getLogger(__name__)
 
@@ -206,28 +208,39 @@ def _test_metrics(model, tokenizer, test: Split, device: str, max_len: int) -> d
     return classification_metrics(test.labels, clf.predict(test.texts))
 
 
-def prune_model(args: dict) -> int:
+@dataclass(frozen=True)
+class PruneConfig(TrainingFlags):
+    """``train/pruning/run_structural_pruning.py``'s flags (the re-fine-tuning ones from TrainingFlags)."""
+
+    model: str
+    sparsity: float
+    output: str
+    importance_samples: int
+    distill: bool
+    distill_temperature: float
+    distill_weight: float
+
+    def check(self) -> None:
+        check_sparsity(self.sparsity)
+        if self.importance_samples <= 0:
+            raise UserError("--importance-samples must be > 0 (training rows used to score heads and neurons).")
+        super().check()
+        if self.distill and self.distill_temperature <= 0:
+            raise UserError("--distill-temperature must be > 0.")
+
+
+def prune_model(prune_config: PruneConfig) -> int:
     """The pruning stage: importance -> spec -> accuracy with masks -> re-fine-tune -> pruned folder."""
     from common.classifier import load_classifier
-    from common.training import TrainConfig, is_main_process, train
+    from common.training import model_to_save, train
 
+    args = prune_config.to_dict()
     sparsity = check_sparsity(args["sparsity"])
     model_dir = check_model_folder(args["model"])
     if (model_dir / SPEC_FILE).is_file():
         raise UserError(f"--model {model_dir} is already pruned (it has {SPEC_FILE}); prune the unpruned fine-tuned "
                         f"model folder instead.")
-    if args["importance_samples"] <= 0:
-        raise UserError("--importance-samples must be > 0 (training rows used to score heads and neurons).")
-    try:  # flags checked before any heavy work
-        config = TrainConfig(epochs=args["epochs"], learning_rate=args["learning_rate"],
-                             batch_size=args["batch_size"], max_len=args["max_len"], seed=args["seed"],
-                             device=args["device"], precision=args.get("precision", "auto"), save_steps=args["save_steps"],
-                             max_steps_this_run=args["max_steps_this_run"],
-                             distill_temperature=args["distill_temperature"], distill_weight=args["distill_weight"])
-    except ValueError as exc:
-        raise UserError(f"Invalid re-fine-tuning flag: {exc}.") from None
-    if args["distill"] and args["distill_temperature"] <= 0:
-        raise UserError("--distill-temperature must be > 0.")
+    config = prune_config.train_config()
     log.info("pruning config: %s", {k: v for k, v in args.items() if k != "max_steps_this_run"})
     output = Path(args["output"])
     run_key = _run_key(args, model_dir)
@@ -268,13 +281,9 @@ def prune_model(args: dict) -> int:
     # 4. re-fine-tune with the masks held fixed
     checkpoints = output.with_name(output.name + ".checkpoints")
     stats = train(model, tokenizer, data.train, data.validation, config, checkpoints, run_key, teacher=teacher)
-    if not stats["completed"]:
-        log.warning("stopped after %d/%d steps as asked; rerun the same command to resume", stats["global_step"],
-                    stats["max_steps"])
+    model = model_to_save(model, stats)
+    if model is None:
         return 0
-    if not is_main_process():
-        return 0
-    model = model.module if hasattr(model, "module") else model
     hooks.remove()
     model = model.cpu().eval()
     zero_pruned_weights(model, spec)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from common.data import load_test_split
 from common.manifest import (atomic_output_file, base_manifest, manifest_path_for, read_manifest, size_on_disk,
                              write_json_atomic)
 from common.modeling import STATE_DICT_FILES, count_parameters, is_model_folder, load_model_folder
+from common.stage import StageConfig
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +97,22 @@ def quantize_folder(model: str, output: str, data: str = "", check_samples: int 
              source, output, size_before / 2**20, size_after / 2**20, agreement["prediction_agreement"],
              len(test), agreement["accuracy_int8"], agreement["accuracy_fp32"])
     return manifest
+
+
+@dataclass(frozen=True)
+class QuantizeConfig(StageConfig):
+    """``train/quantization/run_dynamic_quantization.py``'s flags."""
+
+    model: str
+    output: str
+    data: str
+    check_samples: int
+    max_len: int
+    threads: int
+    seed: int
+
+
+def run(config: QuantizeConfig) -> int:
+    quantize_folder(config.model, config.output, data=config.data, check_samples=config.check_samples,
+                    max_len=config.max_len, seed=config.seed, threads=config.threads, args=config.to_dict())
+    return 0

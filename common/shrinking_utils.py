@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from common.data import load_test_split
 from common.manifest import atomic_output_dir, base_manifest, read_manifest, size_on_disk, write_json_atomic
 from common.modeling import STATE_DICT_FILES, count_parameters, load_model_folder, save_model_folder
 from common.pruning_spec import SPEC_FILE, apply_mask_hooks, shrink_model, shrunk_spec
+from common.stage import StageConfig
 
 log = logging.getLogger(__name__)
 
@@ -131,3 +133,23 @@ def shrink_folder(model_path: str | os.PathLike, output: str | os.PathLike, save
 def _weights_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).iterdir()
                if p.is_file() and (p.suffix == ".safetensors" or p.name in STATE_DICT_FILES))
+
+
+@dataclass(frozen=True)
+class ShrinkConfig(StageConfig):
+    """``tools/apply_shrink_to_model.py``'s flags (the seed's spellings)."""
+
+    model_path: str
+    output_path_shrunk_model: str
+    save_method: str
+    data: str
+    check_samples: int
+    max_len: int
+    seed: int
+
+
+def run(config: ShrinkConfig) -> int:
+    shrink_folder(config.model_path, config.output_path_shrunk_model, save_method=config.save_method,
+                  data=config.data, check_samples=config.check_samples, max_len=config.max_len, seed=config.seed,
+                  args=config.to_dict())
+    return 0

@@ -14,13 +14,15 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from common.cli import UserError
 from common.data import Split
+from common.stage import StageConfig
 
 log = logging.getLogger(__name__)
 RUN_KEY_FILE = "run_key.json"
@@ -79,6 +81,48 @@ def add_training_arguments(p: argparse.ArgumentParser, what: str = "training") -
                    help=f"checkpoint every N optimiser steps (0 = auto: {AUTO_CHECKPOINTS_PER_RUN} checkpoints per run)")
     p.add_argument("--max-steps-this-run", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--force", action="store_true", help="rebuild even if the output exists with the same arguments")
+
+
+@dataclass(frozen=True)
+class TrainingFlags(StageConfig):
+    """The config fields of :func:`add_training_arguments`, shared by the fine-tuning and pruning stages."""
+
+    data: str
+    train_samples: int
+    validation_fraction: float
+    epochs: float
+    learning_rate: float
+    batch_size: int
+    max_len: int
+    seed: int
+    device: str
+    precision: str
+    save_steps: int
+    max_steps_this_run: int
+    force: bool
+
+    def check(self) -> None:
+        self.train_config()  # the Trainer's own checks, before any heavy work
+
+    def train_config(self) -> TrainConfig:
+        """The Trainer settings among these flags (a subclass's distillation flags too)."""
+        names = {f.name for f in fields(TrainConfig)}
+        try:
+            return TrainConfig(**{k: v for k, v in self.to_dict().items() if k in names})
+        except ValueError as exc:
+            raise UserError(f"Invalid training flag: {exc}.") from None
+
+
+def model_to_save(model, stats: dict):
+    """The trained model this process writes after :func:`train`, or None: the run stopped early as asked
+    (rerun to resume), or this is a DDP rank other than 0."""
+    if not stats["completed"]:
+        log.warning("stopped after %d/%d steps as asked; rerun the same command to resume", stats["global_step"],
+                    stats["max_steps"])
+        return None
+    if not is_main_process():
+        return None
+    return model.module if hasattr(model, "module") else model
 
 
 def is_main_process() -> bool:

@@ -15,47 +15,35 @@ the folder), and X.manifest.json records parity, opset, source hash and optimize
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
+    import runpy
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import UserError, set_seed, stage_main  # noqa: E402
-from common.onnx_export import INT8_TEXTS, OPSET, export_model  # noqa: E402
+from common.cli import add_model_output_flags, add_shared_flags, stage_parser  # noqa: E402
+from common.export_stage import ExportConfig, run  # noqa: E402
+from common.onnx_export import INT8_TEXTS, OPSET  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="model folder (full, pruned or shrunk), or an fp32 .onnx with --int8")
-    p.add_argument("--output", required=True, help="the .onnx to write, e.g. models/onnx/pruned20.onnx")
+def build_parser():
+    p = stage_parser(__doc__)
+    add_model_output_flags(p, "model folder (full, pruned or shrunk), or an fp32 .onnx with --int8",
+                           "the .onnx to write, e.g. models/onnx/pruned20.onnx")
     p.add_argument("--int8", action="store_true", help="ONNX Runtime dynamic int8 quantization")
     p.add_argument("--optimize", action="store_true",
                    help="ONNX Runtime transformer optimizer (fusions); falls back to the plain graph if it fails")
-    p.add_argument("--data", default="", help="where the parity texts come from (test split); empty = demo sample")
-    p.add_argument("--max-len", "--max_len", type=int, default=128)
+    add_shared_flags(p, "data", "max_len")
     p.add_argument("--opset", type=int, default=OPSET)
     p.add_argument("--int8-samples", type=int, default=INT8_TEXTS,
                    help="test texts of the int8 agreement check (fewer only when the test split is smaller)")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads for the checks (0 = all cores)")
-    p.add_argument("--seed", type=int, default=42)
+    add_shared_flags(p, "threads", "seed")
     return p
 
 
-@stage_main
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.max_len < 8:
-        raise UserError(f"--max-len {args.max_len} is too small; use at least 8 tokens.")
-    if args.int8_samples < 1:
-        raise UserError("--int8-samples must be >= 1.")
-    set_seed(args.seed)
-    export_model(args.model, args.output, data=args.data, max_len=args.max_len, int8=args.int8,
-                 optimize=args.optimize, opset=args.opset, int8_samples=args.int8_samples, seed=args.seed,
-                 threads=args.threads, args=vars(args))
-    return 0
-
+main = stage_entry(build_parser, ExportConfig, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,8 +13,7 @@ import pytest
 
 from tests.test_makefile import KNOBS, ROOT, make, tree  # noqa: F401  (tree is a fixture)
 
-sys.path.insert(0, str(ROOT / "tools"))
-from stage_deps import ImportGraph, stage_scripts  # noqa: E402
+from tools.stage_deps import ImportGraph, stage_scripts
 
 REPORT_FOLDERS = ("outputs/lime", "outputs/reports", "outputs/sp_lime_sets", "outputs/intermediate_data", "models/mlp",
                   "models/fine_tuned/bert_agnews_seed43",

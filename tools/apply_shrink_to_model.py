@@ -12,40 +12,32 @@ written unless the shrunk logits equal the masked model's (max |diff| <= 1e-5) o
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
+    import runpy
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from common.shrinking_utils import SAVE_METHODS, shrink_folder  # noqa: E402
+from common.cli import add_shared_flags, stage_parser  # noqa: E402
+from common.shrinking_utils import SAVE_METHODS, ShrinkConfig, run  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = stage_parser(__doc__)
     p.add_argument("--model_path", "--model-path", required=True, help="pruned (masked) model folder")
     p.add_argument("--output_path_shrunk_model", "--output-path-shrunk-model", required=True,
                    help="shrunk model folder to write, e.g. models/shrunk/pruned20")
     p.add_argument("--save_method", "--save-method", default="save_pretrained", choices=SAVE_METHODS,
                    help="save_pretrained (safetensors) or torch_save (state dict pytorch_model.bin)")
-    p.add_argument("--data", default="", help="texts for the parity check: test split of this data folder "
-                                              "(empty = the shipped demo sample)")
+    add_shared_flags(p, "data")
     p.add_argument("--check-samples", type=int, default=64, help="texts in the shrunk-vs-masked parity check")
-    p.add_argument("--max-len", "--max_len", type=int, default=128)
-    p.add_argument("--seed", type=int, default=42)
+    add_shared_flags(p, "max_len", "seed")
     return p
 
 
-def run(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    shrink_folder(args.model_path, args.output_path_shrunk_model, save_method=args.save_method, data=args.data,
-                  check_samples=args.check_samples, max_len=args.max_len, seed=args.seed, args=vars(args))
-    return 0
-
-
-main = stage_main(run)
+main = stage_entry(build_parser, ShrinkConfig, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,23 +14,24 @@ from those numbers. Finished (student, seed) evaluations are cached in the outpu
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
+    import runpy
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from common.mlp.evaluation import run_evaluation  # noqa: E402
+from common.cli import add_shared_flags, stage_parser  # noqa: E402
+from common.mlp.evaluation import EvaluationConfig, run_evaluation  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = stage_parser(__doc__)
     p.add_argument("--vanilla", required=True, help="the cross-entropy student (models/mlp/vanilla.pt)")
     p.add_argument("--xai", required=True, help="the XAI-loss student (models/mlp/xai.pt)")
     p.add_argument("--output-dir", required=True, help="folder for mlp.csv, mlp.md, mlp_per_seed.csv")
-    p.add_argument("--data", default="", help="folder with train/test files, or ag_news; empty = demo sample")
+    add_shared_flags(p, "data")
     p.add_argument("--explanations", required=True, help="BERT's LIME weights on training rows (CSV)")
     p.add_argument("--teacher", default="", help="fine-tuned BERT, for agreement with its test predictions")
     p.add_argument("--seeds", type=int, nargs="*", default=None,
@@ -39,16 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LIME samples on the students (0 = the num_samples BERT's explanations used)")
     p.add_argument("--test-samples", type=int, default=0, help="stratified test subset (0 = the full test split)")
     p.add_argument("--cache-dir", default="", help="teacher predictions cache (default: the explanations CSV's folder)")
-    p.add_argument("--device", default="auto", help="device of the teacher's predictions")
-    p.add_argument("--max-len", type=int, default=128, help="teacher's max tokens per text")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    add_shared_flags(p, "device", "max_len", "threads")  # device and max tokens of the teacher's predictions
     return p
 
 
-@stage_main
-def main(argv=None):
-    return run_evaluation(build_parser().parse_args(argv))
-
+main = stage_entry(build_parser, EvaluationConfig, run_evaluation)
 
 if __name__ == "__main__":
     sys.exit(main())

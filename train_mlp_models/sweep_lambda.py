@@ -11,23 +11,24 @@ the output folder, so an interrupted sweep resumes.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
+    import runpy
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from common.mlp.evaluation import run_sweep
+from common.cli import add_shared_flags, stage_parser  # noqa: E402
+from common.mlp.evaluation import SweepConfig, run_sweep  # noqa: E402
 from common.mlp.stages import add_student_arguments  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = stage_parser(__doc__)
     p.add_argument("--lambdas", type=float, nargs="+", required=True, help="explanation-loss weights to try")
     p.add_argument("--output-dir", required=True, help="folder for mlp_sweep.csv/.md/.png")
-    p.add_argument("--data", default="", help="folder with train/test files, or ag_news; empty = demo sample")
+    add_shared_flags(p, "data")
     p.add_argument("--explanations", required=True, help="BERT's LIME weights on training rows (CSV)")
     p.add_argument("--teacher", default="", help="fine-tuned BERT (agreement with its predictions; bert_* targets)")
     p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="one student per seed and lambda")
@@ -35,10 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@stage_main
-def main(argv=None):
-    return run_sweep(build_parser().parse_args(argv))
-
+main = stage_entry(build_parser, SweepConfig, run_sweep)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,5 @@
-"""Train MLP students on a bag of words with plain cross-entropy (the baseline of the XAI experiment).
+"""Train MLP students on a bag of words: plain cross-entropy (the baseline of the XAI experiment), or with
+``--loss xai`` cross-entropy + lambda * explanation loss (``train_mlp_xai_loss.py`` is that entry point).
 
     python -m train_mlp_models.train_mlp_vanilla --output models/mlp/vanilla.pt --data ../shared/data/ag_news \
         --explanations outputs/intermediate_data/bert_token_explanations.csv \
@@ -11,28 +12,16 @@ trains on BERT's predicted labels / probabilities instead of the true labels. Se
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
+    import runpy
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from common.mlp.stages import add_training_arguments, run_training  # noqa: E402
+from common.mlp.stages import training_main  # noqa: E402
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_training_arguments(parser, xai=False)
-    parser.add_argument("--force", action="store_true", help="retrain even if the output is up to date")
-    return parser
-
-
-@stage_main
-def main(argv=None):
-    return run_training(build_parser().parse_args(argv), loss="cross_entropy")
-
+main = training_main("cross_entropy", __doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,33 +6,21 @@
 
 The explanation loss is 1 - cosine between the student's gradient x input attribution (centred logit of
 the explained class) and BERT's LIME weights for the same class, over the words of the text, on the
-explained training instances not held out for evaluation. Everything else is the vanilla script's;
-see common/mlp/ for the reasons.
+explained training instances not held out for evaluation. The same stage as ``train_mlp_vanilla.py`` with
+``--loss xai`` as the default; see common/mlp/ for the reasons.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
+    import runpy
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from common.mlp.stages import add_training_arguments, run_training  # noqa: E402
+from common.mlp.stages import training_main  # noqa: E402
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_training_arguments(parser, xai=True)
-    parser.add_argument("--force", action="store_true", help="retrain even if the output is up to date")
-    return parser
-
-
-@stage_main
-def main(argv=None):
-    return run_training(build_parser().parse_args(argv), loss="xai")
-
+main = training_main("xai", __doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,19 +9,20 @@ Any variant: a model folder (fine-tuned, pruned, shrunk), a dynamic-int8 .pt or 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
+    import runpy
+    runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import UserError, stage_main  # noqa: E402
-from common.model_properties import properties_table, write_properties  # noqa: E402
+from common.cli import stage_parser  # noqa: E402
+from common.model_properties import PropertiesConfig, run  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = stage_parser(__doc__)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--model", help="one artefact: model folder, int8 .pt or .onnx")
     what.add_argument("--table", help="folder of properties JSONs -> one Markdown table")
@@ -30,19 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@stage_main
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.model is not None:
-        if not args.variant:
-            raise UserError("--variant is required with --model (the name shown in the table, e.g. pruned20).")
-        write_properties(args.model, args.variant, args.output, vars(args))
-    else:
-        if not Path(args.table).is_dir():
-            raise UserError(f"--table {args.table} is not a folder; build properties JSONs there first.")
-        properties_table(args.table, args.output, vars(args))
-    return 0
-
+main = stage_entry(build_parser, PropertiesConfig, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ from common.mlp.model import MLPClassifier, PAYLOAD_FORMAT, StudentConfig
 from common.mlp.explained import fmt_ci, lime_agreement, mean_ci, metric_bounds, summarise_agreement
 from common.mlp.training import (Experiment, ResultCache, prepare_experiment, student_metrics, teacher_probabilities,
                                  train_seeds, training_targets)
-from common.mlp.stages import _check_seeds, _input_paths, cache_dir_for, config_from_args
+from common.mlp.stages import StudentFlags, _check_seeds, _input_paths, cache_dir_for, config_from_args
+from common.stage import StageConfig
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,38 @@ def direction(stats: dict) -> str:
     return "did not significantly change"
 
 
-def run_evaluation(args) -> int:
+@dataclass(frozen=True)
+class EvaluationConfig(StageConfig):
+    """``train_mlp_models/evaluate_mlp_models.py``'s flags."""
+
+    vanilla: str
+    xai: str
+    output_dir: str
+    data: str
+    explanations: str
+    teacher: str
+    seeds: list[int] | None
+    lime_samples: int
+    test_samples: int
+    cache_dir: str
+    device: str
+    max_len: int
+    threads: int
+
+
+@dataclass(frozen=True)
+class SweepConfig(StudentFlags):
+    """``train_mlp_models/sweep_lambda.py``'s flags."""
+
+    lambdas: list[float]
+    output_dir: str
+    data: str
+    explanations: str
+    teacher: str
+    seeds: list[int]
+
+
+def run_evaluation(args: EvaluationConfig) -> int:
     """``evaluate_mlp_models``: both students on the test split and on held-out explained instances."""
     import time
 
@@ -188,7 +221,7 @@ def run_evaluation(args) -> int:
         "Per-seed numbers: `mlp_per_seed.csv`; every metric with its CI: `mlp.csv`.",
         "",
     ]
-    manifest = base_manifest("mlp_evaluation", {k: v for k, v in vars(args).items() if k != "threads"},
+    manifest = base_manifest("mlp_evaluation", {k: v for k, v in args.to_dict().items() if k != "threads"},
                              infos["vanilla"]["seeds"][0],
                              inputs={"vanilla": paths["vanilla"], "xai": paths["xai"], "explanations": args.explanations,
                                      "teacher": args.teacher or None})
@@ -233,7 +266,7 @@ SWEEP_METRICS = [("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("teacher_a
                  ("inloss_explanation_loss", "1 - cosine, in-loss instances")]
 
 
-def run_sweep(args) -> int:
+def run_sweep(args: SweepConfig) -> int:
     """``sweep_lambda``: one XAI student per (lambda, seed); lambda 0 is the vanilla student."""
     import time
 
@@ -308,7 +341,7 @@ def run_sweep(args) -> int:
         "Per-seed numbers: `mlp_sweep_per_seed.csv`.",
         "",
     ]
-    manifest = base_manifest("mlp_sweep", {k: v for k, v in vars(args).items() if k != "threads"}, seeds[0],
+    manifest = base_manifest("mlp_sweep", {k: v for k, v in args.to_dict().items() if k != "threads"}, seeds[0],
                              inputs=_input_paths(args))
     manifest.update({"lambdas": lambdas, "seeds": seeds, "hyper_parameters": base_config.to_dict(),
                      "heldout_rows": exp.heldout_rows.tolist(), "wall_seconds": round(time.time() - started, 3),

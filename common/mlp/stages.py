@@ -1,41 +1,120 @@
-"""The student-training stage (``train_mlp_models/train_mlp_{vanilla,xai_loss}.py``) and its CLI pieces.
+"""The student-training stage (``train_mlp_models/train_mlp_{vanilla,xai_loss}.py``, one stage behind
+``--loss``) and the CLI pieces the MLP stages share.
 
 See :mod:`common.mlp`.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from common.cli import UserError
+from common.cli import UserError, add_shared_flags
 from common.manifest import digest
 from common.mlp.model import (MLPClassifier, PAYLOAD_FORMAT, StudentConfig, TARGETS, XAI_CLASSES, build_payload,
                               save_payload)
 from common.mlp.explained import fmt_ci, mean_ci, metric_bounds
 from common.mlp.training import prepare_experiment, student_metrics, train_seeds, training_targets
+from common.stage import StageConfig, stage_entry
 
 log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------------- CLI pieces
-def add_training_arguments(parser, xai: bool) -> None:
-    """Flags shared by the vanilla and the XAI script (the XAI one adds --lambda)."""
+LOSSES = ("cross_entropy", "xai")
+
+
+def add_training_arguments(parser, loss: str = "cross_entropy") -> None:
+    """The flags of the training stage; ``loss`` is the default of ``--loss`` (each entry point's own)."""
     defaults = StudentConfig()
     parser.add_argument("--output", required=True, help="payload to write (e.g. models/mlp/vanilla.pt)")
-    parser.add_argument("--data", default="", help="folder with train/test files, or ag_news; empty = demo sample")
-    parser.add_argument("--explanations", default="" if not xai else None, required=xai,
-                        help="BERT's LIME weights on training rows (outputs/intermediate_data/bert_token_explanations.csv)"
-                             + ("" if xai else "; optional here, used for held-out explanation agreement"))
+    add_shared_flags(parser, "data")
+    parser.add_argument("--explanations", default="",
+                        help="BERT's LIME weights on training rows (outputs/intermediate_data/bert_token_explanations.csv);"
+                             " required with --loss xai, else used for held-out explanation agreement")
     parser.add_argument("--teacher", default="", help="fine-tuned BERT (needed for --targets bert_hard|bert_soft)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="one student per seed")
-    if xai:
-        parser.add_argument("--lambda", dest="xai_lambda", type=float, default=1.0,
-                            help="weight of the explanation loss (1 - cosine)")
+    parser.add_argument("--lambda", dest="xai_lambda", type=float, default=1.0,
+                        help="weight of the explanation loss (1 - cosine), with --loss xai")
     add_student_arguments(parser, defaults)
+    parser.add_argument("--force", action="store_true", help="retrain even if the output is up to date")
+    parser.add_argument("--loss", default=loss, choices=LOSSES,
+                        help="cross_entropy (the vanilla student) or xai (cross-entropy + lambda * explanation loss)")
+
+
+@dataclass(frozen=True)
+class StudentFlags(StageConfig):
+    """The config fields of :func:`add_student_arguments` (training stage and sweep); the hyper-parameters
+    are checked by StudentConfig, built from them by :func:`config_from_args`."""
+
+    targets: str
+    hidden: int
+    dropout: float
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    xai_batch: int
+    xai_classes: str
+    min_df: int
+    max_features: int
+    holdout_fraction: float
+    holdout_seed: int
+    cache_dir: str
+    device: str
+    max_len: int
+    threads: int
+
+    def check(self) -> None:
+        config_from_args(self, 0.0)
+
+
+@dataclass(frozen=True)
+class TrainingConfig(StudentFlags):
+    """The training stage's flags (``train_mlp_vanilla`` = ``--loss cross_entropy``, ``train_mlp_xai_loss`` =
+    ``--loss xai``)."""
+
+    output: str
+    data: str
+    explanations: str
+    teacher: str
+    seeds: list[int]
+    xai_lambda: float
+    force: bool
+    loss: str
+
+    def check(self) -> None:
+        if self.loss not in LOSSES:
+            raise UserError(f"--loss {self.loss} is not one of {', '.join(LOSSES)}.")
+        if self.loss == "xai" and not self.explanations:
+            raise UserError("--explanations is required with --loss xai: pass BERT's LIME weights "
+                            "(make outputs/intermediate_data/bert_token_explanations.csv).")
+        if Path(self.output).suffix != ".pt":
+            raise UserError(f"--output {self.output} must be a .pt file.")
+        config_from_args(self, self.xai_lambda if self.loss == "xai" else 0.0)
+
+    def recorded_arguments(self) -> dict:
+        """The manifest's ``arguments``: what each entry point recorded before they shared one parser (no
+        run-time flags, no loss switch, the lambda only where it is used)."""
+        skip = {"threads", "device", "force", "loss"} | ({"xai_lambda"} if self.loss != "xai" else set())
+        return {k: v for k, v in self.to_dict().items() if k not in skip}
+
+
+def training_parser(loss: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_training_arguments(parser, loss)
+    return parser
+
+
+def training_main(loss: str, description: str):
+    """``main(argv=None)`` of a training entry point: ``train_mlp_vanilla`` (cross_entropy) and
+    ``train_mlp_xai_loss`` (xai) differ only in the default of ``--loss`` and their ``--help`` text."""
+    return stage_entry(lambda: training_parser(loss, description), TrainingConfig, run_training)
 
 
 def add_student_arguments(parser, defaults: StudentConfig | None = None) -> None:
@@ -60,9 +139,8 @@ def add_student_arguments(parser, defaults: StudentConfig | None = None) -> None
                         help="seed of that split (the same for every student seed)")
     parser.add_argument("--cache-dir", default="",
                         help="teacher predictions cache (default: the explanations CSV's folder, else outputs/intermediate_data)")
-    parser.add_argument("--device", default="auto", help="device of the teacher's predictions (students train on CPU)")
-    parser.add_argument("--max-len", type=int, default=128, help="teacher's max tokens per text")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    # the teacher's device and max tokens (students train on CPU)
+    add_shared_flags(parser, "device", "max_len", "threads")
 
 
 def config_from_args(args, xai_lambda: float) -> StudentConfig:
@@ -95,7 +173,7 @@ def _input_paths(args) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- stage: train
-def run_training(args, loss: str) -> int:
+def run_training(args: TrainingConfig) -> int:
     """``train_mlp_vanilla`` (loss='cross_entropy') and ``train_mlp_xai_loss`` (loss='xai')."""
     import time
 
@@ -103,15 +181,13 @@ def run_training(args, loss: str) -> int:
     from common.threads import set_threads
     from common.manifest import base_manifest, manifest_path_for, read_manifest, write_json_atomic
 
-    output = Path(args.output)
-    if output.suffix != ".pt":
-        raise UserError(f"--output {output} must be a .pt file.")
-    xai_lambda = float(getattr(args, "xai_lambda", 0.0)) if loss == "xai" else 0.0
+    output, loss = Path(args.output), args.loss
+    xai_lambda = float(args.xai_lambda) if loss == "xai" else 0.0
     config = config_from_args(args, xai_lambda)
     seeds = _check_seeds(args.seeds)
     set_threads(args.threads)
     started = time.time()
-    run_args = {k: v for k, v in vars(args).items() if k not in ("threads", "device", "force")}
+    run_args = args.recorded_arguments()
     inputs = _input_paths(args)
     if config.targets == "true":
         inputs.pop("teacher")
@@ -120,7 +196,7 @@ def run_training(args, loss: str) -> int:
                        "inputs": {k: v["sha256"] for k, v in manifest["inputs"].items()},
                        "data": args.data})
     previous = read_manifest(output) if output.is_file() else None
-    if previous and previous.get("run_key") == run_key and not getattr(args, "force", False):
+    if previous and previous.get("run_key") == run_key and not args.force:
         log.info("%s is up to date (same arguments and inputs); pass --force to retrain.", output)
         return 0
     log.info("MLP student (%s): seeds=%s config=%s", loss, seeds, config.to_dict())

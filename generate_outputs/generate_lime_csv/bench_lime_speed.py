@@ -10,39 +10,36 @@ spent outside the model call (goal <= 5 %) and how closely the two setups' expla
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
+    import runpy
+    runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
+from common.cli import add_shared_flags, stage_parser  # noqa: E402
 from common.lime_bench import run_bench  # noqa: E402
 from common.lime_utils import DEFAULT_INSTANCE_SEED  # noqa: E402
+from common.stage import namespace_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = stage_parser(__doc__)
     parser.add_argument("--model", required=True, help="the fine-tuned torch folder (the pipeline loads it)")
     parser.add_argument("--onnx", required=True, help="its parity-checked fp32 ONNX export (or the folder again)")
-    parser.add_argument("--data", default="", help="folder with train/test files, or ag_news; empty = demo sample")
+    add_shared_flags(parser, "data")
     parser.add_argument("--n-instances", "--n_instances", type=int, default=3, help="instances timed per setup")
     parser.add_argument("--num-samples", "--num_samples", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=42)
+    add_shared_flags(parser, "seed")
     parser.add_argument("--instance-seed", type=int, default=DEFAULT_INSTANCE_SEED)
-    parser.add_argument("--max-len", "--max_len", type=int, default=128)
+    add_shared_flags(parser, "max_len")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="cpu", help="cpu (default, what the goals refer to) or cuda")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for every setup (0 = all cores)")
+    add_shared_flags(parser, "device", "threads", device="cpu")  # cpu: what the speed goals refer to
     parser.add_argument("--output", default="outputs/metrics/lime_speed.json")
     return parser
 
 
-@stage_main
-def main(argv=None):
-    run_bench(build_parser().parse_args(argv))
-
+main = namespace_entry(build_parser, run_bench)
 
 if __name__ == "__main__":
     sys.exit(main())

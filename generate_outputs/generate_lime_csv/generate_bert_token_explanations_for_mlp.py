@@ -12,28 +12,26 @@ num_samples, seed - one row per instance x class x word. Resumable like run_lime
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
+    import runpy
+    runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
+from common.cli import stage_parser  # noqa: E402
 from common.lime_stages import add_lime_arguments, run_token_explanations  # noqa: E402
+from common.stage import namespace_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = stage_parser(__doc__)
     add_lime_arguments(parser, variant=False)
     parser.set_defaults(n_instances=300, output="outputs/intermediate_data/bert_token_explanations.csv")
     return parser
 
 
-@stage_main
-def main(argv=None):
-    return run_token_explanations(build_parser().parse_args(argv))
-
+main = namespace_entry(build_parser, run_token_explanations)
 
 if __name__ == "__main__":
     sys.exit(main())

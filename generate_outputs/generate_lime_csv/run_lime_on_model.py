@@ -14,29 +14,27 @@ rank 0 merges the parts into the same bytes a single process writes.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
+    import runpy
+    runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
+from common.cli import stage_parser  # noqa: E402
 from common.lime_stages import add_lime_arguments, run_lime_on_model  # noqa: E402
+from common.stage import namespace_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = stage_parser(__doc__)
     add_lime_arguments(parser)
     parser.add_argument("--reference-model", "--reference_model", default="",
                         help="model whose predicted class is explained (the base model); empty = this model's own")
     return parser
 
 
-@stage_main
-def main(argv=None):
-    return run_lime_on_model(build_parser().parse_args(argv))
-
+main = namespace_entry(build_parser, run_lime_on_model)
 
 if __name__ == "__main__":
     sys.exit(main())

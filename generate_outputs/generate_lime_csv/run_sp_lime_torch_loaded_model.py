@@ -1,18 +1,16 @@
-"""The seed's path of SP-LIME: runs ``generate_outputs/sp_lime/run_sp_lime_hf_model.py`` (same flags), so the
-seed's documented command works verbatim:
-
-    python generate_outputs/generate_lime_csv/run_sp_lime_torch_loaded_model.py --model_dir models/fine_tuned/bert_agnews \
-        --output_prefix outputs/sp_lime_sets/base_model_sp_lime
-"""
+"""The seed's other SP-LIME path: the same script as ``run_sp_lime_hf_model.py`` beside it (one loader serves
+every model type now), e.g. ``python generate_outputs/generate_lime_csv/run_sp_lime_torch_loaded_model.py
+--model_dir models/fine_tuned/bert_agnews --output_prefix outputs/sp_lime_sets/base_model_sp_lime``."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
+    import runpy
+    runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from generate_outputs.sp_lime.run_sp_lime_hf_model import build_parser, main  # noqa: E402,F401
+from generate_outputs.generate_lime_csv.run_sp_lime_hf_model import build_parser, main  # noqa: E402,F401
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,20 +8,21 @@ Rerunning after an interruption resumes from the last checkpoint.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
+    import runpy
+    runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from common.finetune import fine_tune  # noqa: E402
+from common.cli import stage_parser  # noqa: E402
+from common.finetune import FineTuneConfig, fine_tune  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 from common.training import add_training_arguments  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = stage_parser(__doc__)
     p.add_argument("--base-model", "--base_model", default="minilm",
                    help="minilm (offline MiniLM-L6-H384), a hub id such as bert-base-uncased, or a local folder")
     p.add_argument("--output", default="models/fine_tuned/bert_agnews")
@@ -32,11 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@stage_main
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return fine_tune(vars(args))
-
+main = stage_entry(build_parser, FineTuneConfig, fine_tune)
 
 if __name__ == "__main__":
     sys.exit(main())

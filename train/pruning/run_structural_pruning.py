@@ -14,16 +14,18 @@ import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
+    import runpy
+    runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from common.pruning import prune_model  # noqa: E402
+from common.cli import stage_parser  # noqa: E402
+from common.pruning import PruneConfig, prune_model  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 from common.training import add_training_arguments  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = stage_parser(__doc__)
     p.add_argument("--model", required=True, help="fine-tuned (unpruned) model folder")
     p.add_argument("--sparsity", type=float, required=True, help="percent of heads and of FFN neurons to remove (0-95)")
     p.add_argument("--output", required=True, help="pruned model folder, e.g. models/pruned/bert_agnews_20pct")
@@ -38,11 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@stage_main
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return prune_model(vars(args))
-
+main = stage_entry(build_parser, PruneConfig, prune_model)
 
 if __name__ == "__main__":
     sys.exit(main())

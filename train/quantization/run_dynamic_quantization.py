@@ -9,37 +9,29 @@ dict - no pickled module - and loads with ``load_classifier`` (``weights_only=Tr
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
+    import runpy
+    runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from common.quantization_stage import quantize_folder  # noqa: E402
+from common.cli import add_model_output_flags, add_shared_flags, stage_parser  # noqa: E402
+from common.quantization_stage import QuantizeConfig, run  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="fine-tuned, pruned or shrunk model folder")
-    p.add_argument("--output", required=True, help="int8 payload to write, e.g. models/quantized/bert_agnews_8bit.pt")
-    p.add_argument("--data", default="", help="texts for the agreement check: test split of this data folder "
-                                              "(empty = the shipped demo sample)")
+def build_parser():
+    p = stage_parser(__doc__)
+    add_model_output_flags(p, "fine-tuned, pruned or shrunk model folder",
+                           "int8 payload to write, e.g. models/quantized/bert_agnews_8bit.pt")
+    add_shared_flags(p, "data")
     p.add_argument("--check-samples", type=int, default=200, help="test texts compared between fp32 and int8")
-    p.add_argument("--max-len", "--max_len", type=int, default=128)
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
-    p.add_argument("--seed", type=int, default=42)
+    add_shared_flags(p, "max_len", "threads", "seed")
     return p
 
 
-@stage_main
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    quantize_folder(args.model, args.output, data=args.data, check_samples=args.check_samples, max_len=args.max_len,
-                    seed=args.seed, threads=args.threads, args=vars(args))
-    return 0
-
+main = stage_entry(build_parser, QuantizeConfig, run)
 
 if __name__ == "__main__":
     sys.exit(main())

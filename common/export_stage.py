@@ -1,0 +1,38 @@
+"""The ONNX export stage's flags and runner (the export itself is :func:`common.onnx_models.export_model`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.cli import UserError, set_seed
+from common.onnx_export import export_model
+from common.stage import StageConfig
+
+
+@dataclass(frozen=True)
+class ExportConfig(StageConfig):
+    """``export_onnx/export_onnx.py``'s flags."""
+
+    model: str
+    output: str
+    int8: bool
+    optimize: bool
+    data: str
+    max_len: int
+    opset: int
+    int8_samples: int
+    threads: int
+    seed: int
+
+    def check(self) -> None:
+        if self.max_len < 8:
+            raise UserError(f"--max-len {self.max_len} is too small; use at least 8 tokens.")
+        if self.int8_samples < 1:
+            raise UserError("--int8-samples must be >= 1.")
+
+
+def run(config: ExportConfig) -> int:
+    set_seed(config.seed)
+    export_model(config.model, config.output, data=config.data, max_len=config.max_len, int8=config.int8,
+                 optimize=config.optimize, opset=config.opset, int8_samples=config.int8_samples, seed=config.seed,
+                 threads=config.threads, args=config.to_dict())
+    return 0

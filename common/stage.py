@@ -1,0 +1,129 @@
+"""One stage contract: ``main(argv)`` parses flags into a frozen, validated config and calls ``run(config)``.
+
+A stage's config is a frozen dataclass deriving from :class:`StageConfig`. It is built from an argparse
+Namespace (what ``main`` does) or from a dict (tests, other stages); an unknown key, a missing required one
+or a value of the wrong type is a :class:`~common.cli.UserError` naming it, never a silent default. Field
+order is the flag order, so ``config.to_dict()`` is what ``vars(args)`` was and manifests keep their
+``arguments`` unchanged. A runner that needs a changed copy uses ``config.replace(...)``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import types
+import typing
+from typing import Any, Callable, Mapping, Sequence
+
+from common.cli import UserError, run_reporting_user_errors
+
+log = logging.getLogger(__name__)
+
+
+def flag_name(field: str) -> str:
+    """The flag a user types for a config field (``max_len`` -> ``--max-len``)."""
+    return "--" + field.replace("_", "-")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits the annotation ``hint`` (the plain types argparse produces, lists, unions)."""
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin in (list, tuple):
+        item_hints = typing.get_args(hint)
+        return isinstance(value, (list, tuple)) and all(_matches(v, item_hints[0]) for v in value) \
+            if item_hints else isinstance(value, (list, tuple))
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:  # argparse gives floats, a dict may give a whole number
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is None and isinstance(hint, type):
+        return f"a {hint.__name__}"
+    return f"a {hint}".replace("typing.", "")
+
+
+@dataclasses.dataclass(frozen=True)
+class StageConfig:
+    """Base of every stage's config. Subclasses declare fields and may override :meth:`check`."""
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]):
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise UserError(f"{cls.__name__} does not know {', '.join(unknown)}; the settings it takes are "
+                            f"{', '.join(names)}.")
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in values
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise UserError(f"{cls.__name__} needs {', '.join(flag_name(m) for m in missing)}; give a value.")
+        return cls(**values)
+
+    @classmethod
+    def from_namespace(cls, namespace: argparse.Namespace):
+        return cls.from_dict(vars(namespace))
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not _matches(value, hints.get(f.name, Any)):
+                raise UserError(f"{flag_name(f.name)} {value!r} is not {_describe(hints[f.name])}; fix the value.")
+        self.check()
+
+    def check(self) -> None:
+        """Ranges and combinations; raise UserError naming the flag. Types are already checked."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields in flag order, values as given (lists stay lists, as in ``vars(args)``)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+def run_stage(argv: Sequence[str] | None, parser: argparse.ArgumentParser, config_cls: type[StageConfig],
+              run: Callable[[Any], int | None]) -> int:
+    """``main(argv)`` of a stage: flags -> ``config_cls`` -> ``run(config)``; a UserError is exit code 2."""
+
+    def parse_and_run(args) -> int | None:
+        config = config_cls.from_namespace(parser.parse_args(args))
+        log.info("%s", config)  # the effective config first (house style)
+        return run(config)
+
+    return run_reporting_user_errors(parse_and_run, argv, run.__module__)
+
+
+def stage_entry(build_parser: Callable[[], argparse.ArgumentParser], config_cls: type[StageConfig],
+                run: Callable[[Any], int | None]) -> Callable[..., int]:
+    """A stage script's ``main(argv=None)``: ``main = stage_entry(build_parser, Config, run)``."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        return run_stage(argv, build_parser(), config_cls, run)
+
+    main.__doc__ = f"Parse ``argv`` into {config_cls.__name__} and call {run.__module__}.{run.__name__}."
+    main.build_parser = build_parser  # the entry point's flags, for --help tools and tests
+    return main
+
+
+def namespace_entry(build_parser: Callable[[], argparse.ArgumentParser],
+                    run: Callable[[argparse.Namespace], int | None]) -> Callable[..., int]:
+    """``main(argv=None)`` of a stage whose runner still takes the argparse Namespace (the LIME stages, until
+    they get a config): the same logging and exit codes as :func:`stage_entry`."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        return run_reporting_user_errors(lambda args: run(build_parser().parse_args(args)), argv, run.__module__)
+
+    main.__doc__ = f"Parse ``argv`` and call {run.__module__}.{run.__name__} with the Namespace."
+    return main
