@@ -223,7 +223,7 @@ outputs/metrics/properties/%.json: $(PROPS_SRC) analysis/model_properties/run_mo
 $(call artefact_prereqs,outputs/metrics/properties/,.json,$(VARIANTS))
 
 outputs/metrics/properties/properties.md: $(addprefix outputs/metrics/properties/,$(addsuffix .json,$(VARIANTS))) $(LIST_KNOBS) ## size/params/sparsity/heads/FFN width table
-	$(PY) analysis.model_properties.run_model_properties --table $(@D) --output $@
+	$(PY) analysis.model_properties.run_model_properties --table $(@D) --variants $(VARIANTS) --output $@
 
 # ---------------------------------------------------------------------------------------------- ONNX
 EXPORT := export_onnx/export_onnx.py

@@ -233,13 +233,22 @@ def _per_layer(values) -> str:
     return "-" if not values else "/".join(str(v) for v in values)
 
 
-def properties_table(folder: str | os.PathLike, output: str | os.PathLike, args: dict | None = None) -> str:
-    """A Markdown table over every properties JSON in ``folder``, with a manifest beside it
-    (``<output stem>.manifest.json``: the JSONs it read, with hashes, and the variants in the table)."""
+def properties_table(folder: str | os.PathLike, output: str | os.PathLike, args: dict | None = None,
+                     variants: list[str] | None = None) -> str:
+    """A Markdown table over the properties JSONs in ``folder`` (``variants``: exactly ``<name>.json`` of
+    each, in that order, so a JSON left by an earlier list of variants stays out; None: every JSON), with a
+    manifest beside it (``<output stem>.manifest.json``: the JSONs it read, with hashes, and the variants)."""
     from tabulate import tabulate
 
     folder = Path(folder)
-    files = sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
+    if variants:
+        files = [folder / f"{name}.json" for name in variants]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise UserError(f"--variants names {', '.join(missing)}, which does not exist; build it with "
+                            "`--model PATH --variant NAME --output FILE` first.")
+    else:
+        files = sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
     rows, used = [], {}
     for file in files:
         props = json.loads(file.read_text())
@@ -279,6 +288,7 @@ class PropertiesConfig(StageConfig):
     table: str | None
     variant: str | None
     output: str
+    variants: list[str] | None = None
 
     def check(self) -> None:
         if (self.model is None) == (self.table is None):
@@ -293,5 +303,5 @@ def run(config: PropertiesConfig) -> int:
     else:
         if not Path(config.table).is_dir():
             raise UserError(f"--table {config.table} is not a folder; build properties JSONs there first.")
-        properties_table(config.table, config.output, config.to_dict())
+        properties_table(config.table, config.output, config.to_dict(), config.variants)
     return 0

@@ -307,6 +307,14 @@ def test_model_properties_of_every_variant_and_table(chain, tmp_path):
     text = table.read_text()
     assert all(f"| {name} " in text for name in variants)
     assert "/".join(map(str, spec.heads_per_layer)) in text
+    # --variants: exactly the named JSONs (a JSON left by an earlier PRUNE_PCTS stays out); a missing one stops
+    only = props_dir / "only.md"
+    assert properties_main(["--table", str(props_dir), "--variants", "base", "pruned50", "--output", str(only)]) == 0
+    assert "| base " in only.read_text() and "| pruned50 " in only.read_text()
+    assert "pruned50_8bit" not in only.read_text() and "pruned50_masked" not in only.read_text()
+    assert properties_main(["--table", str(props_dir), "--variants", "base", "pruned70", "--output",
+                            str(props_dir / "missing.md")]) == 2
+    assert not (props_dir / "missing.md").exists()
 
 
 # ----------------------------------------------------------------------------------------------- MiniLM

@@ -27,6 +27,8 @@ def build_parser():
     what.add_argument("--model", help="one artefact: model folder, int8 .pt or .onnx")
     what.add_argument("--table", help="folder of properties JSONs -> one Markdown table")
     p.add_argument("--variant", help="variant name (with --model)")
+    p.add_argument("--variants", nargs="+", default=None,
+                   help="with --table: only <folder>/<name>.json of these variants, in this order (default: every JSON)")
     p.add_argument("--output", required=True, help="properties JSON (with --model) or Markdown file (with --table)")
     return p
 
