@@ -19,8 +19,7 @@ import sys
 from pathlib import Path
 
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    import runpy
-    runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
+    __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
 from common.cli import add_model_output_flags, add_shared_flags, stage_parser  # noqa: E402
 from common.export_stage import ExportConfig, run  # noqa: E402

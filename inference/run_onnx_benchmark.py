@@ -15,28 +15,24 @@ A failing variant is reported in summary.md, not fatal (unless it is the baselin
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    import runpy
-    runpy.run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
+    __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
 from common.benchmark import add_benchmark_arguments, run_benchmark  # noqa: E402
-from common.cli import stage_main  # noqa: E402
+from common.cli import stage_parser  # noqa: E402
+from common.stage import namespace_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = stage_parser(__doc__)
     add_benchmark_arguments(parser)
     return parser
 
 
-@stage_main
-def main(argv=None):
-    return run_benchmark(build_parser().parse_args(argv))
-
+main = namespace_entry(build_parser, run_benchmark)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,20 +14,19 @@ CIs), pos_analysis.md/.png/.manifest.json. A missing tagger is an error naming `
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    import runpy
-    runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
+    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
+from common.cli import stage_parser  # noqa: E402
 from common.pos_analysis import TOP_K, run_pos_analysis  # noqa: E402
+from common.stage import namespace_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = stage_parser(__doc__)
     parser.add_argument("--base", required=True, help="LIME CSV of the base model (LIME seed S)")
     parser.add_argument("--noise", required=True,
                         help="LIME CSV of base with another LIME seed (S+1): the noise floor every variant is judged on")
@@ -39,11 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@stage_main
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def run(args) -> None:
     run_pos_analysis(args.base, args.variant, args.output_dir, vars(args), noise=args.noise, top_k=args.top_k)
 
+
+main = namespace_entry(build_parser, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,20 +10,19 @@ verdict; own faithfulness).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    import runpy
-    runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
+    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
+from common.cli import stage_parser  # noqa: E402
+from common.stage import namespace_entry  # noqa: E402
 from common.deletion_report import run_deletion_report  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = stage_parser(__doc__)
     parser.add_argument("--variant", action="append", default=[],
                         help="per-variant deletion CSV (outputs/deletion/<variant>.csv; repeatable)")
     parser.add_argument("--output-dir", "--output_dir", default="outputs/reports")
@@ -31,10 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@stage_main
-def main(argv=None):
-    return run_deletion_report(build_parser().parse_args(argv))
-
+main = namespace_entry(build_parser, run_deletion_report)
 
 if __name__ == "__main__":
     sys.exit(main())

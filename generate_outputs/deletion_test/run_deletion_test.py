@@ -18,20 +18,19 @@ batch per model (a fixed composition: dynamic int8 gives the same numbers in any
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    import runpy
-    runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
+    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
+from common.cli import stage_parser  # noqa: E402
+from common.stage import namespace_entry  # noqa: E402
 from common.deletion import MAX_K, run_deletion_test  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = stage_parser(__doc__)
     parser.add_argument("--base-lime", required=True, help="LIME CSV of the base model (outputs/lime/base.csv)")
     parser.add_argument("--variant-lime", required=True, help="LIME CSV of the variant (outputs/lime/<variant>.csv)")
     parser.add_argument("--base-model", default="",
@@ -48,10 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@stage_main
-def main(argv=None):
-    return run_deletion_test(build_parser().parse_args(argv))
-
+main = namespace_entry(build_parser, run_deletion_test)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,20 +18,19 @@ lime_sample_curve.csv/.png (seed-to-seed agreement of the base model's explanati
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    import runpy
-    runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
+    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
+from common.cli import stage_parser  # noqa: E402
 from common.lime_similarity_report import run_similarity  # noqa: E402
+from common.stage import namespace_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = stage_parser(__doc__)
     parser.add_argument("--base", required=True, help="LIME CSV of the base model")
     parser.add_argument("--noise", required=True, help="LIME CSV of the base model with another LIME seed")
     parser.add_argument("--variant", action="append", default=[],
@@ -47,12 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@stage_main
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def run(args) -> None:
     run_similarity(args.base, args.noise, args.variant, args.curve, args.output_dir, args.seed, vars(args),
                    negative_controls=args.negative_control, positive_controls=args.positive_control)
 
+
+main = namespace_entry(build_parser, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,21 +10,20 @@ folder, so records of variants built earlier (another PRUNE_PCTS) cannot enter i
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    import runpy
-    runpy.run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
+    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import UserError, stage_main  # noqa: E402
+from common.cli import UserError, stage_parser  # noqa: E402
 from common.report import build_report  # noqa: E402
+from common.stage import namespace_entry  # noqa: E402
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = stage_parser(__doc__)
     parser.add_argument("--outputs", default="outputs", help="root of generated outputs")
     parser.add_argument("--models", default="models", help="root of generated models")
     parser.add_argument("--output", default="outputs/reports/report.md")
@@ -39,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@stage_main
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def run(args) -> int:
     outputs = Path(args.outputs)
     if not (outputs / "metrics").is_dir():
         raise UserError(f"{outputs}/metrics does not exist; build the variants first (`make bench` or `make report`).")
@@ -50,6 +47,8 @@ def main(argv=None):
     logging.getLogger(__name__).info("wrote %s", args.output)
     return 0
 
+
+main = namespace_entry(build_parser, run)
 
 if __name__ == "__main__":
     sys.exit(main())
