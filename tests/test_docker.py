@@ -190,7 +190,8 @@ def test_hadolint_ignores_only_apt_pinning():
 def test_make_lint_docker_uses_the_interpreters_hadolint(tmp_path):
     """`make lint-docker` finds hadolint beside $(PYTHON); run in a copy so no knob stamp here changes."""
     hadolint = _hadolint()
-    for name in ("Makefile", "docker"):
+    for name in ("Makefile", "docker", "common/variants.py"):  # the Makefile reads the variant table at parse time
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, tmp_path / name)
     python = hadolint.parent / "python"
     res = subprocess.run(["make", "--no-print-directory", "lint-docker", f"PYTHON={python}"], cwd=tmp_path,
