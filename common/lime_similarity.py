@@ -46,7 +46,7 @@ import numpy as np
 from common.cli import UserError
 from common.explanation_similarity import METRICS, pair_metrics
 from common.lime_design import OTHER_SEED, SAME_SEED, LimeDesign, check_same_design, read_stage_csv, single_setting
-from common.verdict import EQUIVALENT, bootstrap_means, judge
+from common.verdict import DRIFTED, EQUIVALENT, bootstrap_means, judge
 
 HEADLINE = "rbo"
 SECONDARY = "spearman"
@@ -194,10 +194,23 @@ def control_warnings(summary: dict[str, dict]) -> list[str]:
             out.append(f"The negative control `{name}` (an identical function) came out **{entry['verdict']}**, "
                        "not equivalent: the comparison is not like-for-like or the control is not the same "
                        "function; do not trust the other verdicts until this is fixed.")
-        if entry["role"] == ROLE_POSITIVE_CONTROL and entry["verdict"] == EQUIVALENT:
+        if entry["role"] != ROLE_POSITIVE_CONTROL:
+            continue
+        if entry["verdict"] == EQUIVALENT:
             out.append(f"The positive control `{name}` (another fine-tune of the base recipe) came out "
                        "**equivalent**: the metric cannot tell two fine-tunes apart at this margin, so "
                        "`equivalent` says little here; the margin is to be revisited.")
+        elif entry["verdict"] != DRIFTED:
+            # Not shown drifted: at these instances the margin does not separate another model of the same
+            # quality, so a variant's `equivalent` only says it is closer to base than the margin.
+            out.append(f"The positive control `{name}` (another fine-tune of the base recipe) is "
+                       f"**{entry['verdict']}** on {HEADLINE} (extra {entry['extra']:+.3f}, margin "
+                       f"{entry['margin']:.3f}), not drifted: with these instances the margin does not separate "
+                       "two fine-tunes; compare each variant's extra disagreement with the control's, and the "
+                       "margin is to be revisited.")
+        if entry.get(f"{SECONDARY}_verdict") == EQUIVALENT and entry["verdict"] != EQUIVALENT:
+            out.append(f"The positive control `{name}` came out **equivalent** on {SECONDARY}: that metric "
+                       "cannot tell two fine-tunes apart at its margin.")
     return out
 
 

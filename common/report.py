@@ -31,7 +31,7 @@ from common.report_inputs import (load_benchmark_summary, load_deletion, load_po
                                   load_similarity_floor, load_variant_metrics, records_beside_summary)
 from common.report_pick import ACCURACY_TOLERANCE_PT, recommend, variant_table
 from common.schema import DELETION_COLUMNS, DELETION_CSV, POS_CSV, SUMMARY_CSV
-from common.verdict import EQUIVALENT
+from common.verdict import DRIFTED, EQUIVALENT
 
 # The shipping rule and the table, and the deletion CSV's columns, are importable from here too.
 __all__ = ["build_report", "recommend", "variant_table", "DELETION_COLUMNS", "ACCURACY_TOLERANCE_PT"]
@@ -163,6 +163,10 @@ def drift_section(similarity: dict[str, dict], floor: dict[str, dict], deletion:
         if entry.get("role") == ROLE_POSITIVE_CONTROL and entry.get("verdict") == EQUIVALENT:
             lines += ["", f"**The positive control `{name}` (another fine-tune of the base recipe) is equivalent: "
                           "the metric cannot tell two fine-tunes apart, and the margin is to be revisited.**"]
+        elif entry.get("role") == ROLE_POSITIVE_CONTROL and entry.get("verdict") not in (DRIFTED, None):
+            lines += ["", f"**The positive control `{name}` (another fine-tune of the base recipe) is "
+                          f"{entry['verdict']}, not drifted: at these instances the margin does not separate two "
+                          "fine-tunes; compare each variant's extra disagreement with the control's.**"]
         if entry.get("role") == ROLE_NEGATIVE_CONTROL and entry.get("verdict") not in (EQUIVALENT, None):
             lines += ["", f"**The negative control `{name}` (an identical function) is {entry['verdict']}, not "
                           "equivalent: the drift verdicts cannot be trusted.**"]

@@ -282,3 +282,21 @@ def test_planted_drift_through_the_lime_stage_flips_the_verdict(tmp_path, traine
     assert head.loc["planted", COL_VERDICT] == "drifted", head.loc["planted"].to_dict()
     assert head.loc["copy", COL_VERDICT] == "equivalent" and head.loc["copy", COL_EXTRA] == 0
     assert head.loc["copy", COL_ROLE] == "negative_control"
+
+
+def test_a_positive_control_not_shown_drifted_is_called_out():
+    """The positive control is the far end of the scale: unless it comes out drifted, the margin does not
+    separate two fine-tunes at these instances, and the report says so (planted: drifted -> no sentence)."""
+    from common.lime_similarity import control_warnings
+
+    def control(verdict, spearman="drifted"):
+        return {"ctrl": {"role": "positive_control", "verdict": verdict, "extra": 0.055, "margin": 0.067,
+                         "spearman_verdict": spearman}}
+
+    assert control_warnings(control("drifted")) == []
+    inconclusive = control_warnings(control("inconclusive"))
+    assert len(inconclusive) == 1 and "**inconclusive**" in inconclusive[0] and "not drifted" in inconclusive[0]
+    assert "+0.055" in inconclusive[0] and "revisited" in inconclusive[0]
+    both = control_warnings(control("inconclusive", spearman="equivalent"))
+    assert len(both) == 2 and "equivalent** on spearman" in both[1]
+    assert "cannot tell two fine-tunes apart" in control_warnings(control("equivalent"))[0]
