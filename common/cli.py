@@ -126,14 +126,15 @@ def add_shared_flags(parser, *names: str, **defaults) -> None:
         parser.add_argument(*spellings, **options)
 
 
-def add_model_output_flags(parser, model_help: str, output_help: str) -> None:
-    """``--model`` (the artefact read) and ``--output`` (the one written), both required."""
-    parser.add_argument("--model", required=True, help=model_help)
-    parser.add_argument("--output", required=True, help=output_help)
-
-
-def stage_parser(description: str | None):
-    """A stage script's parser: its module docstring, layout kept, as the ``--help`` description."""
+def stage_parser(description: str | None, model: str | None = None, output: str | None = None):
+    """A stage script's parser: its module docstring, layout kept, as the ``--help`` description; with
+    ``model``/``output`` help texts, the required ``--model`` (the artefact read) and ``--output`` (the one
+    written)."""
     import argparse
 
-    return argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if model:
+        parser.add_argument("--model", required=True, help=model)
+    if output:
+        parser.add_argument("--output", required=True, help=output)
+    return parser

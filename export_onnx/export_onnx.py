@@ -21,16 +21,15 @@ from pathlib import Path
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import add_model_output_flags, add_shared_flags, stage_parser  # noqa: E402
+from common.cli import add_shared_flags, stage_parser  # noqa: E402
 from common.export_stage import ExportConfig, run  # noqa: E402
 from common.onnx_export import INT8_TEXTS, OPSET  # noqa: E402
 from common.stage import stage_entry  # noqa: E402
 
 
 def build_parser():
-    p = stage_parser(__doc__)
-    add_model_output_flags(p, "model folder (full, pruned or shrunk), or an fp32 .onnx with --int8",
-                           "the .onnx to write, e.g. models/onnx/pruned20.onnx")
+    p = stage_parser(__doc__, model="model folder (full, pruned or shrunk), or an fp32 .onnx with --int8",
+                     output="the .onnx to write, e.g. models/onnx/pruned20.onnx")
     p.add_argument("--int8", action="store_true", help="ONNX Runtime dynamic int8 quantization")
     p.add_argument("--optimize", action="store_true",
                    help="ONNX Runtime transformer optimizer (fusions); falls back to the plain graph if it fails")

@@ -15,15 +15,14 @@ from pathlib import Path
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import add_model_output_flags, add_shared_flags, stage_parser  # noqa: E402
+from common.cli import add_shared_flags, stage_parser  # noqa: E402
 from common.quantization_stage import QuantizeConfig, run  # noqa: E402
 from common.stage import stage_entry  # noqa: E402
 
 
 def build_parser():
-    p = stage_parser(__doc__)
-    add_model_output_flags(p, "fine-tuned, pruned or shrunk model folder",
-                           "int8 payload to write, e.g. models/quantized/bert_agnews_8bit.pt")
+    p = stage_parser(__doc__, model="fine-tuned, pruned or shrunk model folder",
+                     output="int8 payload to write, e.g. models/quantized/bert_agnews_8bit.pt")
     add_shared_flags(p, "data")
     p.add_argument("--check-samples", type=int, default=200, help="test texts compared between fp32 and int8")
     add_shared_flags(p, "max_len", "threads", "seed")
