@@ -10,6 +10,7 @@ import csv
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -95,11 +96,12 @@ def run_lime_on_model(args) -> int:
                               "batch_dependent": bool(getattr(clf, "batch_dependent", False)),
                               "code": code_fingerprint()})
     started = time.time()
-    if rank == 0 and reuse_identical_explanations(output, explanation_key, args.variant,
-                                                  base_manifest("lime", run_args, args.seed, inputs={
-                                                      "model": args.model,
-                                                      "reference_model": args.reference_model or None,
-                                                      "data": _data_input(args.data)})):
+
+    def stage_manifest() -> dict:  # built only when written (it hashes the model and the data)
+        return base_manifest("lime", run_args, args.seed, inputs={
+            "model": args.model, "reference_model": args.reference_model or None, "data": _data_input(args.data)})
+
+    if rank == 0 and reuse_identical_explanations(output, explanation_key, args.variant, stage_manifest):
         return 0
     job = ShardedCsvJob(output, LIME_COLUMNS, run_key, len(instances), rank, world)
     metrics: dict = {}
@@ -108,9 +110,7 @@ def run_lime_on_model(args) -> int:
         metrics.update({"n_instances": len(instances), "world_size": world, "explained_this_run": result.explained_now,
                         "resumed_instances": result.resumed, **summarize_timing(result.stats)})
         metrics.update(_csv_summary(merged, reference is not None))
-        manifest = base_manifest("lime", run_args, args.seed, inputs={
-            "model": args.model, "reference_model": args.reference_model or None,
-            "data": _data_input(args.data)})
+        manifest = stage_manifest()
         manifest.update({"variant": args.variant, "classifier": clf.info, "instance_ids": instances.ids.tolist(),
                          "instance_seed": args.instance_seed, "wall_seconds": round(time.time() - started, 3),
                          "explanation_key": explanation_key, "csv_sha256": sha256_file(merged),
@@ -133,7 +133,8 @@ def _data_input(data: str | None) -> str | None:
     return data if data and Path(data).exists() else None
 
 
-def reuse_identical_explanations(output: Path, explanation_key: str, variant: str, manifest: dict) -> bool:
+def reuse_identical_explanations(output: Path, explanation_key: str, variant: str,
+                                 make_manifest: Callable[[], dict]) -> bool:
     """Keep an up-to-date output, or copy a finished sibling CSV that explains the same model file with the
     same settings, renamed. True when nothing is left to explain.
 
@@ -177,6 +178,7 @@ def reuse_identical_explanations(output: Path, explanation_key: str, variant: st
                 row[column] = variant
                 writer.writerow(row)
             out.flush()
+            manifest = make_manifest()
             manifest.update({key: source[key] for key in ("classifier", "instance_ids", "instance_seed", "metrics")
                              if key in source})
             manifest.update({"variant": variant, "explanation_key": explanation_key, "reused_from": str(sibling),
@@ -269,7 +271,7 @@ def run_token_explanations(args) -> int:
                    "explained_this_run": result.explained_now, "resumed_instances": result.resumed,
                    **summarize_timing(result.stats)}
         manifest = base_manifest("bert_token_explanations", run_args, args.seed, inputs={
-            "model": args.model, "data": args.data if args.data and Path(args.data).exists() else None})
+            "model": args.model, "data": _data_input(args.data)})
         manifest.update({"classifier": clf.info, "split": "train", "instance_ids": instances.ids.tolist(),
                          "wall_seconds": round(time.time() - started, 3), "metrics": metrics})
         write_json_atomic(manifest_path_for(output), manifest)
