@@ -54,13 +54,13 @@ from common.cli import UserError
 from common import lime_design
 from common.lime_design import SAME_SEED, LimeDesign, read_stage_csv
 from common.schema import DELETION_COLUMNS, DELETION_GATE
+from common.verdict import MARGIN_FRACTION
 
 log = logging.getLogger(__name__)
 
 PER_INSTANCE_COLUMNS = ["instance_id", "explained_label", "words_from", "model", "k", "n_words", "words",
                         "predicted_full", "p_full", "p_removed", "p_kept", "comprehensiveness", "sufficiency"]
 MAX_K = 5
-MARGIN_FRACTION = 0.1
 GATE = DELETION_GATE
 # (check, words_from, model of the variant side, measure); the base side is always base's words on base
 CHECKS = [

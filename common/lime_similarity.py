@@ -49,11 +49,10 @@ import numpy as np
 from common.cli import UserError
 from common.explanation_similarity import METRICS, pair_metrics
 from common.lime_design import OTHER_SEED, SAME_SEED, LimeDesign, check_same_design, read_stage_csv, single_setting
-from common.verdict import DRIFTED, EQUIVALENT, bootstrap_means, judge
+from common.verdict import DRIFTED, EQUIVALENT, MARGIN_FRACTION, bootstrap_means, judge
 
 HEADLINE = "rbo"
 SECONDARY = "spearman"
-MARGIN_FRACTION = 0.1
 NOISE_NAME = "noise_floor"
 REQUIRED = {"instance_id", "word", "weight", "explained_label", "predicted_label", "seed", "num_samples"}
 

@@ -12,7 +12,7 @@ the base's LIME seed S and compared with base explained with seed S+1 (``base_no
 floor is base@S against the same base@S+1, on the same instances. Per instance, extra divergence =
 JS(tag shares of variant@S, base@S+1) - JS(base@S, base@S+1) (Jensen-Shannon divergence, base 2:
 0 = identical, 1 = disjoint). :func:`common.verdict.judge` (one-sided: only more divergence is
-worse) with margin = ``MARGIN_FRACTION`` (0.25) x mean JS(base@S, base@S+1): ``equivalent`` when
+worse) with margin = ``MARGIN_FRACTION`` (0.1, :mod:`common.verdict`) x mean JS(base@S, base@S+1): ``equivalent`` when
 the 95 % upper bound of the mean extra divergence is below a quarter of LIME's own seed-to-seed
 divergence, ``drifted`` when the lower bound is above it, else ``inconclusive``.
 """
@@ -31,11 +31,11 @@ from common.lime_design import (OTHER_SEED, SAME_SEED, LimeDesign, check_same_de
 from common.pos_report import plot_pos, pos_markdown, shown_tags
 from common.pos_tagging import TAGS, Tagger, nltk_tagger, word_tags
 from common.schema import POS_COLUMNS, POS_CSV
+from common.verdict import MARGIN_FRACTION
 
 log = logging.getLogger(__name__)
 
 TOP_K = 10
-MARGIN_FRACTION = 0.25
 BOOTSTRAP_SEED = 0
 SHARE_COLUMNS = ["variant", "scope", "tag", "share", "lower", "upper", "n"]
 FLOOR = "noise_floor"

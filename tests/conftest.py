@@ -6,6 +6,7 @@ No hub, no network: the tiny model is built from a ``BertConfig`` (hidden 32,
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+# Not sources: virtual environments (.venv, .venv-interop; a worktree may link them, and copying through the
+# link costs ~2 GB per test), git data, built artefacts and caches.
+NOT_SOURCES = (".venv*", ".git", "models", "outputs", "__pycache__", ".pytest_cache")
+
+
+def copy_sources(dst: Path, root: Path = REPO) -> Path:
+    """A copy of the repository's sources only, as a clean clone has them (for tests that run ``make``)."""
+    shutil.copytree(root, dst, ignore=shutil.ignore_patterns(*NOT_SOURCES))
+    return dst
 
 # One word list per class: texts built from them are linearly separable, so a
 # tiny model fine-tuned for a few steps must beat chance by a wide margin.

@@ -16,7 +16,7 @@ import pytest
 
 from common.deletion import (DELETION_COLUMNS, PER_INSTANCE_COLUMNS, LimeRun, deletion_texts, judge_variant,
                              measure)
-from tests.conftest import CLASS_WORDS, FILLER, make_tiny_bert
+from tests.conftest import CLASS_WORDS, FILLER, copy_sources, make_tiny_bert
 from tests.test_explanations import run_lime
 
 RUN_MAIN = "generate_outputs.deletion_test.run_deletion_test"
@@ -323,8 +323,7 @@ def test_make_builds_one_deletion_test_per_lime_variant_after_its_lime_run(tmp_p
 
     if shutil.which("make") is None:
         pytest.skip("GNU make is not installed")
-    tree = tmp_path / "repo"
-    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "models", "outputs", "__pycache__"))
+    tree = copy_sources(tmp_path / "repo", ROOT)
     res = subprocess.run(["make", "-n", "--no-print-directory", "outputs/reports/report.md", "PYTHON=python3",
                           "DATA=data", "LIME_VARIANTS=base base_onnx base_onnx_int8 pruned20", "CONTROL=0"], cwd=tree,
                          capture_output=True, text=True, timeout=120)

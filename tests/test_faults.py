@@ -18,7 +18,7 @@ import torch
 
 from common.classifier import TOKENIZER_FILES, load_classifier
 from common.cli import UserError
-from tests.conftest import toy_texts
+from tests.conftest import copy_sources, toy_texts
 
 TEXTS = toy_texts(6)[0]
 
@@ -487,10 +487,7 @@ AS_GIVEN = {k: v.replace("$$", "$") for k, v in HOSTILE.items()}
 @pytest.fixture()
 def source_tree(tmp_path):
     """A copy of the sources only, plus a fake interpreter that records its arguments."""
-    root = Path(__file__).resolve().parents[1]
-    dst = tmp_path / "repo"
-    shutil.copytree(root, dst, ignore=shutil.ignore_patterns(".venv", ".git", "models", "outputs", "__pycache__",
-                                                             ".pytest_cache"))
+    dst = copy_sources(tmp_path / "repo")
     fake = tmp_path / "fakepy"
     fake.write_text(f"#!{__import__('sys').executable}\nimport json, os, sys\n"
                     "with open(os.environ['ARGV_LOG'], 'a') as fh:\n    fh.write(json.dumps(sys.argv[1:]) + '\\n')\n")

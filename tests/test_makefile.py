@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import copy_sources
+
 ROOT = Path(__file__).resolve().parents[1]
 KNOBS = ["PYTHON=python3", "DATA=data"]
 
@@ -21,9 +23,7 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="GNU make i
 @pytest.fixture()
 def tree(tmp_path):
     """A copy of the sources only: no .venv, models/ or outputs/ (a clean clone)."""
-    dst = tmp_path / "repo"
-    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "models", "outputs", "__pycache__",
-                                                             ".pytest_cache"))
+    dst = copy_sources(tmp_path / "repo", ROOT)
     # `make -t` touches files but creates no folders (the real recipes create their own)
     for folder in ("models/fine_tuned/bert_agnews", "models/pruned/bert_agnews_20pct", "models/pruned/bert_agnews_30pct",
                    "models/shrunk/pruned20", "models/shrunk/pruned30", "models/onnx", "models/quantized",
