@@ -18,12 +18,12 @@ import numpy as np
 
 from common import LABEL_NAMES, lime_utils
 from common.cli import UserError
-from common.stage import StageConfig, flag, shared_flag
 from common.lime_utils import (DEFAULT_INSTANCE_SEED, LIME_COLUMNS, MLP_COLUMNS, FastClassifierFn, choose_instances,
                                explain_each_label, explanation_rows, fmt, instance_lime_seed, local_pred,
                                make_explainer, reference_predictions)
 from common.manifest import artefact_fingerprint, code_fingerprint, digest, sha256_file
 from common.sharded_job import JobResult, ShardedCsvJob, dist_context, rank_device, summarize_timing
+from common.stage import StageConfig, flag, shared_flag
 
 log = logging.getLogger(__name__)
 
