@@ -54,6 +54,7 @@ from common.cli import UserError
 from common import lime_design
 from common.lime_design import SAME_SEED, LimeDesign, read_stage_csv
 from common.schema import DELETION_COLUMNS, DELETION_GATE
+from common.stage import StageConfig, flag, shared_flag
 from common.verdict import MARGIN_FRACTION
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,31 @@ def explained_model(lime_csv: str | Path, flag: str) -> str:
     return str(model)
 
 
-def run_deletion_test(args) -> int:
+@dataclass(frozen=True)
+class DeletionTestConfig(StageConfig):
+    """``run_deletion_test``'s flags."""
+
+    base_lime: str = flag(help="LIME CSV of the base model (outputs/lime/base.csv)")
+    variant_lime: str = flag(help="LIME CSV of the variant (outputs/lime/<variant>.csv)")
+    base_model: str = flag("", help="the base model (any artefact load_classifier reads; default: the one "
+                                    "--base-lime explained)")
+    model: str = flag("", help="the variant's model (default: the one --variant-lime explained, from its manifest)")
+    variant: str = flag("", help="variant name (default: the output file's name)")
+    output: str = flag(help="per-instance CSV to write (outputs/deletion/<variant>.csv)")
+    max_k: int = flag(MAX_K, help="largest number of words deleted")
+    seed: int = shared_flag("seed", help="seed of the bootstrap")
+    max_len: int = shared_flag("max_len")
+    device: str = shared_flag("device")
+    threads: int = shared_flag("threads")
+
+    def check(self) -> None:
+        if Path(self.output).suffix != ".csv":
+            raise UserError(f"--output {self.output} must be a .csv file.")
+        if self.max_k < 1:
+            raise UserError(f"--max-k must be at least 1 (got {self.max_k}).")
+
+
+def run_deletion_test(config: DeletionTestConfig) -> int:
     """``generate_outputs.deletion_test.run_deletion_test``: see that script's docstring."""
     from common.classifier import load_classifier
     from common.cli import set_seed
@@ -263,14 +288,11 @@ def run_deletion_test(args) -> int:
     from common.threads import default_threads, set_threads
     from common.manifest import atomic_output_file, base_manifest, manifest_path_for, write_json_atomic
 
-    output = Path(args.output)
-    if output.suffix != ".csv":
-        raise UserError(f"--output {output} must be a .csv file.")
-    if args.max_k < 1:
-        raise UserError(f"--max-k must be at least 1 (got {args.max_k}).")
-    variant = args.variant or output.stem
-    args.base_model = args.base_model or explained_model(args.base_lime, "--base-model")
-    args.model = args.model or explained_model(args.variant_lime, "--model")
+    output = Path(config.output)
+    variant = config.variant or output.stem
+    # the manifest records the models actually compared, as it did when these were filled in on the Namespace
+    args = config.replace(base_model=config.base_model or explained_model(config.base_lime, "--base-model"),
+                          model=config.model or explained_model(config.variant_lime, "--model"))
     threads = set_threads(default_threads(args.threads))
     set_seed(args.seed)
     log.info("Deletion test: variant=%s model=%s base model=%s base LIME=%s variant LIME=%s max_k=%d seed=%d",
@@ -290,7 +312,7 @@ def run_deletion_test(args) -> int:
     rows, means = judge_variant(frame, variant, args.seed)
     metrics = {**means, "checks": rows, "forward_texts": {n: fn.n_unique for n, fn in fns.items()},
                "model_seconds": {n: round(fn.model_seconds, 3) for n, fn in fns.items()}}
-    manifest = base_manifest("deletion_test", vars(args), args.seed, inputs={
+    manifest = base_manifest("deletion_test", args.to_dict(), args.seed, inputs={
         "base_lime": args.base_lime, "variant_lime": args.variant_lime, "base_model": args.base_model,
         "model": args.model})
     manifest.update({"variant": variant, "classifiers": {n: clf.info for n, clf in clfs.items()},

@@ -7,6 +7,7 @@ deletion.manifest.json and, last as the Make target, deletion.md.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from common.cli import UserError
 from common.deletion import CHECKS, GATE, MARGIN_FRACTION, MAX_K, PER_INSTANCE_COLUMNS, judge_variant
 from common.lime_design import read_stage_csv
 from common.schema import DELETION_COLUMNS, DELETION_CSV
+from common.stage import StageConfig, flag, shared_flag
 
 log = logging.getLogger(__name__)
 
@@ -120,15 +122,27 @@ def plot_deletion(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def run_deletion_report(args) -> int:
+@dataclass(frozen=True)
+class DeletionReportConfig(StageConfig):
+    """``build_deletion_report``'s flags."""
+
+    variant: list[str] = flag([], action="append",
+                              help="per-variant deletion CSV (outputs/deletion/<variant>.csv; repeatable)")
+    output_dir: str = flag("outputs/reports", aliases=["--output_dir"])
+    seed: int = shared_flag("seed", help="seed of the bootstrap")
+
+    def check(self) -> None:
+        if not self.variant:
+            raise UserError("Pass at least one --variant outputs/deletion/<variant>.csv.")
+
+
+def run_deletion_report(args: DeletionReportConfig) -> int:
     """``generate_outputs.deletion_test.build_deletion_report``: see that script's docstring."""
     import pandas as pd
 
     from common.manifest import (atomic_output_file, base_manifest, manifest_path_for, write_json_atomic,
                                  write_text_atomic)
 
-    if not args.variant:
-        raise UserError("Pass at least one --variant outputs/deletion/<variant>.csv.")
     output_dir = Path(args.output_dir)
     rows, means = [], {}
     for path in args.variant:
@@ -145,7 +159,7 @@ def run_deletion_report(args) -> int:
         plot_deletion(rows, tmp)
     with atomic_output_file(csv_path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.8g")
-    manifest = base_manifest("deletion_report", vars(args), args.seed,
+    manifest = base_manifest("deletion_report", args.to_dict(), args.seed,
                              inputs={f"deletion_{name}": path for name, path in zip(means, args.variant)})
     manifest.update({"margin_fraction": MARGIN_FRACTION, "gate": GATE, "checks": rows, "aopc_means": means})
     write_json_atomic(manifest_path_for(csv_path), manifest)

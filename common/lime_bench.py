@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from common.cli import UserError
-from common.lime_utils import (FastClassifierFn, choose_instances, explain_text, explanation_rows,
-                               make_explainer)
+from common.lime_utils import (DEFAULT_INSTANCE_SEED, FastClassifierFn, choose_instances, explain_text,
+                               explanation_rows, make_explainer)
+from common.stage import StageConfig, flag, shared_flag
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,25 @@ def _time_one(fn, text: str, label: int, num_samples: int, seed: int) -> tuple[f
     return elapsed, fn.model_seconds - model_before, weights
 
 
-def run_bench(args) -> dict:
+@dataclass(frozen=True)
+class LimeBenchConfig(StageConfig):
+    """``bench_lime_speed``'s flags."""
+
+    model: str = flag(help="the fine-tuned torch folder (the pipeline loads it)")
+    onnx: str = flag(help="its parity-checked fp32 ONNX export (or the folder again)")
+    data: str = shared_flag("data")
+    n_instances: int = flag(3, aliases=["--n_instances"], help="instances timed per setup")
+    num_samples: int = flag(1000, aliases=["--num_samples"])
+    seed: int = shared_flag("seed")
+    instance_seed: int = flag(DEFAULT_INSTANCE_SEED)
+    max_len: int = shared_flag("max_len")
+    batch_size: int = flag(32)
+    device: str = shared_flag("device", default="cpu")  # cpu: what the speed goals refer to
+    threads: int = shared_flag("threads")
+    output: str = flag("outputs/metrics/lime_speed.json")
+
+
+def run_bench(args: LimeBenchConfig) -> dict:
     from scipy.stats import spearmanr
 
     from common.classifier import load_classifier
@@ -123,7 +143,7 @@ def run_bench(args) -> dict:
             "max_abs_weight_diff": float(np.max([a["max_abs_weight_diff"] for a in agreement]))},
         "per_instance_seconds": times,
     }
-    manifest = base_manifest("bench_lime", vars(args), args.seed, inputs={"model": args.model, "onnx": args.onnx})
+    manifest = base_manifest("bench_lime", args.to_dict(), args.seed, inputs={"model": args.model, "onnx": args.onnx})
     manifest["metrics"] = metrics
     write_json_atomic(args.output, manifest)
     log.info("LIME speed: naive %.2f s, ours (ONNX) %.2f s per explanation -> %.2fx (goal %.1fx); outside the "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.explanation_similarity import METRICS, RBO_P
@@ -15,6 +16,7 @@ from common.lime_similarity import (COL_EXTRA, COL_LOWER, COL_MARGIN, COL_METRIC
                                     COL_VARIANT, COL_VERDICT, HEADLINE, MARGIN_FRACTION, ROLE_NEGATIVE_CONTROL,
                                     ROLE_POSITIVE_CONTROL, ROLE_VARIANT, SECONDARY, SIMILARITY_COLUMNS,
                                     SIMILARITY_CSV, Similarity, judge_similarity)
+from common.stage import StageConfig, flag
 
 log = logging.getLogger(__name__)
 
@@ -174,3 +176,28 @@ def run_similarity(base: str, noise: str, variants: list[str], curve: list[str],
     write_text_atomic(output_dir / "lime_similarity.md", "\n".join(lines))  # the Make target, last
     log.info("Wrote %s: %s", output_dir / "lime_similarity.md", {k: v["verdict"] for k, v in summary.items()})
     return summary
+
+
+@dataclass(frozen=True)
+class SimilarityConfig(StageConfig):
+    """``run_lime_similarity``'s flags."""
+
+    base: str = flag(help="LIME CSV of the base model")
+    noise: str = flag(help="LIME CSV of the base model with another LIME seed")
+    variant: list[str] = flag([], action="append", help=(
+        "LIME CSV of a variant or control, explained with the base run's seed (repeatable)"))
+    negative_control: list[str] = flag([], action="append", help=(
+        "name of a --variant that is the same function as base (must come out equivalent)"))
+    positive_control: list[str] = flag([], action="append", help=(
+        "name of a --variant that is another fine-tune of the base recipe (not a candidate)"))
+    curve: list[str] = flag([], action="append", help=(
+        "N=A.csv,B.csv: base explained at num_samples N with two seeds (repeatable)"))
+    output_dir: str = flag("outputs/reports", aliases=["--output_dir"])
+    seed: int = flag(42, help="bootstrap seed")
+
+
+def run_similarity_stage(config: SimilarityConfig) -> dict:
+    """``generate_outputs.lime_similarity_pipeline.run_lime_similarity``: see that script's docstring."""
+    return run_similarity(config.base, config.noise, config.variant, config.curve, config.output_dir, config.seed,
+                          config.to_dict(), negative_controls=config.negative_control,
+                          positive_controls=config.positive_control)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -33,6 +34,7 @@ from common import LABEL_NAMES
 from common.cli import UserError
 from common.lime_utils import (FastClassifierFn, choose_instances, explain_text, explanation_rows, fmt,
                                instance_lime_seed, make_explainer)
+from common.stage import StageConfig, flag, shared_flag
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +183,46 @@ def sp_lime_markdown(prefix: str, candidates, pick, features, args) -> str:
     return "\n".join(lines)
 
 
-def run_sp_lime(args) -> dict:
+@dataclass(frozen=True)
+class SpLimeConfig(StageConfig):
+    """``run_sp_lime_hf_model``'s flags (the seed's underscore spellings too)."""
+
+    model_dir: str = flag(aliases=["--model_dir", "--model"], help="model folder, .pt payload or .onnx file")
+    output_prefix: str = flag("base", aliases=["--output_prefix"], help=(
+        "file name prefix of the outputs; with a folder in it (outputs/sp_lime_sets/base), taken as given and "
+        "--output-dir is not used"))
+    output_dir: str = flag("outputs/sp_lime_sets", aliases=["--output_dir"])
+    data: str = shared_flag("data")
+    sample_size: int = flag(40, aliases=["--sample_size"], help="candidates explained")
+    num_explanations: int = flag(6, aliases=["--num_explanations"], help="explanations picked")
+    num_samples: int = flag(1000, aliases=["--num_samples"], help="LIME perturbations each")
+    num_features: int = flag(DEFAULT_NUM_FEATURES, aliases=["--num_features"], help=(
+        "words per explanation (largest |weight|) in the coverage matrix and global importance"))
+    seed: int = shared_flag("seed")
+    max_len: int = shared_flag("max_len")
+    batch_size: int = flag(32)
+    device: str = shared_flag("device")
+    threads: int = shared_flag("threads")
+
+    def check(self) -> None:
+        if self.num_explanations < 1 or self.sample_size < self.num_explanations:
+            raise UserError(f"--sample-size ({self.sample_size}) must be >= --num-explanations "
+                            f"({self.num_explanations}) >= 1.")
+        if self.num_samples < 2:
+            raise UserError(f"--num-samples must be at least 2 (got {self.num_samples}).")
+        if self.num_features < 1:
+            raise UserError(f"--num-features must be at least 1 (got {self.num_features}).")
+
+
+def split_output_prefix(config: SpLimeConfig) -> SpLimeConfig:
+    """A prefix with a folder in it (the seed's ``outputs/sp_lime_sets/base_model_sp_lime``) is taken as given."""
+    prefix = Path(config.output_prefix)
+    if prefix.parent != Path("."):
+        return config.replace(output_dir=str(prefix.parent), output_prefix=prefix.name)
+    return config
+
+
+def run_sp_lime(config: SpLimeConfig) -> dict:
     import pandas as pd
     from tqdm import tqdm
 
@@ -190,13 +231,7 @@ def run_sp_lime(args) -> dict:
     from common.threads import set_rank_threads
     from common.manifest import base_manifest, manifest_path_for, write_json_atomic, write_text_atomic
 
-    if args.num_explanations < 1 or args.sample_size < args.num_explanations:
-        raise UserError(f"--sample-size ({args.sample_size}) must be >= --num-explanations "
-                        f"({args.num_explanations}) >= 1.")
-    if args.num_samples < 2:
-        raise UserError(f"--num-samples must be at least 2 (got {args.num_samples}).")
-    if args.num_features < 1:
-        raise UserError(f"--num-features must be at least 1 (got {args.num_features}).")
+    args = split_output_prefix(config)
     threads = set_rank_threads(args.threads)
     set_seed(args.seed)
     out_dir = Path(args.output_dir)
@@ -234,7 +269,7 @@ def run_sp_lime(args) -> dict:
                "candidate_class_counts": {LABEL_NAMES[c]: int(n) for c, n in zip(*np.unique(labels, return_counts=True))},
                "seconds_per_explanation": elapsed / len(candidates),
                "outside_model_fraction": 1 - fn.model_seconds / elapsed if elapsed > 0 else None}
-    manifest = base_manifest("sp_lime", vars(args), args.seed, inputs={
+    manifest = base_manifest("sp_lime", args.to_dict(), args.seed, inputs={
         "model": args.model_dir, "data": args.data if args.data and Path(args.data).exists() else None})
     manifest.update({"classifier": clf.info, "candidate_ids": candidates.ids.tolist(), "metrics": metrics})
     write_json_atomic(manifest_path_for(picked_path), manifest)

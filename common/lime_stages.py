@@ -6,7 +6,9 @@ reproducibility rules of :mod:`common.lime_utils`.
 """
 from __future__ import annotations
 
+import argparse
 import csv
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -21,37 +23,79 @@ from common.lime_utils import (DEFAULT_INSTANCE_SEED, LIME_COLUMNS, MLP_COLUMNS,
                                make_explainer, reference_predictions)
 from common.manifest import artefact_fingerprint, code_fingerprint, digest, sha256_file
 from common.sharded_job import JobResult, ShardedCsvJob, dist_context, rank_device, summarize_timing
+from common.stage import StageConfig, flag, shared_flag
 
 log = logging.getLogger(__name__)
 
 
-def _prepare_stage(args) -> tuple[int, int, Path, dict, int]:
-    """Flag checks, threads, seed and this rank's device, shared by both LIME stages.
+@dataclasses.dataclass(frozen=True)
+class LimeSettings(StageConfig):
+    """The checks both LIME stages' configs share (their fields: :func:`_lime_fields`)."""
 
-    Returns (rank, world size, output path, the arguments recorded in the manifest, threads).
+    def check(self) -> None:
+        if self.num_samples < 2:
+            raise UserError(f"--num-samples must be at least 2 (got {self.num_samples}).")
+        if Path(self.output).suffix != ".csv":
+            raise UserError(f"--output {self.output} must be a .csv file.")
+
+
+def _lime_fields(*, variant: bool, n_instances: int) -> list[tuple]:
+    """The flags of a LIME stage, in flag order; the test-split stage also names the variant it explains."""
+    named = [("variant", str, flag(help="variant name written into the CSV"))] if variant else []
+    return [
+        ("model", str, flag(help="any artefact load_classifier reads (folder, .pt, .onnx)")),
+        *named,
+        ("data", str, shared_flag("data")),
+        ("n_instances", int, flag(n_instances, aliases=["--n_instances"], help="instances to explain")),
+        ("num_samples", int, flag(1000, aliases=["--num_samples"], help="LIME perturbations each")),
+        ("seed", int, shared_flag("seed", help="LIME random_state (reset per instance)")),
+        ("instance_seed", int, flag(DEFAULT_INSTANCE_SEED, help="seed of the class-stratified instance choice "
+                                                                "(keep it fixed across variants)")),
+        ("output", str, flag(help="CSV to write")),
+        ("max_len", int, shared_flag("max_len")),
+        ("batch_size", int, flag(32, help="texts per forward pass (length-sorted)")),
+        ("device", str, shared_flag("device")),
+        ("threads", int, shared_flag("threads", help="CPU threads (0 = cores / ranks on this node)")),
+        ("stop_after", int, flag(0, help=argparse.SUPPRESS)),  # tests: stop after N items, as a kill would
+    ]
+
+
+LimeConfig = dataclasses.make_dataclass(
+    "LimeConfig", [*_lime_fields(variant=True, n_instances=100),
+                   ("reference_model", str, flag("", aliases=["--reference_model"], help=(
+                       "model whose predicted class is explained (the base model); empty = this model's own")))],
+    bases=(LimeSettings,), frozen=True)
+LimeConfig.__module__ = __name__  # pickling and reprs find it here (make_dataclass takes no module on 3.11)
+LimeConfig.__doc__ = "``run_lime_on_model``'s flags: a variant's explanations of its test predictions."
+
+TokenExplanationConfig = dataclasses.make_dataclass(
+    "TokenExplanationConfig", _lime_fields(variant=False, n_instances=300), bases=(LimeSettings,), frozen=True)
+TokenExplanationConfig.__module__ = __name__
+TokenExplanationConfig.__doc__ = "``generate_bert_token_explanations_for_mlp``'s flags (BERT's all-class weights)."
+
+
+def _prepare_stage(config: LimeSettings) -> tuple[int, int, Path, dict, int, str]:
+    """Threads, seed and this rank's device, shared by both LIME stages.
+
+    Returns (rank, world size, output path, the arguments recorded in the manifest, threads, device).
     """
     from common.cli import set_seed
     from common.threads import set_rank_threads
 
     rank, world = dist_context()
-    output = Path(args.output)
-    if args.num_samples < 2:
-        raise UserError(f"--num-samples must be at least 2 (got {args.num_samples}).")
-    if output.suffix != ".csv":
-        raise UserError(f"--output {output} must be a .csv file.")
-    run_args = {k: v for k, v in vars(args).items() if k not in ("stop_after", "threads", "device")}
-    threads = set_rank_threads(args.threads)
-    set_seed(args.seed)
-    args.device = rank_device(args.device, world)
-    return rank, world, output, run_args, threads
+    run_args = {k: v for k, v in config.to_dict().items() if k not in ("stop_after", "threads", "device")}
+    threads = set_rank_threads(config.threads)
+    set_seed(config.seed)
+    return rank, world, Path(config.output), run_args, threads, rank_device(config.device, world)
 
 
-def run_lime_on_model(args) -> int:
+def run_lime_on_model(config: LimeConfig) -> int:
     """``generate_outputs.generate_lime_csv.run_lime_on_model``: see that script's docstring."""
     from common.classifier import load_classifier
     from common.manifest import base_manifest, manifest_path_for, write_json_atomic
 
-    rank, world, output, run_args, threads = _prepare_stage(args)
+    rank, world, output, run_args, threads, device = _prepare_stage(config)
+    args = config.replace(device=device)
     log.info("LIME: model=%s variant=%s instances=%d samples=%d seed=%d rank=%d/%d threads=%d", args.model,
              args.variant, args.n_instances, args.num_samples, args.seed, rank, world, threads)
     instances = choose_instances(args.data, args.n_instances, args.instance_seed)
@@ -203,37 +247,14 @@ def _csv_summary(path: Path, has_reference: bool) -> dict:
     return out
 
 
-def add_lime_arguments(parser, *, variant: bool = True) -> None:
-    parser.add_argument("--model", required=True, help="any artefact load_classifier reads (folder, .pt, .onnx)")
-    if variant:
-        parser.add_argument("--variant", required=True, help="variant name written into the CSV")
-    parser.add_argument("--data", default="", help="folder with train/test files, or ag_news; empty = demo sample")
-    parser.add_argument("--n-instances", "--n_instances", type=int, default=100, help="instances to explain")
-    parser.add_argument("--num-samples", "--num_samples", type=int, default=1000, help="LIME perturbations each")
-    parser.add_argument("--seed", type=int, default=42, help="LIME random_state (reset per instance)")
-    parser.add_argument("--instance-seed", type=int, default=DEFAULT_INSTANCE_SEED,
-                        help="seed of the class-stratified instance choice (keep it fixed across variants)")
-    parser.add_argument("--output", required=True, help="CSV to write")
-    parser.add_argument("--max-len", "--max_len", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (length-sorted)")
-    parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = cores / ranks on this node)")
-    parser.add_argument("--stop-after", type=int, default=0, help=argparse_suppress())
-
-
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS
-
-
 # ----------------------------------------------------------------------------------------------- MLP input
-def run_token_explanations(args) -> int:
+def run_token_explanations(config: TokenExplanationConfig) -> int:
     """LIME weights of every class for a seeded class-stratified sample of training instances (MLP input)."""
     from common.classifier import load_classifier
     from common.manifest import base_manifest, manifest_path_for, write_json_atomic
 
-    rank, world, output, run_args, threads = _prepare_stage(args)
+    rank, world, output, run_args, threads, device = _prepare_stage(config)
+    args = config.replace(device=device)
     instances = choose_instances(args.data, args.n_instances, args.seed, split="train")
     clf = load_classifier(args.model, device=args.device, max_len=args.max_len, batch_size=args.batch_size,
                           threads=threads)

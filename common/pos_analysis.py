@@ -31,6 +31,7 @@ from common.lime_design import (OTHER_SEED, SAME_SEED, LimeDesign, check_same_de
 from common.pos_report import plot_pos, pos_markdown, shown_tags
 from common.pos_tagging import TAGS, Tagger, nltk_tagger, word_tags
 from common.schema import POS_COLUMNS, POS_CSV
+from common.stage import StageConfig, flag
 from common.verdict import MARGIN_FRACTION
 
 log = logging.getLogger(__name__)
@@ -199,3 +200,25 @@ def run_pos_analysis(base: str, variants: list[str], output_dir: str, args: dict
     write_text_atomic(output_dir / "pos_analysis.md", pos_markdown(verdict_rows, shares, used, top_k, MARGIN_FRACTION))
     log.info("Wrote %s", output_dir / "pos_analysis.md")  # the Make target, last
     return summary
+
+
+@dataclass(frozen=True)
+class PosConfig(StageConfig):
+    """``nltk_analyze_all_models``'s flags."""
+
+    base: str = flag(help="LIME CSV of the base model (LIME seed S)")
+    noise: str = flag(help="LIME CSV of base with another LIME seed (S+1): the noise floor every variant is "
+                           "judged on")
+    variant: list[str] = flag([], action="append", help="LIME CSV of a variant, explained with seed S (repeatable)")
+    top_k: int = flag(TOP_K, aliases=["--top_k"], help="words per explanation (largest |weight|) whose tags are counted")
+    output_dir: str = flag("outputs/reports", aliases=["--output_dir"])
+
+    def check(self) -> None:
+        if self.top_k < 1:
+            raise UserError(f"--top-k must be at least 1 (got {self.top_k}).")
+
+
+def run_pos_stage(config: PosConfig) -> dict:
+    """``analysis.nltk.nltk_analyze_all_models``: see that script's docstring."""
+    return run_pos_analysis(config.base, config.variant, config.output_dir, config.to_dict(), noise=config.noise,
+                            top_k=config.top_k)

@@ -5,6 +5,10 @@ Namespace (what ``main`` does) or from a dict (tests, other stages); an unknown 
 or a value of the wrong type is a :class:`~common.cli.UserError` naming it, never a silent default. Field
 order is the flag order, so ``config.to_dict()`` is what ``vars(args)`` was and manifests keep their
 ``arguments`` unchanged. A runner that needs a changed copy uses ``config.replace(...)``.
+
+A config whose fields are declared with :func:`flag` / :func:`shared_flag` is its own parser
+(:func:`config_parser`, :func:`config_entry`): each flag is written once, as a field, so a stage script is its
+docstring and one ``main = config_entry(__doc__, Config, run)`` line.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import types
 import typing
 from typing import Any, Callable, Mapping, Sequence
 
-from common.cli import UserError, run_reporting_user_errors
+from common.cli import SHARED_FLAGS, UserError, run_reporting_user_errors, stage_parser
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +121,73 @@ def stage_entry(build_parser: Callable[[], argparse.ArgumentParser], config_cls:
     return main
 
 
+def flag(default: Any = dataclasses.MISSING, *, help: str | None = None, aliases: Sequence[str] = (),
+         **argparse_options) -> Any:
+    """A config field that is also its flag ``--field-name``: no default = a required flag; ``aliases`` are
+    other spellings (the seed's ``--max_len``); ``argparse_options`` are passed on (``action="append"``,
+    ``nargs``, ``metavar``). ``type`` comes from the annotation; a list default is copied per config."""
+    kwargs: dict[str, Any] = {}
+    if isinstance(default, list):
+        kwargs["default_factory"] = lambda: list(default)
+    elif default is not dataclasses.MISSING:
+        kwargs["default"] = default
+    # keyword-only: a required flag may follow one with a default, in the order the flags are listed
+    return dataclasses.field(kw_only=True, metadata={"help": help, "aliases": tuple(aliases),
+                                                     "argparse": argparse_options}, **kwargs)
+
+
+def shared_flag(name: str, **overrides) -> Any:
+    """The field of one of the flags many stages share (:data:`common.cli.SHARED_FLAGS`): its spellings,
+    default and help, any of them overridden (``shared_flag("device", default="cpu")``)."""
+    spellings, options = SHARED_FLAGS[name]
+    options = {**options, **overrides}
+    options.pop("type", None)  # the annotation says it
+    return flag(options.pop("default", dataclasses.MISSING), help=options.pop("help", None),
+                aliases=spellings[1:], **options)
+
+
+def _scalar(hint: Any) -> Any:
+    """The type argparse converts each value to: ``int`` for ``list[int] | None``."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        return _scalar(args[0])
+    if typing.get_origin(hint) in (list, tuple):
+        return _scalar(args[0]) if args else str
+    return hint
+
+
+def config_parser(config_cls: type[StageConfig], description: str | None) -> argparse.ArgumentParser:
+    """The parser a config's fields declare, in field order (so ``vars(args)`` has the fields' order)."""
+    parser = stage_parser(description)
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        options = dict(f.metadata.get("argparse", {}))
+        scalar = _scalar(hints[f.name])
+        if scalar is bool:
+            options.setdefault("action", argparse.BooleanOptionalAction)
+        elif scalar in (int, float):
+            options.setdefault("type", scalar)
+        if f.default is not dataclasses.MISSING:
+            options["default"] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            options["default"] = f.default_factory()
+        else:
+            options["required"] = True
+        parser.add_argument(flag_name(f.name), *f.metadata.get("aliases", ()), dest=f.name,
+                            help=f.metadata.get("help"), **options)
+    return parser
+
+
+def config_entry(description: str | None, config_cls: type[StageConfig],
+                 run: Callable[[Any], int | None]) -> Callable[..., int]:
+    """``main`` of a stage whose config declares its flags: ``main = config_entry(__doc__, Config, run)``."""
+    return stage_entry(lambda: config_parser(config_cls, description), config_cls, run)
+
+
 def namespace_entry(build_parser: Callable[[], argparse.ArgumentParser],
                     run: Callable[[argparse.Namespace], int | None]) -> Callable[..., int]:
-    """``main(argv=None)`` of a stage whose runner still takes the argparse Namespace (the LIME stages, until
-    they get a config): the same logging and exit codes as :func:`stage_entry`."""
+    """``main(argv=None)`` of a stage whose runner still takes the argparse Namespace (only the benchmark, until
+    it gets a config; delete this then): the same logging and exit codes as :func:`stage_entry`."""
 
     def main(argv: Sequence[str] | None = None) -> int:
         return run_reporting_user_errors(lambda args: run(build_parser().parse_args(args)), argv, run.__module__)

@@ -48,6 +48,12 @@ def _deletions(**overrides):
     return {**out, **overrides}
 
 
+def _pick(similarity: dict, deletion: dict | None, metrics: dict = METRICS) -> str:
+    """The shipping paragraph for these gate results."""
+    frame, _ = variant_table(metrics, SUMMARY, similarity, {}, deletion=deletion)
+    return recommend(frame)
+
+
 def test_clean_pick_names_the_runner_up_and_skips_the_control_and_the_inaccurate():
     similarity = _similarity(fast_drifted=_lime("drifted"), fast_inconclusive=_lime("inconclusive", n_to_decide=340))
     frame, notes = variant_table(METRICS, SUMMARY, similarity, {}, deletion=_deletions())
@@ -64,9 +70,7 @@ def test_clean_pick_names_the_runner_up_and_skips_the_control_and_the_inaccurate
 
 
 def test_fastest_but_drifted_is_named_in_the_picks_paragraph():
-    frame, _ = variant_table(METRICS, SUMMARY, _similarity(fast_drifted=_lime("drifted")), {},
-                             deletion=_deletions())
-    text = recommend(frame)
+    text = _pick(_similarity(fast_drifted=_lime("drifted")), _deletions())
     assert "**Ship `fast_inconclusive`**" in text
     assert "The fastest variant within 1 pt is not it: `fast_drifted` (8.00x the base throughput: " \
            "LIME agreement drifted)" in text
@@ -74,10 +78,8 @@ def test_fastest_but_drifted_is_named_in_the_picks_paragraph():
 
 
 def test_fastest_but_inconclusive_on_the_deletion_test_is_not_shipped():
-    frame, _ = variant_table(METRICS, SUMMARY, _similarity(), {},
-                             deletion=_deletions(fast_drifted=_deletion("inconclusive", n_to_decide=250),
-                                                 fast_inconclusive=_deletion("drifted")))
-    text = recommend(frame)
+    text = _pick(_similarity(), _deletions(fast_drifted=_deletion("inconclusive", n_to_decide=250),
+                                           fast_inconclusive=_deletion("drifted")))
     assert "**Ship `good`**" in text
     assert "`fast_drifted` (8.00x the base throughput: deletion test inconclusive, about 250 instances would " \
            "decide)" in text
@@ -86,19 +88,15 @@ def test_fastest_but_inconclusive_on_the_deletion_test_is_not_shipped():
 
 def test_missing_gates_are_said_and_nothing_passing_keeps_base():
     # no deletion.csv: the pick rests on LIME alone, and says so
-    frame, _ = variant_table(METRICS, SUMMARY, _similarity(fast_drifted=_lime("drifted")), {}, deletion=None)
-    text = recommend(frame)
+    text = _pick(_similarity(fast_drifted=_lime("drifted")), None)
     assert "**Ship `fast_inconclusive`**" in text
     assert "The deletion gate is missing" in text and "rests on the LIME agreement alone" in text
     # neither gate (and so no role telling the control apart): accuracy and speed alone, said
-    frame, _ = variant_table({k: m for k, m in METRICS.items() if k != "control_seed43"}, SUMMARY, {}, {},
-                             deletion=None)
-    text = recommend(frame)
+    text = _pick({}, None, metrics={k: m for k, m in METRICS.items() if k != "control_seed43"})
     assert "**Ship `fast_drifted`**" in text and "accuracy and speed alone" in text
     # a variant a gate did not judge does not pass it
     similarity = {"fast_drifted": _lime("drifted"), "good": _lime("inconclusive", n_to_decide=900)}
-    frame, _ = variant_table(METRICS, SUMMARY, similarity, {}, deletion=_deletions())
-    text = recommend(frame)
+    text = _pick(similarity, _deletions())
     assert text.startswith("**No compressed variant passes the explanation gates: keep `base`.**")
     assert "`slow_ok` (1.20x the base throughput: LIME agreement not run for it)" in text
     assert "about 900 instances would decide" in text

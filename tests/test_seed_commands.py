@@ -81,12 +81,15 @@ def test_seed_sp_lime_command_takes_the_prefix_folder_as_given(tmp_path):
 
 
 def test_bare_prefix_still_goes_into_output_dir():
-    from generate_outputs.sp_lime.run_sp_lime_hf_model import build_parser, split_output_prefix
+    from common.lime_sp import SpLimeConfig, split_output_prefix
+    from generate_outputs.sp_lime.run_sp_lime_hf_model import main
 
-    args = split_output_prefix(build_parser().parse_args(["--model_dir", "m", "--output_prefix", "base",
-                                                          "--output-dir", "x/y"]))
+    def config(argv):
+        return SpLimeConfig.from_namespace(main.build_parser().parse_args(argv))
+
+    args = split_output_prefix(config(["--model_dir", "m", "--output_prefix", "base", "--output-dir", "x/y"]))
     assert (args.output_dir, args.output_prefix) == ("x/y", "base")
-    args = split_output_prefix(build_parser().parse_args(["--model_dir", "m", "--output_prefix", "a/b/p"]))
+    args = split_output_prefix(config(["--model_dir", "m", "--output_prefix", "a/b/p"]))
     assert (args.output_dir, args.output_prefix) == ("a/b", "p")
 
 

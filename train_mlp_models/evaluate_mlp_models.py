@@ -20,30 +20,10 @@ from pathlib import Path
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import add_shared_flags, stage_parser  # noqa: E402
 from common.mlp.evaluation import EvaluationConfig, run_evaluation  # noqa: E402
-from common.stage import stage_entry  # noqa: E402
+from common.stage import config_entry  # noqa: E402
 
-
-def build_parser():
-    p = stage_parser(__doc__)
-    p.add_argument("--vanilla", required=True, help="the cross-entropy student (models/mlp/vanilla.pt)")
-    p.add_argument("--xai", required=True, help="the XAI-loss student (models/mlp/xai.pt)")
-    p.add_argument("--output-dir", required=True, help="folder for mlp.csv, mlp.md, mlp_per_seed.csv")
-    add_shared_flags(p, "data")
-    p.add_argument("--explanations", required=True, help="BERT's LIME weights on training rows (CSV)")
-    p.add_argument("--teacher", default="", help="fine-tuned BERT, for agreement with its test predictions")
-    p.add_argument("--seeds", type=int, nargs="*", default=None,
-                   help="students to evaluate (default: every seed stored in the payloads)")
-    p.add_argument("--lime-samples", type=int, default=0,
-                   help="LIME samples on the students (0 = the num_samples BERT's explanations used)")
-    p.add_argument("--test-samples", type=int, default=0, help="stratified test subset (0 = the full test split)")
-    p.add_argument("--cache-dir", default="", help="teacher predictions cache (default: the explanations CSV's folder)")
-    add_shared_flags(p, "device", "max_len", "threads")  # device and max tokens of the teacher's predictions
-    return p
-
-
-main = stage_entry(build_parser, EvaluationConfig, run_evaluation)
+main = config_entry(__doc__, EvaluationConfig, run_evaluation)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,7 +19,7 @@ from common.mlp.explained import fmt_ci, lime_agreement, mean_ci, metric_bounds,
 from common.mlp.training import (Experiment, ResultCache, prepare_experiment, student_metrics, teacher_probabilities,
                                  train_seeds, training_targets)
 from common.mlp.stages import StudentFlags, _check_seeds, _input_paths, cache_dir_for, config_from_args
-from common.stage import StageConfig
+from common.stage import StageConfig, flag, shared_flag
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +80,21 @@ def direction(stats: dict) -> str:
 class EvaluationConfig(StageConfig):
     """``train_mlp_models/evaluate_mlp_models.py``'s flags."""
 
-    vanilla: str
-    xai: str
-    output_dir: str
-    data: str
-    explanations: str
-    teacher: str
-    seeds: list[int] | None
-    lime_samples: int
-    test_samples: int
-    cache_dir: str
-    device: str
-    max_len: int
-    threads: int
+    vanilla: str = flag(help="the cross-entropy student (models/mlp/vanilla.pt)")
+    xai: str = flag(help="the XAI-loss student (models/mlp/xai.pt)")
+    output_dir: str = flag(help="folder for mlp.csv, mlp.md, mlp_per_seed.csv")
+    data: str = shared_flag("data")
+    explanations: str = flag(help="BERT's LIME weights on training rows (CSV)")
+    teacher: str = flag("", help="fine-tuned BERT, for agreement with its test predictions")
+    seeds: list[int] | None = flag(None, nargs="*", help="students to evaluate (default: every seed stored in the "
+                                                          "payloads)")
+    lime_samples: int = flag(0, help="LIME samples on the students (0 = the num_samples BERT's explanations used)")
+    test_samples: int = flag(0, help="stratified test subset (0 = the full test split)")
+    cache_dir: str = flag("", help="teacher predictions cache (default: the explanations CSV's folder)")
+    # device and max tokens of the teacher's predictions
+    device: str = shared_flag("device")
+    max_len: int = shared_flag("max_len")
+    threads: int = shared_flag("threads")
 
 
 @dataclass(frozen=True)

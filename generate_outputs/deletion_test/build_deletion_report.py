@@ -16,21 +16,10 @@ from pathlib import Path
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_parser  # noqa: E402
-from common.stage import namespace_entry  # noqa: E402
-from common.deletion_report import run_deletion_report  # noqa: E402
+from common.deletion_report import DeletionReportConfig, run_deletion_report  # noqa: E402
+from common.stage import config_entry  # noqa: E402
 
-
-def build_parser():
-    parser = stage_parser(__doc__)
-    parser.add_argument("--variant", action="append", default=[],
-                        help="per-variant deletion CSV (outputs/deletion/<variant>.csv; repeatable)")
-    parser.add_argument("--output-dir", "--output_dir", default="outputs/reports")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the bootstrap")
-    return parser
-
-
-main = namespace_entry(build_parser, run_deletion_report)
+main = config_entry(__doc__, DeletionReportConfig, run_deletion_report)
 
 if __name__ == "__main__":
     sys.exit(main())

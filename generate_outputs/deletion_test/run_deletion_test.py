@@ -24,30 +24,10 @@ from pathlib import Path
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_parser  # noqa: E402
-from common.stage import namespace_entry  # noqa: E402
-from common.deletion import MAX_K, run_deletion_test  # noqa: E402
+from common.deletion import DeletionTestConfig, run_deletion_test  # noqa: E402
+from common.stage import config_entry  # noqa: E402
 
-
-def build_parser():
-    parser = stage_parser(__doc__)
-    parser.add_argument("--base-lime", required=True, help="LIME CSV of the base model (outputs/lime/base.csv)")
-    parser.add_argument("--variant-lime", required=True, help="LIME CSV of the variant (outputs/lime/<variant>.csv)")
-    parser.add_argument("--base-model", default="",
-                        help="the base model (any artefact load_classifier reads; default: the one --base-lime explained)")
-    parser.add_argument("--model", default="",
-                        help="the variant's model (default: the one --variant-lime explained, from its manifest)")
-    parser.add_argument("--variant", default="", help="variant name (default: the output file's name)")
-    parser.add_argument("--output", required=True, help="per-instance CSV to write (outputs/deletion/<variant>.csv)")
-    parser.add_argument("--max-k", type=int, default=MAX_K, help="largest number of words deleted")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the bootstrap")
-    parser.add_argument("--max-len", "--max_len", type=int, default=128)
-    parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
-    return parser
-
-
-main = namespace_entry(build_parser, run_deletion_test)
+main = config_entry(__doc__, DeletionTestConfig, run_deletion_test)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,29 +16,10 @@ from pathlib import Path
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import add_shared_flags, stage_parser  # noqa: E402
-from common.lime_bench import run_bench  # noqa: E402
-from common.lime_utils import DEFAULT_INSTANCE_SEED  # noqa: E402
-from common.stage import namespace_entry  # noqa: E402
+from common.lime_bench import LimeBenchConfig, run_bench  # noqa: E402
+from common.stage import config_entry  # noqa: E402
 
-
-def build_parser():
-    parser = stage_parser(__doc__)
-    parser.add_argument("--model", required=True, help="the fine-tuned torch folder (the pipeline loads it)")
-    parser.add_argument("--onnx", required=True, help="its parity-checked fp32 ONNX export (or the folder again)")
-    add_shared_flags(parser, "data")
-    parser.add_argument("--n-instances", "--n_instances", type=int, default=3, help="instances timed per setup")
-    parser.add_argument("--num-samples", "--num_samples", type=int, default=1000)
-    add_shared_flags(parser, "seed")
-    parser.add_argument("--instance-seed", type=int, default=DEFAULT_INSTANCE_SEED)
-    add_shared_flags(parser, "max_len")
-    parser.add_argument("--batch-size", type=int, default=32)
-    add_shared_flags(parser, "device", "threads", device="cpu")  # cpu: what the speed goals refer to
-    parser.add_argument("--output", default="outputs/metrics/lime_speed.json")
-    return parser
-
-
-main = namespace_entry(build_parser, run_bench)
+main = config_entry(__doc__, LimeBenchConfig, run_bench)
 
 if __name__ == "__main__":
     sys.exit(main())

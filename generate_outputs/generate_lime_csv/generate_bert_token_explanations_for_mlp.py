@@ -18,19 +18,10 @@ from pathlib import Path
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_parser  # noqa: E402
-from common.lime_stages import add_lime_arguments, run_token_explanations  # noqa: E402
-from common.stage import namespace_entry  # noqa: E402
+from common.lime_stages import TokenExplanationConfig, run_token_explanations  # noqa: E402
+from common.stage import config_entry  # noqa: E402
 
-
-def build_parser():
-    parser = stage_parser(__doc__)
-    add_lime_arguments(parser, variant=False)
-    parser.set_defaults(n_instances=300, output="outputs/intermediate_data/bert_token_explanations.csv")
-    return parser
-
-
-main = namespace_entry(build_parser, run_token_explanations)
+main = config_entry(__doc__, TokenExplanationConfig, run_token_explanations)
 
 if __name__ == "__main__":
     sys.exit(main())

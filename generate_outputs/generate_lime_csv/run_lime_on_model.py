@@ -20,20 +20,10 @@ from pathlib import Path
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_parser  # noqa: E402
-from common.lime_stages import add_lime_arguments, run_lime_on_model  # noqa: E402
-from common.stage import namespace_entry  # noqa: E402
+from common.lime_stages import LimeConfig, run_lime_on_model  # noqa: E402
+from common.stage import config_entry  # noqa: E402
 
-
-def build_parser():
-    parser = stage_parser(__doc__)
-    add_lime_arguments(parser)
-    parser.add_argument("--reference-model", "--reference_model", default="",
-                        help="model whose predicted class is explained (the base model); empty = this model's own")
-    return parser
-
-
-main = namespace_entry(build_parser, run_lime_on_model)
+main = config_entry(__doc__, LimeConfig, run_lime_on_model)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,7 +9,7 @@ from pathlib import Path
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from generate_outputs.generate_lime_csv.run_sp_lime_hf_model import build_parser, main  # noqa: E402,F401
+from generate_outputs.generate_lime_csv.run_sp_lime_hf_model import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,34 +24,10 @@ from pathlib import Path
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_parser  # noqa: E402
-from common.lime_similarity_report import run_similarity  # noqa: E402
-from common.stage import namespace_entry  # noqa: E402
+from common.lime_similarity_report import SimilarityConfig, run_similarity_stage  # noqa: E402
+from common.stage import config_entry  # noqa: E402
 
-
-def build_parser():
-    parser = stage_parser(__doc__)
-    parser.add_argument("--base", required=True, help="LIME CSV of the base model")
-    parser.add_argument("--noise", required=True, help="LIME CSV of the base model with another LIME seed")
-    parser.add_argument("--variant", action="append", default=[],
-                        help="LIME CSV of a variant or control, explained with the base run's seed (repeatable)")
-    parser.add_argument("--negative-control", action="append", default=[],
-                        help="name of a --variant that is the same function as base (must come out equivalent)")
-    parser.add_argument("--positive-control", action="append", default=[],
-                        help="name of a --variant that is another fine-tune of the base recipe (not a candidate)")
-    parser.add_argument("--curve", action="append", default=[],
-                        help="N=A.csv,B.csv: base explained at num_samples N with two seeds (repeatable)")
-    parser.add_argument("--output-dir", "--output_dir", default="outputs/reports")
-    parser.add_argument("--seed", type=int, default=42, help="bootstrap seed")
-    return parser
-
-
-def run(args) -> None:
-    run_similarity(args.base, args.noise, args.variant, args.curve, args.output_dir, args.seed, vars(args),
-                   negative_controls=args.negative_control, positive_controls=args.positive_control)
-
-
-main = namespace_entry(build_parser, run)
+main = config_entry(__doc__, SimilarityConfig, run_similarity_stage)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,51 +22,16 @@ explanation counting only its top ``--num-features`` words by |weight|. Outputs:
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from common.lime_sp import DEFAULT_NUM_FEATURES, run_sp_lime  # noqa: E402
+from common.lime_sp import SpLimeConfig, run_sp_lime  # noqa: E402
+from common.stage import config_entry  # noqa: E402
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_dir", "--model-dir", "--model", dest="model_dir", required=True,
-                        help="model folder, .pt payload or .onnx file")
-    parser.add_argument("--output_prefix", "--output-prefix", dest="output_prefix", default="base",
-                        help="file name prefix of the outputs; with a folder in it (outputs/sp_lime_sets/base), "
-                             "taken as given and --output-dir is not used")
-    parser.add_argument("--output-dir", "--output_dir", dest="output_dir", default="outputs/sp_lime_sets")
-    parser.add_argument("--data", default="", help="folder with train/test files, or ag_news; empty = demo sample")
-    parser.add_argument("--sample-size", "--sample_size", type=int, default=40, help="candidates explained")
-    parser.add_argument("--num-explanations", "--num_explanations", type=int, default=6, help="explanations picked")
-    parser.add_argument("--num-samples", "--num_samples", type=int, default=1000, help="LIME perturbations each")
-    parser.add_argument("--num-features", "--num_features", type=int, default=DEFAULT_NUM_FEATURES,
-                        help="words per explanation (largest |weight|) in the coverage matrix and global importance")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--max-len", "--max_len", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
-    return parser
-
-
-def split_output_prefix(args: argparse.Namespace) -> argparse.Namespace:
-    """A prefix with a folder in it (the seed's ``outputs/sp_lime_sets/base_model_sp_lime``) is taken as given."""
-    prefix = Path(args.output_prefix)
-    if prefix.parent != Path("."):
-        args.output_dir, args.output_prefix = str(prefix.parent), prefix.name
-    return args
-
-
-@stage_main
-def main(argv=None):
-    run_sp_lime(split_output_prefix(build_parser().parse_args(argv)))
-
+main = config_entry(__doc__, SpLimeConfig, run_sp_lime)
 
 if __name__ == "__main__":
     sys.exit(main())
