@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from common.cli import UserError
 from common.data import load_test_split
 from common.manifest import base_manifest, size_on_disk, write_json_atomic
 from common.metrics import classification_metrics, latency_stats, peak_rss_mb, throughput_stats
+from common.stage import StageConfig
 from common.threads import set_threads
 
 log = logging.getLogger(__name__)
@@ -87,11 +89,35 @@ def add_eval_arguments(parser, dtype_choices=("fp32", "fp16", "bf16"), default_d
     parser.add_argument("--seed", type=int, default=42)
 
 
-def run_evaluation(args) -> int:
-    if args.test_samples < 0:
-        raise UserError("--test-samples must be >= 0 (0 = the full test split).")
-    result = evaluate_model(args.model, args.variant, data=args.data, test_samples=args.test_samples,
-                            max_len=args.max_len, device=args.device, dtype=args.dtype, threads=args.threads,
-                            batch_size=args.batch_size, latency_requests=args.latency_requests, seed=args.seed)
-    write_metrics(result, args.output, vars(args))
+DTYPES = ("fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class ModelEvaluationConfig(StageConfig):
+    """The evaluation stage's settings, in the order of its flags (``vars(args)`` of old = ``to_dict()``)."""
+    model: str
+    variant: str
+    output: str
+    data: str = ""
+    test_samples: int = 0
+    max_len: int = 128
+    batch_size: int = 32
+    latency_requests: int = 100
+    device: str = "auto"
+    dtype: str = "fp32"
+    threads: int = 0
+    seed: int = 42
+
+    def check(self) -> None:
+        if self.test_samples < 0:
+            raise UserError("--test-samples must be >= 0 (0 = the full test split).")
+        if self.dtype not in DTYPES:
+            raise UserError(f"--dtype {self.dtype!r} is not one of {', '.join(DTYPES)}.")
+
+
+def run_evaluation(config: ModelEvaluationConfig) -> int:
+    result = evaluate_model(config.model, config.variant, data=config.data, test_samples=config.test_samples,
+                            max_len=config.max_len, device=config.device, dtype=config.dtype, threads=config.threads,
+                            batch_size=config.batch_size, latency_requests=config.latency_requests, seed=config.seed)
+    write_metrics(result, config.output, config.to_dict())
     return 0

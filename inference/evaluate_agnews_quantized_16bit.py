@@ -17,14 +17,9 @@ from pathlib import Path
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from inference.run_inference_on_model import evaluate  # noqa: E402
+from inference.run_inference_on_model import evaluation_entry  # noqa: E402
 
-
-@stage_main
-def main(argv=None):
-    return evaluate(argv, dtypes=("fp16", "bf16"), description=__doc__)
-
+main = evaluation_entry(("fp16", "bf16"), __doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

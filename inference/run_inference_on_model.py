@@ -18,20 +18,22 @@ from pathlib import Path
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.cli import stage_main  # noqa: E402
-from common.evaluation import add_eval_arguments, run_evaluation  # noqa: E402
-
-ALL_DTYPES = ("fp32", "fp16", "bf16")
+from common.evaluation import DTYPES, ModelEvaluationConfig, add_eval_arguments, run_evaluation  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 
 
-def evaluate(argv=None, dtypes: tuple[str, ...] = ALL_DTYPES, description: str = __doc__) -> int:
-    """Parse ``argv`` (``--dtype`` limited to ``dtypes``, the first the default) and evaluate."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_eval_arguments(parser, dtype_choices=dtypes, default_dtype=dtypes[0])
-    return run_evaluation(parser.parse_args(argv))
+def evaluation_entry(dtypes: tuple[str, ...] = DTYPES, description: str = __doc__):
+    """``main(argv)`` of an evaluation script whose ``--dtype`` takes ``dtypes`` (the first is the default)."""
+
+    def build_parser() -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_eval_arguments(parser, dtype_choices=dtypes, default_dtype=dtypes[0])
+        return parser
+
+    return stage_entry(build_parser, ModelEvaluationConfig, run_evaluation)
 
 
-main = stage_main(evaluate)
+main = evaluation_entry()
 
 if __name__ == "__main__":
     sys.exit(main())
