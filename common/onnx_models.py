@@ -14,6 +14,7 @@ import numpy as np
 
 from common.classifier_base import Classifier
 from common.cli import UserError
+from common.onnx_static import is_static
 
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 ONNX_OUTPUT = "logits"
@@ -103,7 +104,9 @@ class OnnxClassifier(Classifier):
                           "quantized": self._facts()[1]})
         if self.info["quantized"]:
             self.kind = "onnx-int8"
-            self.batch_dependent = True
+            # Dynamic int8 scales activations per batch; a static graph's scales are fixed at build time.
+            self.batch_dependent = not is_static(meta)
+            self.info["activation_scales"] = "dynamic" if self.batch_dependent else "static"
 
     def _facts(self) -> tuple[dict[str, int], bool]:
         if "parameters" in self._meta and "quantized" in self._meta:
