@@ -18,7 +18,6 @@ A failed check raises :class:`ParityError` and nothing is written.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -26,15 +25,16 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from common.classifier_base import Classifier
 from common.cli import UserError
-from common.onnx_models import (META_PREFIX, ONNX_INPUTS, ONNX_OUTPUT, OnnxClassifier, initializer_counts,
-                                 load_onnx_tokenizer)
+from common.onnx_models import (ACTIVATION_SCALES_KEY, META_PREFIX, ONNX_INPUTS, ONNX_OUTPUT, STATIC_SCALES,
+                                 OnnxClassifier, initializer_counts, load_onnx_tokenizer)
+from common.onnx_static import quiet_quantizer
 
 log = logging.getLogger(__name__)
 
@@ -155,18 +155,6 @@ def optimize_graph(source: str | os.PathLike, output: str | os.PathLike) -> dict
     optimized.save_model_to_file(str(output))
     copy_metadata(source, output)
     return {"fused_operators": fused}
-
-
-@contextlib.contextmanager
-def quiet_quantizer() -> Iterator[None]:
-    """ONNX Runtime's quantizers log one INFO line per tensor on the root logger: keep the stage log readable."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def quantize_int8(source: str | os.PathLike, output: str | os.PathLike,
@@ -411,6 +399,7 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
                                                                          load, test)
             if mode == "static":
                 copy_metadata(final_path, int8_path)  # pre-processing drops the graph's metadata
+                set_metadata(int8_path, {ACTIVATION_SCALES_KEY: STATIC_SCALES})
             manifest.setdefault("parity", {})["int8"] = agreement
             if len(test) < INT8_TEXTS:
                 manifest["parity"]["int8"]["note"] = (f"only {len(test)} test texts available "

@@ -14,11 +14,18 @@ import numpy as np
 
 from common.classifier_base import Classifier
 from common.cli import UserError
-from common.onnx_static import is_static
 
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 ONNX_OUTPUT = "logits"
 META_PREFIX = "bert_agnews."
+# Metadata of a statically quantized graph (common.onnx_static): its activation scales were fixed at build
+# time, so a text's prediction does not depend on its batch mates.
+ACTIVATION_SCALES_KEY = "activation_scales"
+STATIC_SCALES = "static"
+
+
+def is_static(meta: dict) -> bool:
+    return meta.get(ACTIVATION_SCALES_KEY) == STATIC_SCALES
 
 
 def initializer_counts(path: str | os.PathLike) -> tuple[dict[str, int], bool]:

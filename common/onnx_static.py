@@ -12,16 +12,16 @@ time: a text then gets the same prediction alone or in any batch.
 * The graph is pre-processed first (``quant_pre_process``); symbolic shape inference fails on these graphs,
   so it is skipped (ONNX shape inference and the graph optimizer still run).
 
-The stage that uses this (parity check, fallback, manifest, atomic write) is
+The stage that uses this (parity check, fallback, manifest, graph metadata, atomic write) is
 :func:`common.onnx_export.export_model`.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -41,9 +41,18 @@ STATIC_FORMATS = {
     "qdq_s8": ("QDQ", "QInt8"),
 }
 DEFAULT_STATIC_FORMAT = "qoperator_u8"
-# Graph metadata a static graph carries, so the loader knows its predictions do not depend on batch mates.
-ACTIVATION_SCALES_KEY = "activation_scales"
-STATIC_SCALES = "static"
+
+
+@contextlib.contextmanager
+def quiet_quantizer() -> Iterator[None]:
+    """ONNX Runtime's quantizers log one INFO line per tensor on the root logger: keep the stage log readable."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def check_static_format(name: str) -> tuple[str, str]:
@@ -117,23 +126,16 @@ class StaticQuantizer:
     def __call__(self, source: str | os.PathLike, output: str | os.PathLike, op_types: Sequence[str]) -> dict:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-        from common.onnx_export import quiet_quantizer, set_metadata
-
         quant_format, activation_type = check_static_format(self.static_format)
         with quiet_quantizer():
             quantize_static(str(source), str(output), FeedReader(self.feeds), quant_format=QuantFormat[quant_format],
                             op_types_to_quantize=list(op_types), per_channel=True, reduce_range=False,
                             activation_type=QuantType[activation_type], weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax)
-        set_metadata(output, {ACTIVATION_SCALES_KEY: STATIC_SCALES})
         return {"method": "onnxruntime.quantization.quantize_static", "static_format": self.static_format,
                 "quant_format": quant_format, "activation_type": activation_type, "weight_type": "QInt8",
                 "per_channel": True, "reduce_range": False, "calibrate_method": "MinMax",
                 "op_types": list(op_types), "preprocessed": "quant_pre_process(skip_symbolic_shape=True)"}
-
-
-def is_static(meta: dict) -> bool:
-    return meta.get(ACTIVATION_SCALES_KEY) == STATIC_SCALES
 
 
 def calibration_record(split, data: str, rows: int, seed: int, max_len: int) -> dict:
