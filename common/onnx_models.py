@@ -110,10 +110,10 @@ class OnnxClassifier(Classifier):
         self.info.update({"providers": self.session.get_providers(), "threads": int(threads or 0),
                           "quantized": self._facts()[1]})
         if self.info["quantized"]:
-            self.kind = "onnx-int8"
             # Dynamic int8 scales activations per batch; a static graph's scales are fixed at build time.
             self.batch_dependent = not is_static(meta)
             self.info["activation_scales"] = "dynamic" if self.batch_dependent else "static"
+            self.kind = "onnx-int8" if self.batch_dependent else "onnx-int8-static"
 
     def _facts(self) -> tuple[dict[str, int], bool]:
         if "parameters" in self._meta and "quantized" in self._meta:

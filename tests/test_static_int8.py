@@ -89,13 +89,16 @@ def test_static_graph_agrees_with_fp32_and_its_manifest_says_how_it_was_built(gr
 
 
 def test_batch_predictions_equal_one_by_one_for_static_not_for_dynamic(graphs):
+    from common.bench_summary import reported_dtype
     from common.bench_worker import agreement_only
 
     texts = toy_texts(80, 2)[0] + ["market " * 60, "goal", "a new report on the chip market today"]
     static = load_classifier(graphs["static"], device="cpu", threads=1)
     dynamic = load_classifier(graphs["dynamic"], device="cpu", threads=1)
     # The loader knows which graphs are batch-dependent (LIME and deletion fix the batch only for those).
-    assert static.kind == dynamic.kind == "onnx-int8"
+    assert static.kind == "onnx-int8-static" and dynamic.kind == "onnx-int8"
+    assert reported_dtype({"kind": static.kind, "dtype": "fp32"}) == "int8 (w8a8 static)"
+    assert reported_dtype({"kind": dynamic.kind, "dtype": "fp32"}) == "int8 (w8a8 dynamic)"
     assert not static.batch_dependent and static.info["activation_scales"] == "static"
     assert dynamic.batch_dependent and dynamic.info["activation_scales"] == "dynamic"
     one_by_one = np.stack([static.predict_logits([t], batch_size=1)[0] for t in texts])
