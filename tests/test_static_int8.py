@@ -198,3 +198,24 @@ def test_static_variants_are_in_the_one_table_benchmarked_and_explained(source_t
     for name in ("BENCH_VARIANTS", "LIME_VARIANTS"):
         listed = make(source_tree, "-n", "--eval", "print-%: ; @echo $($*)", f"print-{name}").split()
         assert {"base_onnx_static", "pruned20_onnx_static", "pruned30_onnx_static"} <= set(listed), name
+
+
+def test_format_comparison_tool_measures_every_format_beside_dynamic(graphs, tmp_path):
+    from tools.static_int8_formats import main as formats_main
+
+    out = tmp_path / "m" / "static_formats.md"
+    assert formats_main(["--model", str(graphs["fp32"]), "--output", str(out), "--data", str(graphs["data"]),
+                         "--max-len", "128", "--texts", "40", "--calib-rows", "32", "--threads", "1"]) == 0
+    rows = {r["variant"]: r for r in json.loads(out.with_name("static_formats.manifest.json").read_text())["rows"]}
+    assert list(rows) == ["fp32", "dynamic", "qoperator_u8", "qoperator_s8", "qdq_u8", "qdq_s8"]
+    assert rows["fp32"]["batch_agreement"] == 1.0 and rows["dynamic"]["ratio_to_dynamic"] == 1.0
+    for name in ("qoperator_u8", "qoperator_s8", "qdq_u8", "qdq_s8"):
+        row = rows[name]
+        assert row["status"] == "ok" or row["status"].startswith("failed the int8 parity rule"), row
+        if row["status"] == "ok":
+            assert row["batch_agreement"] == 1.0 and row["agreement_with_fp32"] >= 0.99 and row["ratio_to_dynamic"] > 0
+    assert "| qoperator_u8" in out.read_text()
+    # Bad input: one sentence, exit 2, nothing written.
+    with pytest.raises(SystemExit) as exit_info:
+        formats_main(["--model", str(graphs["fp32"]), "--output", str(tmp_path / "x.txt"), "--data", str(graphs["data"])])
+    assert exit_info.value.code == 2 and not (tmp_path / "x.txt").exists()
