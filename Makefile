@@ -18,6 +18,8 @@ PRUNE_PCTS ?= 20 30## pruning percentages built by `make report`/`make bench`
 PRUNE_EPOCHS ?= 2## re-fine-tuning epochs after pruning
 SAVE_STEPS ?= 0## checkpoint every N steps while fine-tuning/re-fine-tuning (0 = auto: ~10 per run; resume after a kill)
 DISTILL ?= --distill## --distill | --no-distill (knowledge distillation from the unpruned model while re-fine-tuning)
+CALIB_ROWS ?= 128## static int8: seeded training rows (never test rows) that calibrate the activation scales
+STATIC_FORMAT ?= qoperator_u8## static int8: qoperator_u8 (fastest measured here) | qoperator_s8 | qdq_u8 | qdq_s8
 TEST_SAMPLES ?= 0## evaluate on a stratified test subset (0 = the full test split)
 THREADS ?= 0## CPU threads for inference and benchmarks (0 = all cores)
 LIME_INSTANCES ?= 100## test instances explained per variant
@@ -49,9 +51,9 @@ export NLTK_DATA
 shell_quote = '$(subst ','\'',$(1))'
 INTEGER_KNOBS := SEED TRAIN_SAMPLES MAX_LEN PRUNE_PCTS SAVE_STEPS TEST_SAMPLES THREADS LIME_INSTANCES LIME_SAMPLES \
   LIME_VIA_ONNX LIME_SAMPLE_CURVE LIME_CURVE_INSTANCES SP_SAMPLE_SIZE SP_EXPLANATIONS SP_FEATURES MLP_EXPLAINED MLP_SEEDS \
-  CONTROL CONTROL_SEED
+  CONTROL CONTROL_SEED CALIB_ROWS
 NUMBER_KNOBS := EPOCHS PRUNE_EPOCHS MLP_LAMBDA MLP_LAMBDAS
-WORD_KNOBS := DEVICE DISTILL
+WORD_KNOBS := DEVICE DISTILL STATIC_FORMAT
 DIGITS := 0 1 2 3 4 5 6 7 8 9
 WORD_CHARS := $(DIGITS) a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N O P Q R S T U V W X Y Z _ - : .
 # $(call strip_chars,TEXT,CHARS): TEXT without any of CHARS (and without spaces)
@@ -84,6 +86,7 @@ HUB_PROBLEM := $(if $(HUB_PROBE_SKIP),,$(shell python3 $(dir $(lastword $(MAKEFI
 $(if $(HUB_PROBLEM),$(error $(patsubst %.,%,$(HUB_PROBLEM))))
 TRAIN_KNOBS := $(call knob_stamp,train,BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN))
 PRUNE_KNOBS := $(call knob_stamp,prune,PRUNE_EPOCHS=$(PRUNE_EPOCHS) DISTILL=$(DISTILL))
+STATIC_KNOBS := $(call knob_stamp,static,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) CALIB_ROWS=$(CALIB_ROWS) STATIC_FORMAT=$(STATIC_FORMAT))
 EVAL_KNOBS := $(call knob_stamp,eval,DATA=$(DATA) TEST_SAMPLES=$(TEST_SAMPLES) MAX_LEN=$(MAX_LEN) DEVICE=$(DEVICE) THREADS=$(THREADS))
 LIME_KNOBS := $(call knob_stamp,lime,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) LIME_VIA_ONNX=$(LIME_VIA_ONNX))
 CURVE_KNOBS := $(call knob_stamp,curve,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) LIME_CURVE_INSTANCES=$(LIME_CURVE_INSTANCES))
@@ -131,7 +134,7 @@ DATA_ARG := --data $(call shell_quote,$(DATA))
 PRUNED := $(addprefix pruned,$(PRUNE_PCTS))
 TORCH_VARIANTS := base base_8bit $(PRUNED) $(addsuffix _masked,$(PRUNED)) $(addsuffix _8bit,$(PRUNED))
 ONNX_VARIANTS := base_onnx base_onnx_int8 $(addsuffix _onnx,$(PRUNED)) $(addsuffix _onnx_int8,$(PRUNED)) \
-  $(addsuffix _masked_onnx,$(PRUNED))
+  $(addsuffix _masked_onnx,$(PRUNED)) base_onnx_static $(addsuffix _onnx_static,$(PRUNED))
 HALF_VARIANTS := base_fp16 base_bf16
 VARIANTS := $(TORCH_VARIANTS) $(ONNX_VARIANTS)
 # The masked pruned models compute the shrunk ones' function (shrunk == masked logits is tested) at full size and
@@ -243,6 +246,9 @@ models/onnx/control_seed%.onnx: models/fine_tuned/bert_agnews_seed%/manifest.jso
 	$(PY) export_onnx.export_onnx --model $(<D) --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
 models/onnx/%_int8.onnx: models/onnx/%.onnx $(EXPORT) $(ONNX_SRC) | models/onnx ## ONNX Runtime dynamic int8 of an exported model
 	$(PY) export_onnx.export_onnx --model $< --int8 --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
+models/onnx/%_static.onnx: models/onnx/%.onnx $(EXPORT) $(ONNX_SRC) $(STATIC_KNOBS) | models/onnx ## static int8 (scales calibrated on CALIB_ROWS training rows; batch-invariant) of an exported model
+	$(PY) export_onnx.export_onnx --model $< --int8 --mode static --static-format $(STATIC_FORMAT) --calib-rows $(CALIB_ROWS) \
+	  --seed $(SEED) --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
 
 # ---------------------------------------------------------------------------------------------- benchmark
 # The benchmark's per-variant records have a name of their own, <variant>.bench.json: outputs/metrics/<variant>.json

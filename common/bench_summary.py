@@ -8,14 +8,16 @@ import numpy as np
 
 from common.schema import BATCH_AGREEMENT, SUMMARY_COLUMNS
 
-# Dynamic-int8 variants load with dtype fp32 (the torch dtype of their float parts); what they compute
-# with is int8 weights and int8 activations quantized per batch at run time, and that is what a reader asks.
+# Int8 variants load with dtype fp32 (the torch dtype of their float parts); what they compute with is int8
+# weights and int8 activations, quantized per batch at run time (dynamic) or with scales fixed at build time
+# from calibration rows (static), and that is what a reader asks.
 INT8_KINDS = ("torch-int8", "onnx-int8")
 INT8_DTYPE = "int8 (w8a8 dynamic)"
+INT8_DTYPES = {**dict.fromkeys(INT8_KINDS, INT8_DTYPE), "onnx-int8-static": "int8 (w8a8 static)"}
 
 
 def reported_dtype(result: dict) -> str | None:
-    return INT8_DTYPE if result.get("kind") in INT8_KINDS else result.get("dtype")
+    return INT8_DTYPES.get(result.get("kind"), result.get("dtype"))
 
 
 def _summary_row(result: dict, baseline: dict | None) -> dict:

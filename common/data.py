@@ -212,11 +212,17 @@ def load_dataset(data: str | os.PathLike = "", train_samples: int = 0, seed: int
     return Dataset(train, validation, test, source=data, content_hash=content_hash.hexdigest())
 
 
-def load_test_split(data: str | os.PathLike = "", limit: int = 0, seed: int = 42) -> Split:
-    """The test split (optionally a seeded stratified subset of ``limit`` rows)."""
+def load_split(data: str | os.PathLike = "", split: str = "test", limit: int = 0, seed: int = 42) -> Split:
+    """One split, ``train`` or ``test``, whole (optionally a seeded stratified subset of ``limit`` rows); the
+    other split is never read from a folder."""
     data = str(data) if data else str(DEMO_DATA)
     if data == HUB_NAME and not Path(data).exists():
-        _, test = _load_hub()
+        rows = dict(zip(("train", "test"), _load_hub()))[split]
     else:
-        test, _ = read_split(data, "test")
-    return test.subset(stratified_indices(test.labels, limit, seed))
+        rows, _ = read_split(data, split)
+    return rows.subset(stratified_indices(rows.labels, limit, seed))
+
+
+def load_test_split(data: str | os.PathLike = "", limit: int = 0, seed: int = 42) -> Split:
+    """The test split (optionally a seeded stratified subset of ``limit`` rows)."""
+    return load_split(data, "test", limit, seed)

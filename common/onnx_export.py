@@ -25,15 +25,16 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from common.classifier_base import Classifier
 from common.cli import UserError
-from common.onnx_models import (META_PREFIX, ONNX_INPUTS, ONNX_OUTPUT, OnnxClassifier, initializer_counts,
-                                 load_onnx_tokenizer)
+from common.onnx_models import (ACTIVATION_SCALES_KEY, META_PREFIX, ONNX_INPUTS, ONNX_OUTPUT, STATIC_SCALES,
+                                 OnnxClassifier, initializer_counts, load_onnx_tokenizer)
+from common.onnx_static import quiet_quantizer
 
 log = logging.getLogger(__name__)
 
@@ -164,19 +165,37 @@ def quantize_int8(source: str | os.PathLike, output: str | os.PathLike,
 
     settings = {"method": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8",
                 "per_channel": True, "reduce_range": False, "op_types": list(op_types)}
-    # The quantizer logs one INFO line per tensor on the root logger: keep the stage log readable.
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.WARNING))
-    try:
+    with quiet_quantizer():
         # DefaultTensorType: fused contrib ops (after --optimize) defeat ONNX shape inference.
         quantize_dynamic(str(source), str(output), op_types_to_quantize=list(op_types), per_channel=True,
                          reduce_range=False, weight_type=QuantType.QInt8,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    finally:
-        root.setLevel(level)
     copy_metadata(source, output)
     return settings
+
+
+def quantize_with_fallback(quantize: Callable[..., dict], source: Path, output: Path, reference: Classifier,
+                           load: Callable[[Path], Classifier], test) -> tuple[dict, dict]:
+    """The int8 parity rule, whatever the quantizer: try each op set of ``INT8_OP_TYPE_CHOICES`` in turn and
+    keep the first whose argmax agrees with the fp32 ``reference`` on >= ``INT8_MIN_AGREEMENT`` of the held-out
+    ``test`` rows; every attempt is recorded. Returns (quantization settings + attempts, agreement); raises
+    :class:`ParityError` when none passes."""
+    attempts = []
+    for i, op_types in enumerate(INT8_OP_TYPE_CHOICES):
+        settings = quantize(source, output, op_types)
+        try:
+            agreement = check_int8_agreement(reference, load(output), test.texts, test.labels)
+        except ParityError as exc:
+            attempts.append({"op_types": list(op_types), "outcome": str(exc)})
+            if i == len(INT8_OP_TYPE_CHOICES) - 1:
+                raise
+            log.warning("int8 with op types %s fails the agreement check; retrying with %s",
+                        list(op_types), list(INT8_OP_TYPE_CHOICES[i + 1]))
+            continue
+        attempts.append({"op_types": list(op_types), "outcome": "passed",
+                         "argmax_agreement": agreement["argmax_agreement"]})
+        return {**settings, "attempts": attempts}, agreement
+    raise AssertionError("unreachable: the last failed attempt re-raises")  # pragma: no cover
 
 
 # ----------------------------------------------------------------------------------------------- parity
@@ -276,13 +295,16 @@ def _reference_texts(data: str, samples: int, seed: int):
 
 def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data: str = "", max_len: int = 128,
                  int8: bool = False, optimize: bool = False, opset: int = OPSET, int8_samples: int = INT8_TEXTS,
-                 seed: int = 42, threads: int = 0, args: dict | None = None) -> dict:
+                 seed: int = 42, threads: int = 0, args: dict | None = None, mode: str = "dynamic",
+                 static_format: str = "qoperator_u8", calib_rows: int = 128) -> dict:
     """Export (and optionally optimize and/or quantize) one model; returns the manifest.
 
     ``model_path``: a torch model folder (fine-tuned, pruned/masked or shrunk) or, with
     ``int8``, an fp32 ``.onnx`` written by this function. Everything is built in a temporary
     folder and checked; only then are the sidecar files, the manifest and (last) the
-    ``.onnx`` itself moved into place.
+    ``.onnx`` itself moved into place. ``mode="static"`` quantizes with activation scales
+    calibrated on ``calib_rows`` seeded training rows (:mod:`common.onnx_static`); such a graph
+    is kept as it is when its manifest records the same run (arguments, source, calibration rows).
     """
     from common.manifest import (base_manifest, manifest_path_for, read_manifest, remove_stale_temps, sha256_path,
                                  temp_tag, write_json_atomic)
@@ -302,6 +324,16 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
     manifest = base_manifest("export_onnx", args or {}, seed=seed, inputs={"model": model_path})
     manifest.update({"source": str(model_path), "source_sha256": manifest["inputs"]["model"]["sha256"],
                      "int8": int8, "max_len": max_len})
+    calibration = None
+    if int8 and mode == "static":
+        from common.onnx_static import calibration_record, calibration_split, check_static_format
+
+        check_static_format(static_format)
+        calibration = calibration_split(data, calib_rows, seed)
+        manifest["calibration"] = calibration_record(calibration, data, calib_rows, seed, max_len)
+        manifest["run_key"] = _run_key(manifest)
+        if _up_to_date(output, manifest["run_key"]):
+            return read_manifest(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(output)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.stem}.tmp-{temp_tag()}-") as tmp:
@@ -356,24 +388,18 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
             manifest["optimizer"]["outcome"] = "not requested"
         if int8:
             int8_path = tmp / "int8.onnx"
-            fp32_ref = OnnxClassifier(fp32_path, tokenizer, device="cpu", threads=threads, max_len=max_len)
-            attempts = []
-            for i, op_types in enumerate(INT8_OP_TYPE_CHOICES):
-                settings = quantize_int8(final_path, int8_path, op_types)
-                int8_clf = OnnxClassifier(int8_path, tokenizer, device="cpu", threads=threads, max_len=max_len)
-                try:
-                    agreement = check_int8_agreement(fp32_ref, int8_clf, test.texts, test.labels)
-                except ParityError as exc:
-                    attempts.append({"op_types": list(op_types), "outcome": str(exc)})
-                    if i == len(INT8_OP_TYPE_CHOICES) - 1:
-                        raise
-                    log.warning("int8 with op types %s fails the agreement check; retrying with %s",
-                                list(op_types), list(INT8_OP_TYPE_CHOICES[i + 1]))
-                    continue
-                attempts.append({"op_types": list(op_types), "outcome": "passed",
-                                 "argmax_agreement": agreement["argmax_agreement"]})
-                break
-            manifest["quantization"] = {**settings, "attempts": attempts}
+
+            def load(path: Path) -> OnnxClassifier:
+                return OnnxClassifier(path, tokenizer, device="cpu", threads=threads, max_len=max_len)
+
+            quantize, source = quantize_int8, final_path
+            if mode == "static":
+                quantize, source = _static_quantizer(final_path, tmp, tokenizer, calibration, max_len, static_format)
+            manifest["quantization"], agreement = quantize_with_fallback(quantize, source, int8_path, load(fp32_path),
+                                                                         load, test)
+            if mode == "static":
+                copy_metadata(final_path, int8_path)  # pre-processing drops the graph's metadata
+                set_metadata(int8_path, {ACTIVATION_SCALES_KEY: STATIC_SCALES})
             manifest.setdefault("parity", {})["int8"] = agreement
             if len(test) < INT8_TEXTS:
                 manifest["parity"]["int8"]["note"] = (f"only {len(test)} test texts available "
@@ -390,6 +416,39 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
         os.replace(final_path, output)
     log.info("wrote %s (%.1f MB)", output, manifest["size_mb"])
     return manifest
+
+
+def _static_quantizer(fp32_path: Path, tmp: Path, tokenizer, calibration, max_len: int, static_format: str):
+    """(quantizer, its pre-processed source): the calibration feeds are built once for every attempt."""
+    from common.onnx_static import StaticQuantizer, calibration_feeds, preprocess
+
+    prepared = tmp / "preprocessed.onnx"
+    preprocess(fp32_path, prepared)
+    feeds = calibration_feeds(calibration.texts, tokenizer, ONNX_INPUTS, max_len)
+    log.info("static int8: %d calibration rows in %d batches, format %s", len(calibration), len(feeds),
+             static_format)
+    return StaticQuantizer(tuple(feeds), static_format), prepared
+
+
+_NOT_IN_RUN_KEY = ("threads",)  # how fast it runs, not what it builds
+
+
+def _run_key(manifest: dict) -> dict:
+    return {"arguments": {k: v for k, v in manifest["arguments"].items() if k not in _NOT_IN_RUN_KEY},
+            "source_sha256": manifest["source_sha256"], "calibration_sha256": manifest["calibration"]["sha256"]}
+
+
+def _up_to_date(output: Path, run_key: dict) -> bool:
+    """Whether ``output`` is the finished graph of the same run (its manifest's key and hash match)."""
+    from common.manifest import read_manifest, sha256_path
+
+    existing = read_manifest(output)
+    if not (output.is_file() and existing and existing.get("run_key") == run_key
+            and existing.get("sha256") == sha256_path(output)):
+        return False
+    log.info("%s is already built with these arguments and inputs; nothing to do", output)
+    output.touch()  # up to date for Make even if a prerequisite's mtime moved
+    return True
 
 
 def _config_beside(onnx_path: Path):

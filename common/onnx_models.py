@@ -18,6 +18,14 @@ from common.cli import UserError
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 ONNX_OUTPUT = "logits"
 META_PREFIX = "bert_agnews."
+# Metadata of a statically quantized graph (common.onnx_static): its activation scales were fixed at build
+# time, so a text's prediction does not depend on its batch mates.
+ACTIVATION_SCALES_KEY = "activation_scales"
+STATIC_SCALES = "static"
+
+
+def is_static(meta: dict) -> bool:
+    return meta.get(ACTIVATION_SCALES_KEY) == STATIC_SCALES
 
 
 def initializer_counts(path: str | os.PathLike) -> tuple[dict[str, int], bool]:
@@ -102,8 +110,10 @@ class OnnxClassifier(Classifier):
         self.info.update({"providers": self.session.get_providers(), "threads": int(threads or 0),
                           "quantized": self._facts()[1]})
         if self.info["quantized"]:
-            self.kind = "onnx-int8"
-            self.batch_dependent = True
+            # Dynamic int8 scales activations per batch; a static graph's scales are fixed at build time.
+            self.batch_dependent = not is_static(meta)
+            self.info["activation_scales"] = "dynamic" if self.batch_dependent else "static"
+            self.kind = "onnx-int8" if self.batch_dependent else "onnx-int8-static"
 
     def _facts(self) -> tuple[dict[str, int], bool]:
         if "parameters" in self._meta and "quantized" in self._meta:

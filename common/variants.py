@@ -2,7 +2,8 @@
 
 Make reads what ``python3 common/variants.py`` prints (once per parse, into ``VARIANT_TABLE``), so
 ``$(call artefact,pruned20_8bit)`` and :func:`artefact` answer from the same rows. ``%`` in a row is a pruning percentage; rows are tried in order and the first whose name
-pattern matches wins (``pruned%_masked_onnx`` before ``pruned%_onnx`` before ``pruned%``). A folder
+pattern matches wins (``pruned%_masked_onnx``, ``pruned%_onnx_int8`` and ``pruned%_onnx_static`` before
+``pruned%_onnx`` before ``pruned%``). A folder
 artefact's file is its ``manifest.json`` (written last). Stdlib only: Make runs it before any venv exists.
 """
 from __future__ import annotations
@@ -16,8 +17,10 @@ TABLE = (
     ("base_8bit", "models/quantized/bert_agnews_8bit.pt"),
     ("base_onnx", "models/onnx/base.onnx"),
     ("base_onnx_int8", "models/onnx/base_int8.onnx"),
+    ("base_onnx_static", "models/onnx/base_static.onnx"),
     ("pruned%_masked_onnx", "models/onnx/pruned%_masked.onnx"),
     ("pruned%_onnx_int8", "models/onnx/pruned%_int8.onnx"),
+    ("pruned%_onnx_static", "models/onnx/pruned%_static.onnx"),
     ("pruned%_onnx", "models/onnx/pruned%.onnx"),
     ("pruned%_masked", "models/pruned/bert_agnews_%pct/manifest.json"),
     ("pruned%_8bit", "models/quantized/pruned%_8bit.pt"),

@@ -4,12 +4,14 @@
         --output models/onnx/base.onnx --data ../shared/data/ag_news
     python -m export_onnx.export_onnx --model models/onnx/base.onnx --int8 \
         --output models/onnx/base_int8.onnx --data ../shared/data/ag_news
+    python -m export_onnx.export_onnx --model models/onnx/base.onnx --int8 --mode static \
+        --output models/onnx/base_static.onnx --data ../shared/data/ag_news --calib-rows 128 --seed 42
 
 ``--model`` is a fine-tuned, pruned (masked) or shrunk model folder, or with ``--int8`` an
 fp32 ``.onnx`` written by this script. The graph has inputs input_ids, attention_mask,
 token_type_ids and output logits, with dynamic batch and sequence axes (opset 17).
 Before anything is written: fp32 max |Δlogit| vs PyTorch <= 1e-4 on real texts of varied
-length; int8 argmax agreement with fp32 >= 99 % on 500 test texts. config.json and the
+length; int8 (dynamic or static) argmax agreement with fp32 >= 99 % on 500 test texts. config.json and the
 tokenizer are written beside the .onnx (Optimum's ORTModelForSequenceClassification loads
 the folder), and X.manifest.json records parity, opset, source hash and optimizer outcome.
 """
@@ -22,8 +24,9 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
 from common.cli import add_shared_flags, stage_parser  # noqa: E402
-from common.export_stage import ExportConfig, run  # noqa: E402
+from common.export_stage import INT8_MODES, ExportConfig, run  # noqa: E402
 from common.onnx_export import INT8_TEXTS, OPSET  # noqa: E402
+from common.onnx_static import CALIB_ROWS, DEFAULT_STATIC_FORMAT, STATIC_FORMATS  # noqa: E402
 from common.stage import stage_entry  # noqa: E402
 
 
@@ -38,6 +41,14 @@ def build_parser():
     p.add_argument("--int8-samples", type=int, default=INT8_TEXTS,
                    help="test texts of the int8 agreement check (fewer only when the test split is smaller)")
     add_shared_flags(p, "threads", "seed")
+    p.add_argument("--mode", choices=INT8_MODES, default="dynamic",
+                   help="with --int8: dynamic (activation scales per batch) or static (scales calibrated on seeded "
+                        "training rows, so a text's prediction does not depend on its batch mates)")
+    p.add_argument("--static-format", choices=sorted(STATIC_FORMATS), default=DEFAULT_STATIC_FORMAT,
+                   help="--mode static: ONNX format and activation type (weights are per-channel s8); "
+                        "qoperator_u8 was the fastest measured here")
+    p.add_argument("--calib-rows", type=int, default=CALIB_ROWS,
+                   help="--mode static: training rows (seeded by --seed, never test rows) that calibrate the scales")
     return p
 
 
