@@ -192,7 +192,7 @@ def plot_pareto(rows: list[dict], path: Path, baseline: str) -> None:
         fig.tight_layout()
         shown = ok + peers
         place_labels(ax, [r["throughput_samples_per_s"] for r in shown], [100 * r["accuracy"] for r in shown],
-                     [f"{r['variant']} ({r['size_mb']:.0f} MB)" for r in shown], obstacles=[legend],
+                     [f"{r['variant']} ({'peer, ' if is_peer(r) else ''}{r['size_mb']:.0f} MB)" for r in shown], obstacles=[legend],
                      marker_areas=np.concatenate([sizes * scale + 15, np.full(len(peers), 260.0)]))
     else:
         fig.tight_layout()
