@@ -324,7 +324,7 @@ def test_make_builds_one_deletion_test_per_lime_variant_after_its_lime_run(tmp_p
     if shutil.which("make") is None:
         pytest.skip("GNU make is not installed")
     tree = tmp_path / "repo"
-    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "models", "outputs", "__pycache__"))
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv*", ".git", "models", "outputs", "__pycache__"))
     res = subprocess.run(["make", "-n", "--no-print-directory", "outputs/reports/report.md", "PYTHON=python3",
                           "DATA=data", "LIME_VARIANTS=base base_onnx base_onnx_int8 pruned20", "CONTROL=0"], cwd=tree,
                          capture_output=True, text=True, timeout=120)

@@ -489,7 +489,7 @@ def source_tree(tmp_path):
     """A copy of the sources only, plus a fake interpreter that records its arguments."""
     root = Path(__file__).resolve().parents[1]
     dst = tmp_path / "repo"
-    shutil.copytree(root, dst, ignore=shutil.ignore_patterns(".venv", ".git", "models", "outputs", "__pycache__",
+    shutil.copytree(root, dst, ignore=shutil.ignore_patterns(".venv*", ".git", "models", "outputs", "__pycache__",
                                                              ".pytest_cache"))
     fake = tmp_path / "fakepy"
     fake.write_text(f"#!{__import__('sys').executable}\nimport json, os, sys\n"

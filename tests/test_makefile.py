@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="GNU make i
 def tree(tmp_path):
     """A copy of the sources only: no .venv, models/ or outputs/ (a clean clone)."""
     dst = tmp_path / "repo"
-    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "models", "outputs", "__pycache__",
+    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv*", ".git", "models", "outputs", "__pycache__",
                                                              ".pytest_cache"))
     # `make -t` touches files but creates no folders (the real recipes create their own)
     for folder in ("models/fine_tuned/bert_agnews", "models/pruned/bert_agnews_20pct", "models/pruned/bert_agnews_30pct",
