@@ -112,7 +112,7 @@ QUANT_SRC := $(call stage_src,train/quantization/run_dynamic_quantization.py)
 EVAL_SRC := $(call stage_src,inference/run_inference_on_model.py)
 PROPS_SRC := $(call stage_src,analysis/model_properties/run_model_properties.py)
 ONNX_SRC := $(call stage_src,export_onnx/export_onnx.py)
-BENCH_SRC := $(call stage_src,inference/run_onnx_benchmark.py)
+BENCH_SRC := $(call stage_src,inference/run_onnx_benchmark.py tools/optimum_peer.py)
 LIME_SRC := $(call stage_src,generate_outputs/generate_lime_csv/run_lime_on_model.py)
 EXPLAIN_SRC := $(call stage_src,generate_outputs/generate_lime_csv/generate_bert_token_explanations_for_mlp.py)
 SP_SRC := $(call stage_src,generate_outputs/sp_lime/run_sp_lime_hf_model.py)
@@ -244,12 +244,12 @@ models/onnx/%_int8.onnx: models/onnx/%.onnx $(EXPORT) $(ONNX_SRC) | models/onnx 
 # has one producer (the evaluation rule above), and the report reads exactly the records of the variants listed here.
 BENCH_VARIANTS := $(VARIANTS) $(HALF_VARIANTS)
 BENCH_RECORDS := $(addprefix outputs/metrics/,$(addsuffix .bench.json,$(BENCH_VARIANTS)))
-# The peer (Optimum's int8 built from base's folder, cached in outputs/optimum_peer) needs Optimum's venv:
-# a prerequisite only when it exists or OPTIMUM_PEER=1 asks for it, so `make bench` works without it.
+# The peer (Optimum's int8 built from base's folder by tools/optimum_peer.py, cached in outputs/optimum_peer) needs
+# Optimum's venv: a prerequisite only when it exists or OPTIMUM_PEER=1 asks for it, so `make bench` works without it.
 INTEROP_VENV := .venv-interop
 PEER_VENV := $(if $(filter 1,$(OPTIMUM_PEER)),$(INTEROP_VENV)/.installed,$(if $(filter auto,$(OPTIMUM_PEER)),$(wildcard $(INTEROP_VENV)/.installed)))
 PEER_KNOBS := $(call knob_stamp,peer,OPTIMUM_PEER=$(OPTIMUM_PEER) PEER_VENV=$(PEER_VENV))
-outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py $(BENCH_SRC) tools/optimum_peer.py $(PEER_VENV) $(EVAL_KNOBS) $(LIST_KNOBS) $(PEER_KNOBS) | outputs/metrics
+outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py tools/optimum_peer.py $(BENCH_SRC) $(PEER_VENV) $(EVAL_KNOBS) $(LIST_KNOBS) $(PEER_KNOBS) | outputs/metrics
 	$(PY) inference.run_onnx_benchmark --output-dir $(@D) --record-suffix .bench.json $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) \
 	  --device $(DEVICE) --threads $(THREADS) --baseline base $(if $(PEER_VENV),--peer-python $(INTEROP_VENV)/bin/python --peer-cache outputs/optimum_peer) \
 	  $(foreach v,$(BENCH_VARIANTS),--variant $(v)=$(call model_path,$(v)))

@@ -79,7 +79,7 @@ def _run_peer_task(python: str, spec: dict, tmp: Path, monitor=None) -> tuple[di
     # Only the repository on the path, for common.bench_timing: the peer venv's own packages must win.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PYTHONPATH"] = str(REPO)
-    child = subprocess.Popen([python, "-m", "tools.optimum_peer", str(spec_path)], cwd=REPO, env=env)
+    child = subprocess.Popen([python, str(PEER_SCRIPT), str(spec_path)], cwd=REPO, env=env)
     if monitor is not None:
         monitor.pid = child.pid
         monitor.start()

@@ -1,6 +1,6 @@
 """The benchmark's peer: Hugging Face Optimum's dynamic int8, built and measured as its users would run it.
 
-    .venv-interop/bin/python -m tools.optimum_peer SPEC.json     (internal; common/bench_peer.py drives it)
+    PYTHONPATH=. .venv-interop/bin/python tools/optimum_peer.py SPEC.json   (internal; common/bench_peer.py drives it)
 
 Runs in the Optimum venv (Optimum pins transformers < 4.58), so it imports nothing from the toolkit but
 :mod:`common.bench_timing`, which needs only numpy: the very loop our variants are timed with.
@@ -99,7 +99,7 @@ def measure(cache: Path, inputs_path: str, threads: int, latency_threads: list[i
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m tools.optimum_peer SPEC.json (internal; run inference/run_onnx_benchmark.py)",
+        print("usage: python tools/optimum_peer.py SPEC.json (internal; run inference/run_onnx_benchmark.py)",
               file=sys.stderr)
         return 2
     spec = json.loads(Path(argv[0]).read_text())
