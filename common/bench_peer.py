@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -72,28 +71,21 @@ def cached_build_is_current(cache: Path, facts: dict) -> bool:
     return all(built.get(k) == v for k, v in facts.items()) and any(cache.glob("*.onnx"))
 
 
-def _run_peer_task(python: str, spec: dict, tmp: Path, monitor=None) -> tuple[dict | None, str]:
-    """One ``tools/optimum_peer.py`` task in the peer venv; (result, "") or (None, why it failed)."""
+def _run_peer_task(python: str, spec: dict, tmp: Path, monitor=None) -> tuple[dict | None, str, dict | None]:
+    """One ``tools/optimum_peer.py`` task in the peer venv: (result, "", usage) or (None, why it failed, usage)."""
+    from common.benchmark import run_monitored
+
     spec_path = tmp / f"peer_{spec['task']}.json"
     spec_path.write_text(json.dumps(spec))
     # Only the repository on the path, for common.bench_timing: the peer venv's own packages must win.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PYTHONPATH"] = str(REPO)
-    child = subprocess.Popen([python, str(PEER_SCRIPT), str(spec_path)], cwd=REPO, env=env)
-    if monitor is not None:
-        monitor.pid = child.pid
-        monitor.start()
-    try:
-        code = child.wait()
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+    code, usage = run_monitored([python, str(PEER_SCRIPT), str(spec_path)], env, monitor, cwd=REPO)
     result = Path(spec["result"])
     if code != 0 or not result.is_file():
         error = tmp / "peer_error.txt"
-        return None, error.read_text().strip() if error.is_file() else f"exit code {code}"
-    return json.loads(result.read_text()), ""
+        return None, error.read_text().strip() if error.is_file() else f"exit code {code}", usage
+    return json.loads(result.read_text()), "", usage
 
 
 def measure_peer(python: str, base: Path, cache: Path, inputs: Path, labels, threads: int,
@@ -117,15 +109,13 @@ def measure_peer(python: str, base: Path, cache: Path, inputs: Path, labels, thr
         cache.parent.mkdir(parents=True, exist_ok=True)
         spec = {"task": "build", "base": str(base.resolve()), "config": config, "cache": str(cache.resolve()),
                 "facts": facts, "result": str(tmp / "peer_build.json")}
-        built, why = _run_peer_task(python, spec, tmp)
+        built, why, _ = _run_peer_task(python, spec, tmp)
         if built is None:
             return not_measured(f"failed: the Optimum build failed ({why[:200]})", config=config)
     spec = {"task": "measure", "cache": str(cache.resolve()), "inputs": str(inputs.resolve()), "threads": threads,
             "latency_threads": latency_threads, "result": str(tmp / "peer_measure.json")}
-    monitor = ResourceMonitor(monitor_path, interval=interval)
     started = time.perf_counter()
-    measured, why = _run_peer_task(python, spec, tmp, monitor)
-    usage = monitor.stop(keep=True)
+    measured, why, usage = _run_peer_task(python, spec, tmp, ResourceMonitor(monitor_path, interval=interval))
     if measured is None:
         return not_measured(f"failed: {why[:200]}", config=config)
     logits = np.asarray(measured.pop("eval_logits"), dtype=np.float32)

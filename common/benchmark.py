@@ -72,6 +72,21 @@ def test_split_hash(data: str, test_samples: int, seed: int) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- parent
+def run_monitored(command: list[str], env: dict, monitor=None, cwd: Path | None = None) -> tuple[int, dict | None]:
+    """Run ``command`` to its end with ``monitor`` (a ResourceMonitor) sampling it: (exit code, usage)."""
+    # stderr is inherited: the worker's progress bars and logs show live.
+    child = subprocess.Popen(command, env=env, cwd=cwd)
+    if monitor is not None:
+        monitor.pid = child.pid
+        monitor.start()
+    try:
+        code = child.wait()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        usage = monitor.stop(keep=True) if monitor is not None else None
+    return code, usage
 def _run_variant(name: str, path: Path, args, settings: dict, monitor_dir: Path, record: Path, extra: dict) -> dict:
     from common.manifest import sha256_path
     from common.monitoring import ResourceMonitor
@@ -94,18 +109,8 @@ def _run_variant(name: str, path: Path, args, settings: dict, monitor_dir: Path,
         started = time.perf_counter()
         # Other processes competing for the cores distort speed: record the host load around each variant.
         load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-        monitor = ResourceMonitor(monitor_dir / f"{name}.csv", interval=args.monitor_interval)
-        # stderr is inherited: the worker's progress bars and logs show live.
-        child = subprocess.Popen(command, env=env)
-        monitor.pid = child.pid
-        monitor.start()
-        try:
-            code = child.wait()
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-            usage = monitor.stop(keep=True)
+        code, usage = run_monitored(command, env, ResourceMonitor(monitor_dir / f"{name}.csv",
+                                                                  interval=args.monitor_interval))
         wall = time.perf_counter() - started
         result_path = Path(spec["result"])
         if code != 0 or not result_path.is_file():

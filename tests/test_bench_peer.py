@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from common.bench_peer import PEER_NAME, cached_build_is_current, optimum_config_for
-from common.bench_summary import _summary_row, best_variant, picks, write_summary_md
+from common.bench_summary import _summary_row, best_variant, picks
 from common.bench_timing import best_latency, logits_in_order, pad_batches, thread_settings
 from common.schema import LATENCY_THREADS, PEER_CONFIG, SUMMARY_COLUMNS, THROUGHPUT_VS_PEER
 from tests.conftest import REPO, toy_texts
