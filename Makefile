@@ -22,6 +22,7 @@ CALIB_ROWS ?= 128## static int8: seeded training rows (never test rows) that cal
 STATIC_FORMAT ?= qoperator_u8## static int8: qoperator_u8 (fastest measured here) | qoperator_s8 | qdq_u8 | qdq_s8
 TEST_SAMPLES ?= 0## evaluate on a stratified test subset (0 = the full test split)
 THREADS ?= 0## CPU threads for inference and benchmarks (0 = all cores)
+OPTIMUM_PEER ?= auto## `make bench` peer row, Optimum's int8 for this CPU: auto (when .venv-interop exists) | 1 (build the venv first) | 0 (skip)
 LIME_INSTANCES ?= 100## test instances explained per variant
 LIME_SAMPLES ?= 1000## LIME perturbation samples per explanation
 LIME_VIA_ONNX ?= 1## 1: explain fp32 pruned variants through their parity-checked ONNX export (same function, faster); 0: through torch
@@ -53,7 +54,7 @@ INTEGER_KNOBS := SEED TRAIN_SAMPLES MAX_LEN PRUNE_PCTS SAVE_STEPS TEST_SAMPLES T
   LIME_VIA_ONNX LIME_SAMPLE_CURVE LIME_CURVE_INSTANCES SP_SAMPLE_SIZE SP_EXPLANATIONS SP_FEATURES MLP_EXPLAINED MLP_SEEDS \
   CONTROL CONTROL_SEED CALIB_ROWS
 NUMBER_KNOBS := EPOCHS PRUNE_EPOCHS MLP_LAMBDA MLP_LAMBDAS
-WORD_KNOBS := DEVICE DISTILL STATIC_FORMAT
+WORD_KNOBS := DEVICE DISTILL STATIC_FORMAT OPTIMUM_PEER
 DIGITS := 0 1 2 3 4 5 6 7 8 9
 WORD_CHARS := $(DIGITS) a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N O P Q R S T U V W X Y Z _ - : .
 # $(call strip_chars,TEXT,CHARS): TEXT without any of CHARS (and without spaces)
@@ -118,7 +119,7 @@ QUANT_SRC := $(call stage_src,train/quantization/run_dynamic_quantization.py)
 EVAL_SRC := $(call stage_src,inference/run_inference_on_model.py)
 PROPS_SRC := $(call stage_src,analysis/model_properties/run_model_properties.py)
 ONNX_SRC := $(call stage_src,export_onnx/export_onnx.py)
-BENCH_SRC := $(call stage_src,inference/run_onnx_benchmark.py)
+BENCH_SRC := $(call stage_src,inference/run_onnx_benchmark.py tools/optimum_peer.py)
 LIME_SRC := $(call stage_src,generate_outputs/generate_lime_csv/run_lime_on_model.py)
 EXPLAIN_SRC := $(call stage_src,generate_outputs/generate_lime_csv/generate_bert_token_explanations_for_mlp.py)
 SP_SRC := $(call stage_src,generate_outputs/sp_lime/run_sp_lime_hf_model.py)
@@ -255,13 +256,18 @@ models/onnx/%_static.onnx: models/onnx/%.onnx $(EXPORT) $(ONNX_SRC) $(STATIC_KNO
 # has one producer (the evaluation rule above), and the report reads exactly the records of the variants listed here.
 BENCH_VARIANTS := $(VARIANTS) $(HALF_VARIANTS)
 BENCH_RECORDS := $(addprefix outputs/metrics/,$(addsuffix .bench.json,$(BENCH_VARIANTS)))
-outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py $(BENCH_SRC) $(EVAL_KNOBS) $(LIST_KNOBS) | outputs/metrics
+# The peer (Optimum's int8 built from base's folder by tools/optimum_peer.py, cached in outputs/optimum_peer) needs
+# Optimum's venv: a prerequisite only when it exists or OPTIMUM_PEER=1 asks for it, so `make bench` works without it.
+INTEROP_VENV := .venv-interop
+PEER_VENV := $(if $(filter 1,$(OPTIMUM_PEER)),$(INTEROP_VENV)/.installed,$(if $(filter auto,$(OPTIMUM_PEER)),$(wildcard $(INTEROP_VENV)/.installed)))
+PEER_KNOBS := $(call knob_stamp,peer,OPTIMUM_PEER=$(OPTIMUM_PEER) PEER_VENV=$(PEER_VENV))
+outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py tools/optimum_peer.py $(BENCH_SRC) $(PEER_VENV) $(EVAL_KNOBS) $(LIST_KNOBS) $(PEER_KNOBS) | outputs/metrics
 	$(PY) inference.run_onnx_benchmark --output-dir $(@D) --record-suffix .bench.json $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) \
-	  --device $(DEVICE) --threads $(THREADS) --baseline base \
+	  --device $(DEVICE) --threads $(THREADS) --baseline base $(if $(PEER_VENV),--peer-python $(INTEROP_VENV)/bin/python --peer-cache outputs/optimum_peer) \
 	  $(foreach v,$(BENCH_VARIANTS),--variant $(v)=$(call model_path,$(v)))
-# written before the CSV, by the same command
-outputs/metrics/summary.md outputs/metrics/pareto.png $(BENCH_RECORDS): outputs/metrics/summary.csv ;
-bench: outputs/metrics/summary.csv ## benchmark every variant side by side -> outputs/metrics/summary.{csv,md}, pareto.png, <variant>.bench.json
+# written before the CSV, by the same command (the peer's record too, saying why when it was skipped)
+outputs/metrics/summary.md outputs/metrics/pareto.png $(BENCH_RECORDS) outputs/metrics/optimum_int8.bench.json: outputs/metrics/summary.csv ;
+bench: outputs/metrics/summary.csv ## benchmark every variant side by side, with Optimum's int8 as the peer (x_peer) -> outputs/metrics/summary.{csv,md}, pareto.png, <variant>.bench.json
 
 # ---------------------------------------------------------------------------------------------- LIME
 LIME := generate_outputs/generate_lime_csv/run_lime_on_model.py
@@ -386,7 +392,6 @@ demo: ## the whole chain on a small budget (shipped demo sample unless DATA is g
 # ---------------------------------------------------------------------------------------------- interop
 # Every ONNX graph and HF folder, loaded by third-party clients (Optimum, plain transformers with
 # trust_remote_code) in a throwaway venv that cannot import the toolkit; logits compared with the toolkit's.
-INTEROP_VENV := .venv-interop
 INTEROP_VARIANTS := base $(PRUNED) $(addsuffix _masked,$(PRUNED)) $(ONNX_VARIANTS)
 $(INTEROP_VENV)/.installed: ## throwaway venv: Optimum + ONNX Runtime + the transformers<4.58 they pin (downloads from PyPI)
 	python3 -m venv $(INTEROP_VENV)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from common.schema import BATCH_AGREEMENT, SUMMARY_COLUMNS
+from common.schema import BATCH_AGREEMENT, LATENCY_THREADS, PEER_CONFIG, SUMMARY_COLUMNS, THROUGHPUT_VS_PEER
 
 # Int8 variants load with dtype fp32 (the torch dtype of their float parts); what they compute with is int8
-# weights and int8 activations, quantized per batch at run time (dynamic) or with scales fixed at build time
-# from calibration rows (static), and that is what a reader asks.
-INT8_KINDS = ("torch-int8", "onnx-int8")
+# weights and int8 activations, quantized per batch at run time (dynamic; Optimum's peer too) or with scales
+# fixed at build time from calibration rows (static), and that is what a reader asks.
+INT8_KINDS = ("torch-int8", "onnx-int8", "optimum-int8 (peer)")
+PEER_HOW_TO = "run `make .venv-interop/.installed` (Optimum in a venv of its own, from PyPI), then `make bench` again"
 INT8_DTYPE = "int8 (w8a8 dynamic)"
 INT8_DTYPES = {**dict.fromkeys(INT8_KINDS, INT8_DTYPE), "onnx-int8-static": "int8 (w8a8 static)"}
 
@@ -20,7 +21,11 @@ def reported_dtype(result: dict) -> str | None:
     return INT8_DTYPES.get(result.get("kind"), result.get("dtype"))
 
 
-def _summary_row(result: dict, baseline: dict | None) -> dict:
+def is_peer(row: dict) -> bool:
+    return bool(row.get(PEER_CONFIG)) or bool(row.get("peer"))
+
+
+def _summary_row(result: dict, baseline: dict | None, peer: dict | None = None) -> dict:
     row = {k: result.get(k) for k in SUMMARY_COLUMNS}
     row["dtype"] = reported_dtype(result)
     params = result.get("parameters")
@@ -30,14 +35,44 @@ def _summary_row(result: dict, baseline: dict | None) -> dict:
     if baseline and result.get("status") == "ok":
         row["throughput_ratio"] = result["throughput_samples_per_s"] / baseline["throughput_samples_per_s"]
         row["accuracy_delta_pt"] = 100.0 * (result["accuracy"] - baseline["accuracy"])
+    if peer and result.get("status") == "ok":
+        row[THROUGHPUT_VS_PEER] = result["throughput_samples_per_s"] / peer["throughput_samples_per_s"]
+    if result.get("peer"):
+        row[PEER_CONFIG] = result.get(PEER_CONFIG) or "(not measured)"
     return row
 
 
 def best_variant(rows: list[dict], baseline_name: str, max_drop_pt: float = 1.0) -> dict | None:
     """Fastest variant (batch-32 throughput) whose accuracy is within ``max_drop_pt`` of the baseline."""
-    ok = [r for r in rows if r["status"] == "ok" and r["variant"] != baseline_name
-          and r.get("accuracy_delta_pt") is not None and r["accuracy_delta_pt"] >= -max_drop_pt]
+    ok = [r for r in within(rows, max_drop_pt) if r["variant"] != baseline_name]
     return max(ok, key=lambda r: r["throughput_samples_per_s"], default=None)
+
+
+def within(rows: list[dict], max_drop_pt: float = 1.0) -> list[dict]:
+    """Our measured variants (the baseline included, the peer not) within ``max_drop_pt`` of the baseline."""
+    return [r for r in rows if r["status"] == "ok" and not is_peer(r)
+            and r.get("accuracy_delta_pt") is not None and r["accuracy_delta_pt"] >= -max_drop_pt]
+
+
+def picks(rows: list[dict], batch_size: int, max_drop_pt: float = 1.0) -> list[str]:
+    """Two sentences: the variant to pick for throughput and the one for latency, each against the peer."""
+    candidates = within(rows, max_drop_pt)
+    if not candidates:
+        return [f"No variant is within {max_drop_pt:.0f} pt of the baseline's accuracy, so none is picked."]
+    peer = next((r for r in rows if is_peer(r) and r["status"] == "ok"), None)
+    fast = max(candidates, key=lambda r: r["throughput_samples_per_s"])
+    quick = min(candidates, key=lambda r: r["latency_ms_p50"])
+    if peer:
+        vs_fast = f"{fast[THROUGHPUT_VS_PEER]:.2f}x the peer's {peer['throughput_samples_per_s']:.1f}"
+        vs_quick = (f"{peer['latency_ms_p50'] / quick['latency_ms_p50']:.2f}x faster than the peer's "
+                    f"{peer['latency_ms_p50']:.2f} ms")
+    else:
+        vs_fast = vs_quick = "no peer measured"
+    return [f"For throughput, pick `{fast['variant']}` (within {max_drop_pt:.0f} pt of the baseline): "
+            f"{fast['throughput_samples_per_s']:.1f} samples/s at batch {batch_size}, "
+            f"{vs_fast}.",
+            f"For latency, pick `{quick['variant']}` (within {max_drop_pt:.0f} pt of the baseline): batch-1 p50 "
+            f"{quick['latency_ms_p50']:.2f} ms at {quick.get(LATENCY_THREADS)} thread(s), {vs_quick}."]
 
 
 def _fmt(value, digits: int = 3):
@@ -54,19 +89,27 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
     from common.manifest import write_text_atomic
 
     shown = ("variant", "status", "kind", "dtype", "accuracy", "accuracy_delta_pt", "macro_f1", BATCH_AGREEMENT,
-             "latency_ms_p50",
-             "latency_ms_p95", "latency_ms_p99", "throughput_samples_per_s", "throughput_ratio", "size_mb",
-             "parameters", "peak_rss_mb", "gpu_mem_peak_mb", "gpu_util_mean_percent", "host_load_1min")
-    digits = {"accuracy": 4, "macro_f1": 4, "accuracy_delta_pt": 2, "throughput_ratio": 2, BATCH_AGREEMENT: 4}
+             "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", LATENCY_THREADS, "throughput_samples_per_s",
+             "throughput_ratio", THROUGHPUT_VS_PEER, "size_mb", "parameters", "peak_rss_mb", "gpu_mem_peak_mb",
+             "gpu_util_mean_percent", "host_load_1min")
+    digits = {"accuracy": 4, "macro_f1": 4, "accuracy_delta_pt": 2, "throughput_ratio": 2, THROUGHPUT_VS_PEER: 2,
+              BATCH_AGREEMENT: 4, "latency_ms_p50": 2, "latency_ms_p95": 2, "latency_ms_p99": 2}
     table = [[_fmt(r.get(k), digits.get(k, 1)) for k in shown] for r in rows]
+    for line, r in zip(table, rows):
+        if is_peer(r):
+            line[0] = f"**{r['variant']}** (peer)"
     best = context.get("best")
     lines = [
         "# Benchmark: every variant side by side", "",
         f"Device {context['device']}, {context['threads']} thread(s), {context['cpu']}; GPU: {context['gpu_status']}.",
         f"Test rows: {context['n_test']} ({context['data']}), max length {context['max_len']}; latency at batch 1 "
         f"({context['latency_requests']} requests after warm-up), throughput at batch {context['batch_size']} over "
-        f"{context['throughput_texts']} texts (length-sorted dynamic padding, median of 3 after warm-up).",
-        f"Throughput ratio and accuracy delta are relative to `{context['baseline']}` measured in this run. "
+        f"{context['throughput_texts']} texts (length-sorted dynamic padding, median of 3 after warm-up); texts are "
+        f"tokenized before timing and only the model call is timed. Latency is reported at the best of "
+        f"{', '.join(str(t) for t in context['latency_threads'])} thread(s) (`{LATENCY_THREADS}`).",
+        f"Throughput ratio and accuracy delta are relative to `{context['baseline']}` measured in this run; "
+        f"`{THROUGHPUT_VS_PEER}` is throughput relative to the peer: Optimum's dynamic int8 for this CPU, built from "
+        f"`{context['baseline']}`'s folder and measured in this run with the same protocol (row marked (peer)). "
         f"Each variant ran in its own process; peak RSS is that process's.",
         f"`{BATCH_AGREEMENT}`: share of the test rows whose predicted class is the same in batches of "
         f"{context['batch_size']} (length-sorted) as one text at a time. Dynamic int8 quantizes activations with "
@@ -92,6 +135,11 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
     if reused:
         lines += ["", "Accuracy reused from an earlier measurement of the identical artefact (same sha256, same "
                       "test rows): " + ", ".join(f"`{v}`" for v in reused) + "; speed was measured in this run."]
+    peer_status = context.get("peer_status", "")
+    if peer_status.startswith("skipped"):
+        lines += ["", f"Note: the Optimum peer was not measured ({peer_status.split(':', 1)[1].strip()}), so "
+                      f"`{THROUGHPUT_VS_PEER}` is empty; to get it, {PEER_HOW_TO}."]
+    lines += ["", " ".join(picks(rows, context["batch_size"]))]
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
@@ -113,7 +161,8 @@ def plot_pareto(rows: list[dict], path: Path, baseline: str) -> None:
 
     from common.plot_labels import place_labels
 
-    ok = [r for r in rows if r["status"] == "ok"]
+    ok = [r for r in rows if r["status"] == "ok" and not is_peer(r)]
+    peers = [r for r in rows if r["status"] == "ok" and is_peer(r)]
     fig, ax = plt.subplots(figsize=(10, 6.5))
     ax.set_xlabel("throughput at batch 32 (samples/s, log scale)")
     ax.set_ylabel("test accuracy (%)")
@@ -128,6 +177,11 @@ def plot_pareto(rows: list[dict], path: Path, baseline: str) -> None:
             ax.scatter(r["throughput_samples_per_s"], 100 * r["accuracy"], s=size * scale + 15, alpha=0.55,
                        color=colours[str(r["kind"])], edgecolors="black" if r["variant"] == baseline else "none",
                        label=str(r["kind"]))
+        # The peer is the reference to beat, not one of ours: a star and a line at its throughput.
+        for r in peers:
+            ax.scatter(r["throughput_samples_per_s"], 100 * r["accuracy"], s=260, marker="*", color="crimson",
+                       edgecolors="black", zorder=5, label="peer: Optimum int8")
+            ax.axvline(r["throughput_samples_per_s"], color="crimson", lw=0.8, ls=":", zorder=1)
         front = pareto_front(ok)
         # A marker as well as the line: a one-point front has no line to show in the legend.
         ax.plot([r["throughput_samples_per_s"] for r in front], [100 * r["accuracy"] for r in front],
@@ -138,9 +192,10 @@ def plot_pareto(rows: list[dict], path: Path, baseline: str) -> None:
         ax.set_xscale("log")
         ax.margins(x=0.25, y=0.15)  # room for labels around the outermost points
         fig.tight_layout()
-        place_labels(ax, [r["throughput_samples_per_s"] for r in ok], [100 * r["accuracy"] for r in ok],
-                     [f"{r['variant']} ({r['size_mb']:.0f} MB)" for r in ok], obstacles=[legend],
-                     marker_areas=sizes * scale + 15)
+        shown = ok + peers
+        place_labels(ax, [r["throughput_samples_per_s"] for r in shown], [100 * r["accuracy"] for r in shown],
+                     [f"{r['variant']} ({'peer, ' if is_peer(r) else ''}{r['size_mb']:.0f} MB)" for r in shown], obstacles=[legend],
+                     marker_areas=np.concatenate([sizes * scale + 15, np.full(len(peers), 260.0)]))
     else:
         fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")

@@ -2,15 +2,16 @@
 
 The parent (:mod:`common.benchmark`) runs ``python -m common.bench_worker SPEC.json`` per variant (and a
 second time for the batch agreement), so peak RSS, threads and allocator state are that variant's alone.
-The worker calls :func:`common.evaluation.evaluate_model` - the same keys as the spine's evaluation - or,
-when an earlier record of the identical artefact on the same test rows holds its accuracy, only the speed
-half of it (accuracy over the full test split is the slow part; speed is always measured again).
+The worker measures accuracy as the spine's evaluation does (the same keys), unless an earlier record of the
+identical artefact on the same test rows holds it (accuracy over the full test split is the slow part), and
+speed always, with :mod:`common.bench_timing` - the protocol the Optimum peer is timed with too.
 """
 from __future__ import annotations
 
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ AGREEMENT_KEYS = (BATCH_AGREEMENT, "batch_agreement_flips", "batch_agreement_n",
 # One-by-one prediction costs a forward pass per text: the agreement is measured on a seeded random subset of
 # the evaluated rows (--agreement-rows; 0 = all of them). 1,000 rows resolve a 1-3 % flip rate to about +-1 pt.
 DEFAULT_AGREEMENT_ROWS = 1000
+# Batch size of the accuracy pass (as the spine's evaluation); the Optimum peer's accuracy uses it too.
+EVAL_BATCH_SIZE = 64
 
 # ----------------------------------------------------------------------------------------------- reuse
 def reusable_accuracy(previous_json: Path, model_sha256: str, settings: dict) -> dict | None:
@@ -56,27 +59,59 @@ def reusable_accuracy(previous_json: Path, model_sha256: str, settings: dict) ->
 
 
 # ----------------------------------------------------------------------------------------------- worker
-def speed_only(model: Path, variant: str, data: str, test_samples: int, max_len: int, device: str, dtype: str,
-               threads: int, batch_size: int, latency_requests: int, throughput_texts: int, seed: int) -> dict:
-    """Latency, throughput, size, parameters and RSS without the accuracy pass (which is reused)."""
+def measure_variant(model: Path, variant: str, data: str, test_samples: int, max_len: int, device: str, dtype: str,
+                    threads: int, batch_size: int, latency_requests: int, throughput_texts: int, seed: int,
+                    latency_threads: list[int], reuse: dict | None = None, inputs_out: str | None = None) -> dict:
+    """Accuracy (or the reused block), then speed by :mod:`common.bench_timing` on pre-tokenized texts.
+
+    The texts are tokenized before any timing, and only the model call is timed, exactly as the Optimum
+    peer's worker does with the token ids saved to ``inputs_out`` (the baseline's worker writes them).
+    Throughput runs at ``threads``; batch-1 latency at each of ``latency_threads`` (a fresh classifier per
+    count: ONNX Runtime fixes its thread pool when the session is made), reported at the best one.
+    """
+    from common.bench_timing import best_latency, latency, save_inputs, throughput
     from common.classifier import load_classifier
     from common.data import load_test_split
     from common.evaluation import parameter_count
-    from common.threads import set_threads
     from common.manifest import size_on_disk
-    from common.metrics import latency_stats, peak_rss_mb, throughput_stats
+    from common.metrics import classification_metrics, peak_rss_mb
+    from common.threads import set_threads
+
+    def load(count: int):
+        return load_classifier(model, device=device, dtype=dtype, max_len=max_len, batch_size=batch_size,
+                               progress=True, threads=set_threads(count))
 
     threads = set_threads(threads)
-    clf = load_classifier(model, device=device, dtype=dtype, max_len=max_len, batch_size=batch_size,
-                          progress=True, threads=threads)
+    clf = load(threads)
     test = load_test_split(data, test_samples, seed)
+    result = {}
+    eval_s = None
+    if reuse:
+        result.update(reuse)
+    else:
+        start = time.perf_counter()
+        result.update(classification_metrics(test.labels, clf.predict(test.texts, batch_size=EVAL_BATCH_SIZE)))
+        eval_s = time.perf_counter() - start
+        result["accuracy_source"] = "measured in this run"
     rng = np.random.default_rng(seed)
-    speed_texts = [test.texts[i] for i in rng.permutation(len(test))[:throughput_texts]]
-    result = dict(latency_stats(clf, speed_texts, repeats=latency_requests))
-    result.update(throughput_stats(clf, speed_texts, batch_size=batch_size))
-    result.update({"variant": variant, "model": str(model), "format": clf.info.get("format"), "kind": clf.kind,
-                   "dtype": dtype, "device": getattr(clf, "device", device), "threads": threads, "max_len": max_len,
-                   "eval_wall_s": None, "size_mb": size_on_disk(model) / 2**20, "parameters": parameter_count(clf),
+    speed_ids = clf.encode([test.texts[i] for i in rng.permutation(len(test))[:throughput_texts]])
+    pad_id = clf.tokenizer.pad_token_id or 0
+    if inputs_out:
+        save_inputs(inputs_out, eval_ids=clf.encode(test.texts), speed_ids=speed_ids, pad_id=pad_id,
+                    batch_size=batch_size, eval_batch_size=EVAL_BATCH_SIZE, latency_requests=latency_requests)
+    result.update(throughput(clf._logits_batch, speed_ids, batch_size, pad_id))
+    by_threads = {}
+    for count in latency_threads:
+        set_threads(count)  # torch's pool is process-wide: set it for the main classifier too
+        runner = clf if count == threads else load(count)
+        by_threads[str(count)] = latency(runner._logits_batch, speed_ids, latency_requests)
+        del runner
+    set_threads(threads)
+    result.update(best_latency(by_threads))
+    result.update({"latency_by_threads": by_threads, "variant": variant, "model": str(model),
+                   "format": clf.info.get("format"), "kind": clf.kind, "dtype": dtype,
+                   "device": getattr(clf, "device", device), "threads": threads, "max_len": max_len,
+                   "eval_wall_s": eval_s, "size_mb": size_on_disk(model) / 2**20, "parameters": parameter_count(clf),
                    "peak_rss_mb": peak_rss_mb()})
     return result
 
@@ -133,24 +168,22 @@ def run_worker(spec_path: str) -> int:
     one, so its one-by-one pass does not touch the variant's memory and speed figures).
     """
     from common.cli import setup_logging
-    from common.evaluation import evaluate_model
 
     setup_logging()
     spec = json.loads(Path(spec_path).read_text())
     common_kwargs = dict(data=spec["data"], test_samples=spec["test_samples"], max_len=spec["max_len"],
                          device=spec["device"], dtype=spec["dtype"], threads=spec["threads"],
-                         batch_size=spec["batch_size"], latency_requests=spec["latency_requests"],
-                         throughput_texts=spec["throughput_texts"], seed=spec["seed"])
+                         batch_size=spec["batch_size"], seed=spec["seed"])
     try:
         if spec.get("task") == "agreement":
             result = agreement_only(Path(spec["model"]), **common_kwargs,
                                     agreement_rows=spec.get("agreement_rows", DEFAULT_AGREEMENT_ROWS))
-        elif spec.get("reuse"):
-            result = speed_only(Path(spec["model"]), spec["variant"], **common_kwargs)
-            result.update(spec["reuse"])
         else:
-            result = evaluate_model(spec["model"], spec["variant"], **common_kwargs)
-            result["accuracy_source"] = "measured in this run"
+            result = measure_variant(Path(spec["model"]), spec["variant"], **common_kwargs,
+                                     latency_requests=spec["latency_requests"],
+                                     throughput_texts=spec["throughput_texts"],
+                                     latency_threads=spec["latency_threads"], reuse=spec.get("reuse"),
+                                     inputs_out=spec.get("inputs_out"))
     except UserError as exc:  # one sentence, no traceback - as a stage script would
         Path(spec["result"]).with_name("error.txt").write_text(str(exc))
         log.error("%s", exc)

@@ -6,9 +6,10 @@ variant's own (not the maximum of everything loaded before it), threads and allo
 state start clean, and a variant that crashes is reported as a failed row instead of
 ending the run. The cost is one interpreter + torch import per variant (~3-5 s).
 
-Per variant the worker calls :func:`common.evaluation.evaluate_model` (accuracy and
-macro-F1 on the test split, latency p50/p95/p99 at batch 1 and throughput at batch 32, with
-warm-up and repeats), so its record ``<output-dir>/<variant><record-suffix>`` has the same keys as the spine's
+Per variant the worker (:func:`common.bench_worker.measure_variant`) measures accuracy and
+macro-F1 on the test split, throughput at batch 32 and batch-1 latency p50/p95/p99 at each thread
+count of ``--latency-threads`` (reported at the best one), timing only the model call on pre-tokenized
+texts (:mod:`common.bench_timing`), so its record ``<output-dir>/<variant><record-suffix>`` has the same keys as the spine's
 evaluation; a failed variant's record says so (``status``) and has no metrics, so no earlier numbers
 survive under its name. ``make`` passes ``--record-suffix .bench.json``, a name only the benchmark
 writes: ``outputs/metrics/<variant>.json`` belongs to the evaluation rule alone.
@@ -16,7 +17,8 @@ Accuracy over the full test split is the slow part: when the variant's earlier r
 measurement of the *same artefact* (sha256 of the file or folder) on the same data, test
 subset, max length and dtype, its accuracy block is reused (``accuracy_source`` says so);
 speed is always measured again in this run, and throughput is reported as a ratio to the
-baseline variant measured in the same run.
+baseline variant measured in the same run and (``x_peer``) to Optimum's dynamic int8 for this CPU, built
+from the baseline's folder and measured with the same protocol (:mod:`common.bench_peer`).
 """
 from __future__ import annotations
 
@@ -29,12 +31,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.bench_summary import _summary_row, best_variant, cpu_name, plot_pareto, write_summary_md
+from common.bench_peer import PEER_NAME
 from common.bench_worker import DEFAULT_AGREEMENT_ROWS, reusable_accuracy, reusable_agreement
 from common.cli import UserError
 from common.schema import BATCH_AGREEMENT, RECORD_STATUS, SUMMARY_COLUMNS
+from common.stage import StageConfig
 from common.variants import dtype_for
 
 log = logging.getLogger(__name__)
@@ -67,7 +72,22 @@ def test_split_hash(data: str, test_samples: int, seed: int) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- parent
-def _run_variant(name: str, path: Path, args, settings: dict, monitor_dir: Path, record: Path) -> dict:
+def run_monitored(command: list[str], env: dict, monitor=None, cwd: Path | None = None) -> tuple[int, dict | None]:
+    """Run ``command`` to its end with ``monitor`` (a ResourceMonitor) sampling it: (exit code, usage)."""
+    # stderr is inherited: the worker's progress bars and logs show live.
+    child = subprocess.Popen(command, env=env, cwd=cwd)
+    if monitor is not None:
+        monitor.pid = child.pid
+        monitor.start()
+    try:
+        code = child.wait()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        usage = monitor.stop(keep=True) if monitor is not None else None
+    return code, usage
+def _run_variant(name: str, path: Path, args, settings: dict, monitor_dir: Path, record: Path, extra: dict) -> dict:
     from common.manifest import sha256_path
     from common.monitoring import ResourceMonitor
 
@@ -80,7 +100,7 @@ def _run_variant(name: str, path: Path, args, settings: dict, monitor_dir: Path,
                 "test_samples": args.test_samples, "max_len": args.max_len, "device": args.device,
                 "threads": args.threads, "batch_size": args.batch_size, "latency_requests": args.latency_requests,
                 "throughput_texts": args.throughput_texts, "seed": args.seed, "reuse": reuse,
-                "agreement_rows": args.agreement_rows,
+                "agreement_rows": args.agreement_rows, **extra,
                 "result": str(Path(tmp) / "result.json")}
         Path(tmp, "spec.json").write_text(json.dumps(spec))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
@@ -89,18 +109,8 @@ def _run_variant(name: str, path: Path, args, settings: dict, monitor_dir: Path,
         started = time.perf_counter()
         # Other processes competing for the cores distort speed: record the host load around each variant.
         load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-        monitor = ResourceMonitor(monitor_dir / f"{name}.csv", interval=args.monitor_interval)
-        # stderr is inherited: the worker's progress bars and logs show live.
-        child = subprocess.Popen(command, env=env)
-        monitor.pid = child.pid
-        monitor.start()
-        try:
-            code = child.wait()
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-            usage = monitor.stop(keep=True)
+        code, usage = run_monitored(command, env, ResourceMonitor(monitor_dir / f"{name}.csv",
+                                                                  interval=args.monitor_interval))
         wall = time.perf_counter() - started
         result_path = Path(spec["result"])
         if code != 0 or not result_path.is_file():
@@ -149,60 +159,127 @@ def write_record(result: dict, path: Path, args: dict) -> None:
     write_json_atomic(path, {**result, "manifest": manifest})
 
 
-def run_benchmark(args) -> int:
+@dataclass(frozen=True)
+class BenchConfig(StageConfig):
+    """``inference/run_onnx_benchmark.py``'s flags."""
+
+    output_dir: str = "outputs/metrics"
+    record_suffix: str = ".json"
+    data: str = ""
+    test_samples: int = 0
+    max_len: int = 128
+    device: str = "auto"
+    threads: int = 0
+    baseline: str = "base"
+    variant: list[str] = field(default_factory=list)
+    batch_size: int = 32
+    latency_requests: int = 100
+    throughput_texts: int = 512
+    monitor_interval: float = 0.5
+    no_reuse: bool = False
+    seed: int = 42
+    agreement_rows: int = DEFAULT_AGREEMENT_ROWS
+    latency_threads: list[int] = field(default_factory=list)
+    peer_python: str = ""
+    peer_cache: str = "outputs/optimum_peer"
+
+    def check(self) -> None:
+        if self.test_samples < 0:
+            raise UserError("--test-samples must be >= 0 (0 = the full test split).")
+        if self.agreement_rows < 0:
+            raise UserError("--agreement-rows must be >= 0 (0 = every evaluated row).")
+        if self.latency_requests < 1 or self.throughput_texts < 1 or self.batch_size < 1:
+            raise UserError("--latency-requests, --throughput-texts and --batch-size must be >= 1.")
+        if any(t < 1 for t in self.latency_threads):
+            raise UserError(f"--latency-threads {self.latency_threads} must list thread counts >= 1.")
+        if not self.record_suffix.endswith(".json"):
+            raise UserError(f"--record-suffix {self.record_suffix!r} must end in .json (e.g. .bench.json).")
+        if self.peer_python and not Path(self.peer_python).is_file():
+            raise UserError(f"--peer-python {self.peer_python} does not exist; create Optimum's venv with "
+                            f"`make .venv-interop/.installed`, or leave the flag out to skip the peer.")
+
+
+def _peer(config: BenchConfig, base: Path, inputs: Path, test, threads: int, latency_threads: list[int],
+          monitor_dir: Path, tmp: Path) -> dict:
+    """The Optimum peer's record, or why it was not measured."""
+    from common.bench_peer import measure_peer, not_measured
+    from common.modeling import is_model_folder
+
+    if not config.peer_python:
+        return not_measured("skipped: no --peer-python (Optimum's venv) was given")
+    if not config.device.startswith("cpu"):
+        return not_measured(f"skipped: the peer runs on CPU and this benchmark ran on {config.device}")
+    if not is_model_folder(base):
+        return not_measured(f"skipped: the peer is built from the baseline's HF folder and {base} is not one")
+    if not inputs.is_file():
+        return not_measured("skipped: the baseline failed, so there were no token ids to run")
+    return measure_peer(config.peer_python, base, Path(config.peer_cache), inputs, test.labels, threads,
+                        latency_threads, monitor_dir / f"{PEER_NAME}.csv", config.monitor_interval, tmp)
+
+
+def run_benchmark(config: BenchConfig) -> int:
+    from common.bench_timing import thread_settings
     from common.cli import resolve_device
     from common.data import load_test_split
     from common.manifest import base_manifest, library_versions, write_json_atomic, write_text_atomic
     from common.monitoring import GpuProbe
 
-    if args.test_samples < 0:
-        raise UserError("--test-samples must be >= 0 (0 = the full test split).")
-    if args.agreement_rows < 0:
-        raise UserError("--agreement-rows must be >= 0 (0 = every evaluated row).")
-    if args.latency_requests < 1 or args.throughput_texts < 1:
-        raise UserError("--latency-requests and --throughput-texts must be >= 1.")
-    variants = parse_variants(args.variant)
-    if args.baseline not in variants:
-        raise UserError(f"--baseline {args.baseline} is not among the --variant names ({', '.join(variants)}).")
-    args.device = resolve_device(args.device)
-    threads = args.threads or os.cpu_count() or 1
-    output_dir = Path(args.output_dir)
+    variants = parse_variants(config.variant)
+    if config.baseline not in variants:
+        raise UserError(f"--baseline {config.baseline} is not among the --variant names ({', '.join(variants)}).")
+    config = config.replace(device=resolve_device(config.device))
+    threads = config.threads or os.cpu_count() or 1
+    # Batch-1 latency is best at a thread count of its own (a small input gains little from more threads).
+    latency_threads = list(config.latency_threads) or (
+        thread_settings(os.cpu_count() or 1) if config.device.startswith("cpu") else [threads])
+    output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     monitor_dir = output_dir / "monitor"
-    if not args.record_suffix.endswith(".json"):
-        raise UserError(f"--record-suffix {args.record_suffix!r} must end in .json (e.g. .bench.json).")
-    test = load_test_split(args.data, args.test_samples, args.seed)
+    test = load_test_split(config.data, config.test_samples, config.seed)
     if len(test) == 0:
-        raise UserError(f"--data {args.data!r} has an empty test split.")
-    settings = {"data": args.data, "test_samples": args.test_samples, "max_len": args.max_len, "seed": args.seed,
-                "test_sha256": test_split_hash(args.data, args.test_samples, args.seed)}
+        raise UserError(f"--data {config.data!r} has an empty test split.")
+    settings = {"data": config.data, "test_samples": config.test_samples, "max_len": config.max_len,
+                "seed": config.seed, "test_sha256": test_split_hash(config.data, config.test_samples, config.seed)}
     gpu = GpuProbe()
     gpu_status = gpu.status
     gpu.close()
-    log.info("benchmark: %d variants, baseline %s, device %s, %d thread(s), %d test rows; %s", len(variants),
-             args.baseline, args.device, threads, len(test), gpu_status)
+    log.info("benchmark: %d variants, baseline %s, device %s, %d thread(s) (latency at %s), %d test rows; %s",
+             len(variants), config.baseline, config.device, threads, latency_threads, len(test), gpu_status)
     # Baseline first, so every ratio compares with a measurement from this same run.
-    order = [args.baseline] + [v for v in variants if v != args.baseline]
+    order = [config.baseline] + [v for v in variants if v != config.baseline]
     results: dict[str, dict] = {}
     from tqdm import tqdm
 
-    for name in tqdm(order, desc="variants", unit="variant"):
-        record = output_dir / f"{name}{args.record_suffix}"
-        result = _run_variant(name, variants[name], args, settings, monitor_dir, record)
-        results[name] = result
-        write_record(result, record, {**vars(args), "variant": name, "model": str(variants[name]),
-                                      "dtype": result["dtype"]})
-    baseline = results[args.baseline] if results[args.baseline]["status"] == "ok" else None
-    rows = [_summary_row(results[name], baseline) for name in order]
-    best = best_variant(rows, args.baseline)
-    context = {"device": args.device, "threads": threads, "cpu": cpu_name(),
-               "gpu_status": gpu_status, "n_test": len(test), "data": args.data or "demo sample",
-               "max_len": args.max_len, "latency_requests": args.latency_requests, "batch_size": args.batch_size,
-               "throughput_texts": args.throughput_texts, "baseline": args.baseline, "versions": library_versions(),
-               "best": best, "loads": [x for r in results.values() for x in r.get("host_load_1min", [])]}
-    plot_pareto(rows, output_dir / "pareto.png", args.baseline)
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as run_tmp:
+        # The baseline's worker saves the token ids it ran; the peer runs exactly those.
+        inputs = Path(run_tmp) / "inputs.npz"
+        for name in tqdm(order, desc="variants", unit="variant"):
+            record = output_dir / f"{name}{config.record_suffix}"
+            extra = {"latency_threads": latency_threads,
+                     "inputs_out": str(inputs) if name == config.baseline else None}
+            result = _run_variant(name, variants[name], config, settings, monitor_dir, record, extra)
+            results[name] = result
+            write_record(result, record, {**config.to_dict(), "variant": name, "model": str(variants[name]),
+                                          "dtype": result["dtype"]})
+        peer = _peer(config, variants[config.baseline], inputs, test, threads, latency_threads, monitor_dir,
+                     Path(run_tmp))
+    write_record({"model": None, **peer}, output_dir / f"{PEER_NAME}{config.record_suffix}",
+                 {**config.to_dict(), "variant": PEER_NAME})
+    baseline = results[config.baseline] if results[config.baseline]["status"] == "ok" else None
+    peer_ok = peer if peer["status"] == "ok" else None
+    measured = [results[name] for name in order] + ([] if peer["status"].startswith("skipped") else [peer])
+    rows = [_summary_row(result, baseline, peer_ok) for result in measured]
+    best = best_variant(rows, config.baseline)
+    context = {"device": config.device, "threads": threads, "cpu": cpu_name(),
+               "gpu_status": gpu_status, "n_test": len(test), "data": config.data or "demo sample",
+               "max_len": config.max_len, "latency_requests": config.latency_requests,
+               "batch_size": config.batch_size, "throughput_texts": config.throughput_texts,
+               "latency_threads": latency_threads, "baseline": config.baseline, "versions": library_versions(),
+               "best": best, "peer_status": peer["status"],
+               "loads": [x for r in results.values() for x in r.get("host_load_1min", [])]}
+    plot_pareto(rows, output_dir / "pareto.png", config.baseline)
     write_summary_md(rows, output_dir / "summary.md", context)
-    manifest = base_manifest("benchmark", vars(args), seed=args.seed, inputs=dict(variants))
+    manifest = base_manifest("benchmark", config.to_dict(), seed=config.seed, inputs=dict(variants))
     manifest.update({"context": {k: v for k, v in context.items() if k != "best"}, "rows": rows,
                      "best_within_1pt": None if best is None else best["variant"],
                      "failed": [r["variant"] for r in rows if r["status"] != "ok"]})
@@ -217,13 +294,13 @@ def run_benchmark(args) -> int:
         writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in SUMMARY_COLUMNS})
     write_text_atomic(output_dir / "summary.csv", buffer.getvalue())
     if best:
-        log.info("best within 1.0 pt of %s: %s (accuracy %.4f, %+.2f pt, %.2fx throughput)", args.baseline,
+        log.info("best within 1.0 pt of %s: %s (accuracy %.4f, %+.2f pt, %.2fx throughput)", config.baseline,
                  best["variant"], best["accuracy"], best["accuracy_delta_pt"], best["throughput_ratio"])
     failed = manifest["failed"]
     if failed:
         log.warning("%d variant(s) failed and are reported in summary.md: %s", len(failed), ", ".join(failed))
     if baseline is None:
-        raise UserError(f"The baseline variant {args.baseline} failed ({results[args.baseline]['status']}); "
+        raise UserError(f"The baseline variant {config.baseline} failed ({results[config.baseline]['status']}); "
                         f"no ratios could be computed - fix it and rerun.")
     return 0
 
@@ -251,3 +328,11 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--agreement-rows", type=int, default=DEFAULT_AGREEMENT_ROWS,
                         help="seeded random test rows of the batch vs one-by-one agreement (0 = every evaluated row)")
+    parser.add_argument("--latency-threads", type=int, nargs="*", default=[],
+                        help="thread counts batch-1 latency is measured at, reported at the best one "
+                             "(default on CPU: 1, 2, 4, ... up to all cores)")
+    parser.add_argument("--peer-python", default="",
+                        help="python of Optimum's venv (.venv-interop/bin/python): measure Optimum's dynamic int8 "
+                             "for this CPU as a peer row (default: skipped, with a note in summary.md)")
+    parser.add_argument("--peer-cache", default="outputs/optimum_peer",
+                        help="folder of the peer's Optimum build, reused while the baseline folder is unchanged")

@@ -5,8 +5,11 @@
         --variant base_onnx_int8=models/onnx/base_int8.onnx --variant base_bf16=models/fine_tuned/bert_agnews
 
 Each variant runs in its own subprocess under the resource monitor (peak RSS, CPU %, GPU memory and
-utilisation when a GPU is present) and gets accuracy and macro-F1 on the test split, latency
-p50/p95/p99 at batch 1 and throughput at batch 32 (warm-up + repeats). Names ending in _fp16/_bf16
+utilisation when a GPU is present) and gets accuracy and macro-F1 on the test split, throughput at
+batch 32 (warm-up + repeats) and latency p50/p95/p99 at batch 1 at each of --latency-threads (reported
+at the best), timing only the model call on pre-tokenized texts. With --peer-python (Optimum's venv),
+Optimum's dynamic int8 for this CPU is built from the baseline's folder (cached in --peer-cache) and
+measured the same way as a peer row, optimum_int8; every row gets its throughput ratio to it (x_peer). Names ending in _fp16/_bf16
 evaluate a torch folder in that dtype. Throughput is also given as a ratio to --baseline measured in
 the same run. Each variant's record is <variant><--record-suffix> (default .json; make passes .bench.json, a
 name no other rule writes). Accuracy is reused from the variant's earlier record when it measured the
@@ -21,9 +24,9 @@ from pathlib import Path
 if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
     __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
 
-from common.benchmark import add_benchmark_arguments, run_benchmark  # noqa: E402
+from common.benchmark import BenchConfig, add_benchmark_arguments, run_benchmark  # noqa: E402
 from common.cli import stage_parser  # noqa: E402
-from common.stage import namespace_entry  # noqa: E402
+from common.stage import stage_entry  # noqa: E402
 
 
 def build_parser():
@@ -32,7 +35,7 @@ def build_parser():
     return parser
 
 
-main = namespace_entry(build_parser, run_benchmark)
+main = stage_entry(build_parser, BenchConfig, run_benchmark)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,169 @@
+"""The benchmark's Optimum peer (x_peer), its timing protocol and the latency thread setting. Speed is never asserted."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.bench_peer import PEER_NAME, cached_build_is_current, optimum_config_for
+from common.bench_summary import _summary_row, best_variant, picks
+from common.bench_timing import best_latency, logits_in_order, pad_batches, thread_settings
+from common.schema import LATENCY_THREADS, PEER_CONFIG, SUMMARY_COLUMNS, THROUGHPUT_VS_PEER
+from tests.conftest import REPO, toy_texts
+
+PEER_PYTHON = REPO / ".venv-interop" / "bin" / "python"
+needs_peer_venv = pytest.mark.skipif(not PEER_PYTHON.is_file(),
+                                     reason="Optimum's venv is missing (make .venv-interop/.installed)")
+
+
+def _result(name: str, accuracy: float, throughput: float, p50: float, **extra) -> dict:
+    return {"variant": name, "status": "ok", "kind": "onnx-int8", "dtype": "fp32", "accuracy": accuracy,
+            "throughput_samples_per_s": throughput, "latency_ms_p50": p50, "latency_ms_p95": 2 * p50,
+            LATENCY_THREADS: 1, "size_mb": 10.0, **extra}
+
+
+def _planted_rows():
+    base = _result("base", 0.90, 100.0, 10.0)
+    peer = _result(PEER_NAME, 0.895, 200.0, 4.0, peer=True, kind="optimum-int8 (peer)",
+                   peer_config="AutoQuantizationConfig.avx2(is_static=False, per_channel=True)")
+    ours = [base, _result("pruned30_onnx_int8", 0.893, 300.0, 5.0),  # -0.7 pt: eligible
+            _result("pruned60_onnx_int8", 0.85, 900.0, 1.0),        # -5 pt: fastest, never picked
+            _result("base_onnx_int8", 0.90, 250.0, 2.0)]
+    return [_summary_row(r, base, peer) for r in ours + [peer]]
+
+
+def test_ratios_are_computed_from_the_rows():
+    rows = {r["variant"]: r for r in _planted_rows()}
+    assert rows["pruned30_onnx_int8"][THROUGHPUT_VS_PEER] == 1.5 and rows["base"][THROUGHPUT_VS_PEER] == 0.5
+    assert rows["pruned30_onnx_int8"]["throughput_ratio"] == 3.0
+    assert rows[PEER_NAME][THROUGHPUT_VS_PEER] == 1.0 and rows[PEER_NAME][PEER_CONFIG].startswith("AutoQuant")
+    assert not rows["base"].get(PEER_CONFIG)  # only the peer is marked as the peer
+    # without a peer there is no ratio to it (never a made-up one)
+    alone = _summary_row(_result("base", 0.9, 100.0, 10.0), _result("base", 0.9, 100.0, 10.0), None)
+    assert alone.get(THROUGHPUT_VS_PEER) is None and alone["throughput_ratio"] == 1.0
+
+
+def test_picks_stay_within_one_point_and_never_pick_the_peer():
+    rows = _planted_rows()
+    throughput, latency = picks(rows, batch_size=32)
+    # the fastest row (-5 pt) and the peer (faster p50 than most) are planted to tempt a wrong pick
+    assert throughput.startswith("For throughput, pick `pruned30_onnx_int8`") and "1.50x the peer's 200.0" in throughput
+    assert latency.startswith("For latency, pick `base_onnx_int8`") and "2.00x faster than the peer's 4.00 ms" in latency
+    assert best_variant(rows, "base")["variant"] == "pruned30_onnx_int8"
+    only_far = [r for r in rows if r["variant"] in ("pruned60_onnx_int8", PEER_NAME)]
+    assert picks(only_far, 32) == ["No variant is within 1 pt of the baseline's accuracy, so none is picked."]
+
+
+def test_best_thread_latency_selection():
+    by_threads = {"1": {"latency_ms_p50": 5.0, "latency_ms_p95": 6.0},
+                  "2": {"latency_ms_p50": 3.0, "latency_ms_p95": 9.0},
+                  "4": {"latency_ms_p50": 3.5, "latency_ms_p95": 4.0}}
+    best = best_latency(by_threads)
+    assert best[LATENCY_THREADS] == 2 and best["latency_ms_p95"] == 9.0  # p95 comes with the chosen setting
+    by_threads["1"]["latency_ms_p50"] = 3.0  # a tie: the fewer threads win
+    assert best_latency(by_threads)[LATENCY_THREADS] == 1
+    with pytest.raises(ValueError):
+        best_latency({})
+    assert thread_settings(1) == [1] and thread_settings(2) == [1, 2]
+    assert thread_settings(6) == [1, 2, 4, 6] and thread_settings(8) == [1, 2, 4, 8]
+
+
+def test_optimum_config_follows_the_cpu_flags():
+    assert optimum_config_for("flags\t: fpu sse avx2 avx512f avx512_vnni\n", "x86_64") == "avx512_vnni"
+    assert optimum_config_for("flags\t: fpu avx2 avx512f\n", "x86_64") == "avx512"
+    assert optimum_config_for("flags\t: fpu sse4_2 avx2\n", "x86_64") == "avx2"
+    assert optimum_config_for("Features\t: fp asimd\n", "aarch64") == "arm64"
+    assert optimum_config_for("flags\t: fpu sse4_2\n", "x86_64") is None
+
+
+def test_cached_build_is_reused_only_for_the_same_base(tmp_path):
+    facts = {"base_sha256": "a" * 64, "builder_sha256": "b" * 64, "config": "avx2"}
+    cache = tmp_path / "peer"
+    cache.mkdir()
+    assert not cached_build_is_current(cache, facts)  # nothing built yet
+    (cache / "peer.json").write_text(json.dumps({**facts, "per_channel": True}))
+    (cache / "model_quantized.onnx").write_bytes(b"graph")
+    assert cached_build_is_current(cache, facts)
+    assert not cached_build_is_current(cache, {**facts, "base_sha256": "c" * 64})  # the base model changed
+    assert not cached_build_is_current(cache, {**facts, "config": "avx512_vnni"})
+
+
+def test_both_sides_pad_and_batch_like_the_classifier(tiny_bert):
+    """The protocol's batches give the logits the classifier's own batching gives (same padding, same order)."""
+    from common.classifier import load_classifier
+
+    clf = load_classifier(tiny_bert, device="cpu")
+    texts = toy_texts(37)[0] + ["one", "a much longer text than the others with many words in it"]
+    ids = clf.encode(texts)
+    ours = logits_in_order(clf._logits_batch, ids, 8, clf.tokenizer.pad_token_id)
+    np.testing.assert_allclose(ours, clf.predict_logits(texts, batch_size=8), atol=1e-5)
+    batches, order = pad_batches(ids, 8, 0)
+    assert [len(ids[i]) for i in order] == sorted(len(x) for x in ids)  # length-sorted
+    assert all(b[0].shape[1] == b[1].sum(axis=1).max() for b in batches)  # each padded to its own longest
+
+
+def _bench(tmp_path, model, data, *extra) -> Path:
+    from inference.run_onnx_benchmark import main
+
+    out = tmp_path / "metrics"
+    assert main(["--output-dir", str(out), "--record-suffix", ".bench.json", "--data", str(data), "--max-len", "64",
+                 "--device", "cpu", "--threads", "1", "--latency-threads", "1", "2", "--latency-requests", "3",
+                 "--throughput-texts", "16", "--test-samples", "40", "--agreement-rows", "8",
+                 "--variant", f"base={model}", *extra]) == 0
+    return out
+
+
+def test_without_the_peer_summary_says_how_to_get_it(tiny_bert, toy_data, tmp_path):
+    out = _bench(tmp_path, tiny_bert, toy_data)
+    md = (out / "summary.md").read_text()
+    assert "the Optimum peer was not measured (no --peer-python" in md and "make .venv-interop/.installed" in md
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert [r["variant"] for r in rows] == ["base"] and rows[0][THROUGHPUT_VS_PEER] == ""
+    assert tuple(rows[0]) == SUMMARY_COLUMNS and rows[0][LATENCY_THREADS] in ("1", "2")
+    record = json.loads((out / f"{PEER_NAME}.bench.json").read_text())
+    assert record["status"].startswith("skipped") and "accuracy" not in record
+    base = json.loads((out / "base.bench.json").read_text())
+    assert set(base["latency_by_threads"]) == {"1", "2"}
+    assert base["latency_ms_p50"] == min(b["latency_ms_p50"] for b in base["latency_by_threads"].values())
+    assert md.rstrip().splitlines()[-1].startswith("For throughput, pick `base`")
+
+
+def test_a_missing_peer_python_is_a_user_error(tiny_bert, toy_data, tmp_path):
+    from inference.run_onnx_benchmark import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--output-dir", str(tmp_path / "m"), "--data", str(toy_data), "--variant", f"base={tiny_bert}",
+              "--peer-python", str(tmp_path / "no-venv" / "python")])
+    assert exc.value.code == 2 and not (tmp_path / "m" / "summary.csv").exists()
+
+
+@needs_peer_venv
+def test_peer_built_with_optimum_and_measured_with_the_same_protocol(tiny_bert, toy_data, tmp_path):
+    cache = tmp_path / "optimum_peer"
+    out = _bench(tmp_path, tiny_bert, toy_data, "--peer-python", str(PEER_PYTHON), "--peer-cache", str(cache))
+    rows = {r["variant"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    assert list(rows) == ["base", PEER_NAME]
+    peer = json.loads((out / f"{PEER_NAME}.bench.json").read_text())
+    base = json.loads((out / "base.bench.json").read_text())
+    assert peer["status"] == "ok" and peer["n_test"] == base["n_test"] == 40
+    assert peer["peer_build"]["config"] == optimum_config_for(Path("/proc/cpuinfo").read_text(), "x86_64")
+    assert rows[PEER_NAME][PEER_CONFIG].startswith(f"AutoQuantizationConfig.{peer['peer_build']['config']}(")
+    assert peer["peer_build"]["base_sha256"] == base["model_sha256"]  # built from the baseline's folder
+    # same protocol: the same rows at the same batch size and threads, latency at the same thread counts
+    for key in ("throughput_n_texts", "throughput_batch_size", "throughput_repeats", "threads", "latency_requests"):
+        assert peer[key] == base[key], key
+    assert set(peer["latency_by_threads"]) == set(base["latency_by_threads"]) == {"1", "2"}
+    # the ratio is the rows' numbers divided, and the peer's own is 1
+    assert float(rows["base"][THROUGHPUT_VS_PEER]) == pytest.approx(
+        base["throughput_samples_per_s"] / peer["throughput_samples_per_s"], rel=1e-9)
+    assert float(rows[PEER_NAME][THROUGHPUT_VS_PEER]) == 1.0
+    # the peer's accuracy comes from its own logits on the same 40 rows: int8 of the same model agrees closely
+    assert sum(map(sum, peer["confusion_matrix"])) == 40 and abs(peer["accuracy"] - base["accuracy"]) <= 0.1
+    md = (out / "summary.md").read_text()
+    assert f"**{PEER_NAME}** (peer)" in md and "not measured" not in md and "the peer's" in md
+    built = (cache / "peer.json").stat().st_mtime_ns
+    _bench(tmp_path, tiny_bert, toy_data, "--peer-python", str(PEER_PYTHON), "--peer-cache", str(cache))
+    assert (cache / "peer.json").stat().st_mtime_ns == built  # same base folder: the build is reused
