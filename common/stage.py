@@ -182,15 +182,3 @@ def config_entry(description: str | None, config_cls: type[StageConfig],
                  run: Callable[[Any], int | None]) -> Callable[..., int]:
     """``main`` of a stage whose config declares its flags: ``main = config_entry(__doc__, Config, run)``."""
     return stage_entry(lambda: config_parser(config_cls, description), config_cls, run)
-
-
-def namespace_entry(build_parser: Callable[[], argparse.ArgumentParser],
-                    run: Callable[[argparse.Namespace], int | None]) -> Callable[..., int]:
-    """``main(argv=None)`` of a stage whose runner still takes the argparse Namespace (only the benchmark, until
-    it gets a config; delete this then): the same logging and exit codes as :func:`stage_entry`."""
-
-    def main(argv: Sequence[str] | None = None) -> int:
-        return run_reporting_user_errors(lambda args: run(build_parser().parse_args(args)), argv, run.__module__)
-
-    main.__doc__ = f"Parse ``argv`` and call {run.__module__}.{run.__name__} with the Namespace."
-    return main
