@@ -73,7 +73,7 @@ def cached_build_is_current(cache: Path, facts: dict) -> bool:
 
 def _run_peer_task(python: str, spec: dict, tmp: Path, monitor=None) -> tuple[dict | None, str, dict | None]:
     """One ``tools/optimum_peer.py`` task in the peer venv: (result, "", usage) or (None, why it failed, usage)."""
-    from common.benchmark import run_monitored
+    from common.monitoring import run_monitored
 
     spec_path = tmp / f"peer_{spec['task']}.json"
     spec_path.write_text(json.dumps(spec))

@@ -72,24 +72,9 @@ def test_split_hash(data: str, test_samples: int, seed: int) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- parent
-def run_monitored(command: list[str], env: dict, monitor=None, cwd: Path | None = None) -> tuple[int, dict | None]:
-    """Run ``command`` to its end with ``monitor`` (a ResourceMonitor) sampling it: (exit code, usage)."""
-    # stderr is inherited: the worker's progress bars and logs show live.
-    child = subprocess.Popen(command, env=env, cwd=cwd)
-    if monitor is not None:
-        monitor.pid = child.pid
-        monitor.start()
-    try:
-        code = child.wait()
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        usage = monitor.stop(keep=True) if monitor is not None else None
-    return code, usage
 def _run_variant(name: str, path: Path, args, settings: dict, monitor_dir: Path, record: Path, extra: dict) -> dict:
     from common.manifest import sha256_path
-    from common.monitoring import ResourceMonitor
+    from common.monitoring import ResourceMonitor, run_monitored
 
     dtype = dtype_for(name)
     model_sha256 = sha256_path(path)

@@ -17,6 +17,7 @@ import contextlib
 import csv
 import logging
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -233,3 +234,20 @@ def monitor_command(command: list[str], output: str | os.PathLike, interval: flo
     finally:
         summary = monitor.stop(keep=True)
     return code, summary
+
+
+def run_monitored(command: list[str], env: dict, monitor=None, cwd: Path | None = None) -> tuple[int, dict | None]:
+    """Run ``command`` to its end with ``monitor`` (a ResourceMonitor) sampling it: (exit code, usage)."""
+    # stderr is inherited: the worker's progress bars and logs show live.
+    child = subprocess.Popen(command, env=env, cwd=cwd)
+    if monitor is not None:
+        monitor.pid = child.pid
+        monitor.start()
+    try:
+        code = child.wait()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        usage = monitor.stop(keep=True) if monitor is not None else None
+    return code, usage
