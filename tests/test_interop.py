@@ -135,6 +135,7 @@ def test_make_interop_covers_every_graph_and_folder():
     graphs = {f"{v}_onnx": f"models/onnx/{v}.onnx" for v in ("base", "pruned20", "pruned30", "pruned20_masked",
                                                                "pruned30_masked")}
     graphs |= {f"{v}_onnx_int8": f"models/onnx/{v}_int8.onnx" for v in ("base", "pruned20", "pruned30")}
+    graphs |= {f"{v}_onnx_static": f"models/onnx/{v}_static.onnx" for v in ("base", "pruned20", "pruned30")}
     folders = {"base": "models/fine_tuned/bert_agnews", "pruned20": "models/shrunk/pruned20",
                "pruned20_masked": "models/pruned/bert_agnews_20pct", "pruned30": "models/shrunk/pruned30",
                "pruned30_masked": "models/pruned/bert_agnews_30pct"}
