@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from common.padding import pad_rows
+
 THROUGHPUT_REPEATS = 3
 WARMUP_BATCHES = 2
 LATENCY_WARMUP = 10
@@ -55,14 +57,7 @@ def pad_batches(ids: list, batch_size: int, pad_id: int) -> tuple[list[tuple[np.
     order = np.argsort([len(row) for row in ids], kind="stable")
     batches = []
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        longest = max(len(ids[i]) for i in idx)
-        input_ids = np.full((len(idx), longest), pad_id, dtype=np.int64)
-        attention = np.zeros((len(idx), longest), dtype=np.int64)
-        for row, i in enumerate(idx):
-            input_ids[row, :len(ids[i])] = ids[i]
-            attention[row, :len(ids[i])] = 1
-        batches.append((input_ids, attention))
+        batches.append(pad_rows(ids, order[start:start + batch_size], pad_id))
     return batches, order
 
 

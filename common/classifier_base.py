@@ -14,6 +14,7 @@ import numpy as np
 
 from common import LABEL_NAMES
 from common.cli import UserError
+from common.padding import pad_rows
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +126,7 @@ class Classifier:
         pad_id = self.tokenizer.pad_token_id or 0
         for start in starts:
             idx = order[start:start + batch_size]
-            longest = max(len(ids[i]) for i in idx)
-            input_ids = np.full((len(idx), longest), pad_id, dtype=np.int64)
-            attention = np.zeros((len(idx), longest), dtype=np.int64)
-            for row, i in enumerate(idx):
-                input_ids[row, :len(ids[i])] = ids[i]
-                attention[row, :len(ids[i])] = 1
+            input_ids, attention = pad_rows(ids, idx, pad_id)
             out[idx] = self._logits_batch(input_ids, attention, np.zeros_like(input_ids))
         return out
 
