@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 PEER_SCRIPT = REPO / "tools" / "optimum_peer.py"
 PEER_NAME = "optimum_int8"
 PEER_KIND = "optimum-int8 (peer)"
-HOW_TO_GET = "run `make .venv-interop/.installed` (Optimum in a venv of its own, from PyPI) and `make bench` again"
+HOW_TO_GET = "run `make .venv-interop/.installed` (Optimum in a venv of its own, from PyPI), then `make bench` again"
 
 
 def cpu_flags(cpuinfo: str) -> set[str]:

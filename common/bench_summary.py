@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from common.bench_peer import HOW_TO_GET, PEER_KIND
 from common.schema import BATCH_AGREEMENT, LATENCY_THREADS, PEER_CONFIG, SUMMARY_COLUMNS, THROUGHPUT_VS_PEER
 
 # Int8 variants load with dtype fp32 (the torch dtype of their float parts); what they compute with is int8
 # weights and int8 activations, quantized per batch at run time (dynamic; Optimum's peer too) or with scales
 # fixed at build time from calibration rows (static), and that is what a reader asks.
-INT8_KINDS = ("torch-int8", "onnx-int8", "optimum-int8 (peer)")
-PEER_HOW_TO = "run `make .venv-interop/.installed` (Optimum in a venv of its own, from PyPI), then `make bench` again"
+INT8_KINDS = ("torch-int8", "onnx-int8", PEER_KIND)
 INT8_DTYPE = "int8 (w8a8 dynamic)"
 INT8_DTYPES = {**dict.fromkeys(INT8_KINDS, INT8_DTYPE), "onnx-int8-static": "int8 (w8a8 static)"}
 
@@ -138,7 +138,7 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
     peer_status = context.get("peer_status", "")
     if peer_status.startswith("skipped"):
         lines += ["", f"Note: the Optimum peer was not measured ({peer_status.split(':', 1)[1].strip()}), so "
-                      f"`{THROUGHPUT_VS_PEER}` is empty; to get it, {PEER_HOW_TO}."]
+                      f"`{THROUGHPUT_VS_PEER}` is empty; to get it, {HOW_TO_GET}."]
     lines += ["", " ".join(picks(rows, context["batch_size"]))]
     write_text_atomic(path, "\n".join(lines) + "\n")
 
