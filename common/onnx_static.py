@@ -100,13 +100,15 @@ class FeedReader:
     """ONNX Runtime's ``CalibrationDataReader`` protocol over prepared feeds (a fresh one per attempt)."""
 
     def __init__(self, feeds: Sequence[dict[str, np.ndarray]]):
-        self._feeds = iter(feeds)
+        self._all = list(feeds)
+        self._feeds = iter(self._all)
 
     def get_next(self):
         return next(self._feeds, None)
 
-    def rewind(self):  # pragma: no cover - only called by calibration methods that read the data twice
-        raise NotImplementedError
+    def rewind(self):
+        """Back to the first feed (calibration methods that read the data twice call it)."""
+        self._feeds = iter(self._all)
 
 
 def preprocess(source: str | os.PathLike, output: str | os.PathLike) -> None:

@@ -1,7 +1,8 @@
 """Which static-int8 format to ship: every ``STATIC_FORMATS`` entry built from one fp32 graph and measured side by
 side with the fp32 graph and dynamic int8 (``tools/static_int8_formats.py``).
 
-Per row: throughput (samples/s at the benchmark's batch size, length-sorted batches, median of 3 passes), its
+Per row: throughput (the benchmark's own protocol, :func:`common.bench_timing.throughput`: pre-tokenized texts,
+length-sorted batches, only the model call timed, median of 3 passes), its
 ratio to dynamic int8, accuracy, argmax agreement with fp32 and batch-vs-one-by-one agreement (the property
 static scales buy). A format whose graph fails the int8 parity rule gets a row that says so. Speed on a shared
 or busy machine is noise: read the ratios from an idle run (``host_load_1min`` is recorded).
@@ -22,14 +23,14 @@ log = logging.getLogger(__name__)
 
 
 def _measure(name: str, clf, test, fp32_pred, batch_size: int) -> dict:
+    from common.bench_timing import throughput
     from common.bench_worker import batch_agreement
-    from common.metrics import throughput_stats
 
     pred = clf.predict(test.texts, batch_size=batch_size)
     row = {"variant": name, "status": "ok", "accuracy": float((pred == test.labels).mean()),
            "agreement_with_fp32": float((pred == fp32_pred).mean()) if fp32_pred is not None else 1.0}
     row.update(batch_agreement(clf, test.texts, batch_size))
-    row.update(throughput_stats(clf, test.texts, batch_size=batch_size))
+    row.update(throughput(clf._logits_batch, clf.encode(test.texts), batch_size, clf.tokenizer.pad_token_id or 0))
     row["size_mb"] = Path(clf.path).stat().st_size / 2**20
     return row
 

@@ -219,3 +219,15 @@ def test_format_comparison_tool_measures_every_format_beside_dynamic(graphs, tmp
     with pytest.raises(SystemExit) as exit_info:
         formats_main(["--model", str(graphs["fp32"]), "--output", str(tmp_path / "x.txt"), "--data", str(graphs["data"])])
     assert exit_info.value.code == 2 and not (tmp_path / "x.txt").exists()
+
+
+def test_feed_reader_reads_every_feed_once_and_rewinds():
+    """ONNX Runtime's CalibrationDataReader protocol: each feed once, then None; rewind starts over."""
+    from common.onnx_static import FeedReader
+
+    feeds = [{"input_ids": np.full((1, 2), i, dtype=np.int64)} for i in range(3)]
+    reader = FeedReader(feeds)
+    first = [reader.get_next() for _ in range(4)]
+    assert [f["input_ids"][0, 0] for f in first[:3]] == [0, 1, 2] and first[3] is None
+    reader.rewind()
+    assert reader.get_next()["input_ids"][0, 0] == 0
