@@ -29,8 +29,8 @@ from common.lime_similarity import (HEADLINE, MARGIN_FRACTION, ROLE_NEGATIVE_CON
 from common.manifest import base_manifest, library_versions, manifest_path_for, write_json_atomic, write_text_atomic
 from common.report_inputs import (load_benchmark_summary, load_deletion, load_pos, load_similarity,
                                   load_similarity_floor, load_variant_metrics, records_beside_summary)
-from common.report_pick import ACCURACY_TOLERANCE_PT, recommend, variant_table
-from common.schema import DELETION_COLUMNS, DELETION_CSV, POS_CSV, SUMMARY_CSV
+from common.report_pick import ACCURACY_TOLERANCE_PT, candidates, latency_pick, recommend, variant_table
+from common.schema import DELETION_COLUMNS, DELETION_CSV, PEER_CONFIG, POS_CSV, SUMMARY_CSV, SUMMARY_VARIANT
 from common.verdict import DRIFTED, EQUIVALENT
 
 # The shipping rule and the table, and the deletion CSV's columns, are importable from here too.
@@ -176,9 +176,35 @@ def drift_section(similarity: dict[str, dict], floor: dict[str, dict], deletion:
 REPORT_HEADERS = {
     "variant": "variant", "accuracy": "acc", "delta_acc_pt": "Δacc pt", "macro_f1": "macro-F1", "size_mb": "MB",
     "params_m": "params M", "encoder_params_m": "encoder M", "latency_p50_ms": "p50 ms", "latency_p95_ms": "p95 ms",
-    "throughput": "samples/s", "throughput_ratio": "x base", "peak_rss_mb": "peak RSS MB",
+    "throughput": "samples/s", "throughput_ratio": "x base", "x_peer": "x peer", "peak_rss_mb": "peak RSS MB",
     "expl_extra": f"LIME {HEADLINE} extra", "expl_verdict": "LIME verdict", "deletion_verdict": "deletion verdict",
     "pos_verdict": "POS verdict"}
+
+
+def peer_paragraph(summary: pd.DataFrame | None, frame: pd.DataFrame) -> str:
+    """The speed claim against what a user would pick instead: Optimum's int8 for this CPU, measured in the same
+    benchmark run (its row in summary.csv has ``peer_config``), and the fastest variant within 1 pt against it."""
+    if summary is None or PEER_CONFIG not in summary:
+        return "_Optimum's int8 peer is not in this benchmark (`make bench` with `.venv-interop` measures it)._"
+    peers = summary[summary[PEER_CONFIG].notna() & (summary[PEER_CONFIG].astype(str) != "")]
+    if peers.empty:
+        return "_Optimum's int8 peer is not in this benchmark (`make bench` with `.venv-interop` measures it)._"
+    peer = peers.iloc[0]
+    if str(peer.get("status")) != "ok":
+        return (f"_Optimum's int8 peer was not measured ({peer.get('status')}); speeds are against base alone, which "
+                "oversells them: run `make .venv-interop/.installed`, then `make bench`._")
+    text = (f"Against what a user would pick instead: Optimum's int8 for this CPU (`{peer[PEER_CONFIG]}`), built from "
+            f"base's folder and measured in the same benchmark run with the same protocol: accuracy "
+            f"{float(peer['accuracy']):.4f}, {float(peer['throughput_samples_per_s']):.1f} samples/s at batch 32, "
+            f"batch-1 p50 {float(peer['latency_ms_p50']):.2f} ms.")
+    found = candidates(frame, "base")
+    within = found[0][found[0]["x_peer"].notna()] if not isinstance(found, str) and "x_peer" in frame else None
+    if within is not None and len(within):
+        best = within.sort_values("x_peer", ascending=False).iloc[0]
+        text += (f" The fastest variant within {ACCURACY_TOLERANCE_PT:.0f} pt of base (controls and explanation gates aside) is "
+                 f"`{best['variant']}` at **{best['x_peer']:.2f}x the peer's throughput**"
+                 + (f" ({best['throughput_ratio']:.2f}x base fp32)." if pd.notna(best.get("throughput_ratio")) else "."))
+    return text
 
 
 def _interop_section(interop: Path | None, variants: set[str], report_dir: Path) -> str:
@@ -227,7 +253,7 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str, metrics:
                      floatfmt=".3f", missingval="–") if len(frame) else "_No variant has been evaluated yet._"
     machine = machine_description()
     versions = library_versions()
-    pick = recommend(frame)
+    pick, quick_pick = recommend(frame), latency_pick(frame)
     parts = [
         "# BERT AG News compression report",
         "",
@@ -242,6 +268,10 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str, metrics:
         "",
         pick,
         "",
+        quick_pick,
+        "",
+        peer_paragraph(summary, frame),
+        "",
         f"Rule: the fastest variant within {ACCURACY_TOLERANCE_PT:.0f} pt of the base accuracy whose verdict is "
         "`equivalent` on both the LIME agreement and the deletion test (the controls are not candidates).",
         "",
@@ -252,7 +282,8 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str, metrics:
         *notes,
         "",
         "Accuracy and macro-F1 on the test split; latency at batch 1, throughput at batch 32 (length-sorted dynamic "
-        "padding), ratios against the base fp32 PyTorch model measured in the same benchmark run. "
+        "padding), ratios against the base fp32 PyTorch model (x base) and Optimum's int8 for this CPU (x peer), "
+        "both measured in the same benchmark run. "
         f"LIME {HEADLINE} extra: the variant's extra disagreement with base's explanations beyond LIME's own "
         "seed-to-seed disagreement; `base` is the reference (–). Bounds, controls and the deletion test: "
         "see the drift section.",
@@ -295,7 +326,7 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str, metrics:
                      "metrics_records": [str(p) for p in sorted(records)], "sp_lime": [str(p) for p in sp_lime],
                      "interop": None if interop is None else str(interop),
                      "gates_present": {"lime_agreement": bool(similarity), "deletion": deletion is not None},
-                     "recommendation": pick})
+                     "recommendation": pick, "latency_recommendation": quick_pick})
     write_text_atomic(output.with_suffix(".csv"), frame.to_csv(index=False))
     write_json_atomic(output.with_suffix(".manifest.json"), manifest)
     write_text_atomic(output, text)  # the Make target, last

@@ -2,13 +2,16 @@
 
 **Shipping rule** (:func:`recommend`): the fastest variant within 1 pt of the base accuracy whose verdict
 is ``equivalent`` on both the LIME agreement and the deletion test. Controls are never candidates.
+"Fastest" is batch-32 throughput; :func:`latency_pick` applies the same rule to batch-1 p50 latency, for a
+user who serves one request at a time. Speed is stated against base and, when the benchmark measured it,
+against Optimum's int8 for this CPU (the peer, ``x_peer``): what a user would pick instead.
 """
 from __future__ import annotations
 
 import pandas as pd
 
 from common.lime_similarity import HEADLINE, ROLE_POSITIVE_CONTROL, SIMILARITY_CSV
-from common.schema import DELETION_CSV, RECORD_THROUGHPUT, SUMMARY_VARIANT
+from common.schema import DELETION_CSV, LATENCY_THREADS, RECORD_THROUGHPUT, SUMMARY_VARIANT, THROUGHPUT_VS_PEER
 from common.verdict import EQUIVALENT
 
 ACCURACY_TOLERANCE_PT = 1.0
@@ -20,6 +23,8 @@ def variant_table(metrics: dict[str, dict], summary: pd.DataFrame | None, simila
     their throughput ratio is taken against the baseline's record of that same run."""
     rows = []
     benchmarked = set() if summary is None else set(summary[SUMMARY_VARIANT].astype(str))
+    vs_peer = {} if summary is None or THROUGHPUT_VS_PEER not in summary else \
+        dict(zip(summary[SUMMARY_VARIANT].astype(str), pd.to_numeric(summary[THROUGHPUT_VS_PEER], errors="coerce")))
     base = metrics.get(baseline)
     for name, m in metrics.items():
         params = m.get("parameters") or {}
@@ -41,6 +46,8 @@ def variant_table(metrics: dict[str, dict], summary: pd.DataFrame | None, simila
             "latency_p95_ms": m.get("latency_ms_p95"),
             "throughput": m.get("throughput_samples_per_s"),
             "throughput_ratio": ratio,
+            "x_peer": None if pd.isna(vs_peer.get(name, float("nan"))) else float(vs_peer[name]),
+            "latency_threads": m.get(LATENCY_THREADS),
             "peak_rss_mb": m.get("peak_rss_mb"),
             "expl_role": sim.get("role"),
             "expl_extra": sim.get("extra"),
@@ -82,9 +89,17 @@ def _gate_failures(row, gates) -> list[str]:
 
 
 def _speed_text(row) -> str:
-    if pd.notna(row.get("throughput_ratio")):
-        return f"{row['throughput_ratio']:.2f}x the base throughput"
-    return f"{row['throughput']:.1f} samples/s"
+    text = (f"{row['throughput_ratio']:.2f}x the base throughput" if pd.notna(row.get("throughput_ratio"))
+            else f"{row['throughput']:.1f} samples/s")
+    if pd.notna(row.get("x_peer")):
+        text += f" ({row['x_peer']:.2f}x Optimum's int8)"
+    return text
+
+
+def _latency_text(row) -> str:
+    threads = row.get("latency_threads")
+    at = f" at {int(threads)} thread(s)" if pd.notna(threads) else ""
+    return f"batch-1 p50 {row['latency_p50_ms']:.2f} ms{at}"
 
 
 def _lime_text(row) -> str:
@@ -94,10 +109,9 @@ def _lime_text(row) -> str:
             f"upper bound {row['expl_upper']:+.3f} vs margin {row['expl_margin']:.3f}, n = {int(row['expl_n'])})")
 
 
-def recommend(frame: pd.DataFrame, baseline: str = "base") -> str:
-    """The fastest variant within 1 pt of base accuracy that is ``equivalent`` on both the LIME agreement and
-    the deletion test; the faster variants that failed a gate, and the runner-up. A gate whose results are
-    missing altogether is named as missing, never silently skipped."""
+def candidates(frame: pd.DataFrame, baseline: str):
+    """(variants within 1 pt of base that are not controls, the gates that were run, caveats), or a sentence
+    saying why there is nothing to pick from."""
     if frame.empty or frame["delta_acc_pt"].isna().all():
         return "No recommendation: the base model's metrics are missing."
     role = frame["expl_role"] if "expl_role" in frame else pd.Series(None, index=frame.index)
@@ -105,8 +119,6 @@ def recommend(frame: pd.DataFrame, baseline: str = "base") -> str:
                & (frame["variant"] != baseline) & (role.astype(str) != ROLE_POSITIVE_CONTROL)]
     if ok.empty:
         return f"No compressed variant stays within {ACCURACY_TOLERANCE_PT:.0f} pt of the base accuracy: keep `{baseline}`."
-    speed = "throughput_ratio" if ok["throughput_ratio"].notna().any() else "throughput"
-    ok = ok.sort_values(speed, ascending=False)
     gates = [g for g in GATES if g[1] in frame and frame[g[1]].notna().any()]
     missing = [g[0] for g in GATES if g not in gates]
     caveats = []
@@ -118,6 +130,38 @@ def recommend(frame: pd.DataFrame, baseline: str = "base") -> str:
         caveats.append("This pick rests on accuracy and speed alone.")
     elif missing:
         caveats.append(f"This pick rests on the {gates[0][0]} alone.")
+    return ok, gates, caveats
+
+
+def latency_pick(frame: pd.DataFrame, baseline: str = "base") -> str:
+    """The shipping rule with batch-1 p50 latency as the speed: one sentence (the same gates as :func:`recommend`)."""
+    found = candidates(frame, baseline)
+    if isinstance(found, str):
+        return found
+    ok, gates, _ = found
+    ok = ok[ok["latency_p50_ms"].notna()].sort_values("latency_p50_ms")
+    passing = [r for r in ok.to_dict("records") if not _gate_failures(r, gates)]
+    if not passing:
+        return f"For latency: no compressed variant within 1 pt passes the explanation gates; keep `{baseline}`."
+    best = passing[0]
+    base = frame[frame["variant"] == baseline]
+    versus = ""
+    if len(base) and pd.notna(base["latency_p50_ms"].iloc[0]):
+        versus = f", {base['latency_p50_ms'].iloc[0] / best['latency_p50_ms']:.2f}x faster than base's"
+    return (f"For one request at a time (latency), pick `{best['variant']}`: {_latency_text(best)}{versus}; it passes "
+            "the same gates.")
+
+
+def recommend(frame: pd.DataFrame, baseline: str = "base") -> str:
+    """The fastest variant within 1 pt of base accuracy that is ``equivalent`` on both the LIME agreement and
+    the deletion test; the faster variants that failed a gate, and the runner-up. A gate whose results are
+    missing altogether is named as missing, never silently skipped."""
+    found = candidates(frame, baseline)
+    if isinstance(found, str):
+        return found
+    ok, gates, caveats = found
+    speed = "throughput_ratio" if ok["throughput_ratio"].notna().any() else "throughput"
+    ok = ok.sort_values(speed, ascending=False)
     rows = ok.to_dict("records")
     failures = {r["variant"]: _gate_failures(r, gates) for r in rows}
     passing = [r for r in rows if not failures[r["variant"]]]

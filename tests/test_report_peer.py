@@ -1,0 +1,65 @@
+"""The report's speed claims against Optimum's int8 (the peer) and its latency pick, on hand-made records."""
+from __future__ import annotations
+
+import pandas as pd
+
+from common.report import peer_paragraph
+from common.report_pick import latency_pick, recommend, variant_table
+from tests.test_report import METRICS, _deletions, _lime, _similarity
+
+PEER_ROW = {"variant": "optimum_int8", "status": "ok", "accuracy": 0.899, "throughput_samples_per_s": 200.0,
+            "latency_ms_p50": 4.0, "peer_config": "AutoQuantizationConfig.avx2(is_static=False, per_channel=False)"}
+
+
+def _summary(with_peer: dict | None = PEER_ROW) -> pd.DataFrame:
+    rows = [{"variant": name, "status": "ok", "throughput_samples_per_s": m["throughput_samples_per_s"],
+             "x_peer": m["throughput_samples_per_s"] / PEER_ROW["throughput_samples_per_s"] if with_peer else None,
+             "peer_config": None} for name, m in METRICS.items()]
+    if with_peer:
+        rows.append(with_peer)
+    return pd.DataFrame(rows)
+
+
+def _latencies(**p50) -> dict:
+    return {name: {**m, "latency_ms_p50": p50.get(name, 10.0), "latency_threads": 1} for name, m in METRICS.items()}
+
+
+def test_speed_is_stated_against_the_peer_next_to_base():
+    frame, _ = variant_table(METRICS, _summary(), _similarity(fast_drifted=_lime("drifted"),
+                                                              fast_inconclusive=_lime("drifted")), {},
+                             deletion=_deletions())
+    assert frame.set_index("variant").loc["good", "x_peer"] == 2.5
+    text = recommend(frame)
+    assert text.startswith("**Ship `good`**: 5.00x the base throughput (2.50x Optimum's int8)")
+    paragraph = peer_paragraph(_summary(), frame)
+    assert "AutoQuantizationConfig.avx2" in paragraph and "200.0 samples/s" in paragraph
+    # the fastest within 1 pt regardless of the gates (fast_but_wrong loses 5 pt and is left out)
+    assert "`fast_drifted` at **4.00x the peer's throughput** (8.00x base fp32)" in paragraph
+
+
+def test_a_missing_or_skipped_peer_is_said_not_invented():
+    frame, _ = variant_table(METRICS, _summary(None), _similarity(), {}, deletion=_deletions())
+    assert frame["x_peer"].isna().all()
+    assert "Optimum's int8" not in recommend(frame)
+    assert "not in this benchmark" in peer_paragraph(_summary(None), frame)
+    skipped = {**PEER_ROW, "status": "skipped: no .venv-interop", "throughput_samples_per_s": None}
+    text = peer_paragraph(_summary(skipped), frame)
+    assert "was not measured (skipped: no .venv-interop)" in text and "oversells" in text
+    assert "not in this benchmark" in peer_paragraph(None, frame)
+
+
+def test_the_latency_pick_applies_the_same_gates_to_batch_one_p50():
+    metrics = _latencies(fast_drifted=2.0, fast_but_wrong=1.0, slow_ok=3.0, good=5.0, base=12.0)
+    similarity = _similarity(fast_drifted=_lime("drifted"))
+    frame, _ = variant_table(metrics, _summary(), similarity, {}, deletion=_deletions())
+    text = latency_pick(frame)
+    # the quickest (fast_but_wrong, -5 pt) and the drifted one are passed over; slow_ok is quickest of the rest
+    assert text.startswith("For one request at a time (latency), pick `slow_ok`: batch-1 p50 3.00 ms at 1 thread(s)")
+    assert "4.00x faster than base's" in text
+    # planted negative: with fast_drifted equivalent it wins latency
+    frame, _ = variant_table(metrics, _summary(), _similarity(), {}, deletion=_deletions())
+    assert "pick `fast_drifted`" in latency_pick(frame)
+    # nothing passes: keep base
+    frame, _ = variant_table(metrics, _summary(), {k: _lime("drifted") for k in _similarity()}, {},
+                             deletion=_deletions())
+    assert "keep `base`" in latency_pick(frame)
