@@ -89,8 +89,10 @@ def _run_peer_task(python: str, spec: dict, tmp: Path, monitor=None) -> tuple[di
 
 
 def measure_peer(python: str, base: Path, cache: Path, inputs: Path, labels, threads: int,
-                 latency_threads: list[int], monitor_path: Path, interval: float, tmp: Path) -> dict:
-    """The peer's benchmark record (status ``ok``, ``failed: ...``), its build cached in ``cache``."""
+                 latency_threads: list[int], monitor_path: Path, interval: float, tmp: Path,
+                 agreement_rows: list[int] | None = None) -> dict:
+    """The peer's benchmark record (status ``ok``, ``failed: ...``), its build cached in ``cache``;
+    ``agreement_rows``: indices of the evaluated rows its batch agreement is measured on (as our variants')."""
     from common.bench_timing import best_latency
     from common.manifest import sha256_path
     from common.metrics import classification_metrics
@@ -113,7 +115,8 @@ def measure_peer(python: str, base: Path, cache: Path, inputs: Path, labels, thr
         if built is None:
             return not_measured(f"failed: the Optimum build failed ({why[:200]})", config=config)
     spec = {"task": "measure", "cache": str(cache.resolve()), "inputs": str(inputs.resolve()), "threads": threads,
-            "latency_threads": latency_threads, "result": str(tmp / "peer_measure.json")}
+            "latency_threads": latency_threads, "agreement_rows": agreement_rows,
+            "result": str(tmp / "peer_measure.json")}
     started = time.perf_counter()
     measured, why, usage = _run_peer_task(python, spec, tmp, ResourceMonitor(monitor_path, interval=interval))
     if measured is None:

@@ -75,6 +75,24 @@ def logits_in_order(run, ids: list, batch_size: int, pad_id: int) -> np.ndarray:
     return restored
 
 
+def agreement_indices(n: int, rows: int, seed: int) -> list[int]:
+    """A seeded random subset of ``rows`` of ``n`` row indices, sorted (all of them when ``rows`` is 0): the rows
+    the batch-vs-one-by-one agreement is measured on, the same for our variants and the peer."""
+    if not rows or rows >= n:
+        return list(range(n))
+    return [int(i) for i in np.sort(np.random.default_rng(seed).choice(n, size=rows, replace=False))]
+
+
+def batch_vs_single(run, ids: list, batch_size: int, pad_id: int) -> dict:
+    """Argmax of every row in length-sorted batches of ``batch_size`` and one row at a time, and how often
+    they differ (dynamic int8's activation scales depend on the batch mates)."""
+    batched = logits_in_order(run, ids, batch_size, pad_id).argmax(axis=1)
+    single = logits_in_order(run, ids, 1, pad_id).argmax(axis=1)
+    flips = int((batched != single).sum())
+    return {"batch_agreement": float((batched == single).mean()) if len(ids) else None,
+            "batch_agreement_flips": flips, "batch_agreement_n": len(ids), "batch_agreement_batch_size": batch_size}
+
+
 def throughput(run, ids: list, batch_size: int, pad_id: int, repeats: int = THROUGHPUT_REPEATS) -> dict:
     """Samples/s over ``ids`` at ``batch_size``: median and best of ``repeats`` passes after a warm-up."""
     batches, _ = pad_batches(ids, batch_size, pad_id)

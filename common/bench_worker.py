@@ -130,10 +130,9 @@ def batch_agreement(clf, texts: list[str], batch_size: int) -> dict:
 
 def agreement_texts(texts: list[str], rows: int, seed: int) -> list[str]:
     """A seeded random subset of ``rows`` texts, in their original order (all of them when ``rows`` is 0)."""
-    if not rows or rows >= len(texts):
-        return list(texts)
-    chosen = np.sort(np.random.default_rng(seed).choice(len(texts), size=rows, replace=False))
-    return [texts[i] for i in chosen]
+    from common.bench_timing import agreement_indices
+
+    return [texts[i] for i in agreement_indices(len(texts), rows, seed)]
 
 
 def agreement_only(model: Path, data: str, test_samples: int, max_len: int, device: str, dtype: str, threads: int,

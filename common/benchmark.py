@@ -188,6 +188,7 @@ def _peer(config: BenchConfig, base: Path, inputs: Path, test, threads: int, lat
           monitor_dir: Path, tmp: Path) -> dict:
     """The Optimum peer's record, or why it was not measured."""
     from common.bench_peer import measure_peer, not_measured
+    from common.bench_timing import agreement_indices
     from common.modeling import is_model_folder
 
     if not config.peer_python:
@@ -198,8 +199,12 @@ def _peer(config: BenchConfig, base: Path, inputs: Path, test, threads: int, lat
         return not_measured(f"skipped: the peer is built from the baseline's HF folder and {base} is not one")
     if not inputs.is_file():
         return not_measured("skipped: the baseline failed, so there were no token ids to run")
-    return measure_peer(config.peer_python, base, Path(config.peer_cache), inputs, test.labels, threads,
-                        latency_threads, monitor_dir / f"{PEER_NAME}.csv", config.monitor_interval, tmp)
+    rows = agreement_indices(len(test.labels), config.agreement_rows, config.seed)
+    record = measure_peer(config.peer_python, base, Path(config.peer_cache), inputs, test.labels, threads,
+                          latency_threads, monitor_dir / f"{PEER_NAME}.csv", config.monitor_interval, tmp, rows)
+    if BATCH_AGREEMENT in record:
+        record["batch_agreement_rows"] = config.agreement_rows
+    return record
 
 
 def run_benchmark(config: BenchConfig) -> int:

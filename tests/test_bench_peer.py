@@ -162,8 +162,39 @@ def test_peer_built_with_optimum_and_measured_with_the_same_protocol(tiny_bert, 
     assert float(rows[PEER_NAME][THROUGHPUT_VS_PEER]) == 1.0
     # the peer's accuracy comes from its own logits on the same 40 rows: int8 of the same model agrees closely
     assert sum(map(sum, peer["confusion_matrix"])) == 40 and abs(peer["accuracy"] - base["accuracy"]) <= 0.1
+    # batch agreement on the same 8 rows as ours (a share of 8, its flips counted)
+    assert peer["batch_agreement_n"] == base["batch_agreement_n"] == 8 and peer["batch_agreement_rows"] == 8
+    assert peer["batch_agreement"] == 1 - peer["batch_agreement_flips"] / 8 and rows[PEER_NAME]["batch_agreement"]
     md = (out / "summary.md").read_text()
     assert f"**{PEER_NAME}** (peer)" in md and "not measured" not in md and "the peer's" in md
     built = (cache / "peer.json").stat().st_mtime_ns
     _bench(tmp_path, tiny_bert, toy_data, "--peer-python", str(PEER_PYTHON), "--peer-cache", str(cache))
     assert (cache / "peer.json").stat().st_mtime_ns == built  # same base folder: the build is reused
+
+
+def test_batch_agreement_counts_flips_caused_by_batch_mates():
+    """The peer's agreement: a model whose scores depend on the batch (as dynamic int8's activation scales do)
+    flips rows; a batch-invariant one agrees on all of them; the rows are the ones our variants use."""
+    from common.bench_timing import agreement_indices, batch_vs_single
+    from common.bench_worker import agreement_texts
+
+    rng = np.random.default_rng(0)
+    ids = [list(rng.integers(5, 50, size=rng.integers(3, 12))) for _ in range(40)]
+
+    def invariant(input_ids, attention, _types):
+        total = (input_ids * attention).sum(axis=1, keepdims=True).astype(np.float32)
+        return np.concatenate([total % 7, total % 5], axis=1)
+
+    def batch_dependent(input_ids, attention, types):  # planted: the row's score minus its batch's mean
+        logits = invariant(input_ids, attention, types)
+        return logits - logits.mean(axis=0, keepdims=True) * np.array([[1.0, -1.0]], dtype=np.float32)
+
+    same = batch_vs_single(invariant, ids, 8, 0)
+    assert same["batch_agreement"] == 1.0 and same["batch_agreement_flips"] == 0 and same["batch_agreement_n"] == 40
+    flipped = batch_vs_single(batch_dependent, ids, 8, 0)
+    assert flipped["batch_agreement_flips"] > 0 and flipped["batch_agreement"] < 1.0
+    texts = [f"t{i}" for i in range(40)]
+    chosen = agreement_indices(40, 10, 42)
+    assert chosen == sorted(chosen) and len(set(chosen)) == 10 and chosen == agreement_indices(40, 10, 42)
+    assert agreement_texts(texts, 10, 42) == [texts[i] for i in chosen]
+    assert agreement_indices(40, 0, 42) == list(range(40))

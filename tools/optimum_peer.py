@@ -10,7 +10,8 @@ export=True)`` and quantize it with ``ORTQuantizer`` and ``AutoQuantizationConfi
 (Optimum's defaults otherwise, per-channel included) into the cache folder, written whole or not at all.
 ``task: measure``: load the quantized model with Optimum, then run its ONNX Runtime session on the token ids
 our side saved: logits of every evaluated row (our side computes the accuracy), throughput at the given
-threads, batch-1 latency at each thread count. The result is one JSON file.
+threads, batch-1 latency at each thread count, and the batch-vs-one-by-one argmax agreement on the rows
+our side names (``agreement_rows``), as for our variants. The result is one JSON file.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from common.bench_timing import latency, load_inputs, logits_in_order, throughput
+from common.bench_timing import batch_vs_single, latency, load_inputs, logits_in_order, throughput
 
 QUANTIZED_FILE = "model_quantized.onnx"
 
@@ -78,12 +79,16 @@ def session_runner(folder: Path, threads: int):
     return run
 
 
-def measure(cache: Path, inputs_path: str, threads: int, latency_threads: list[int]) -> dict:
+def measure(cache: Path, inputs_path: str, threads: int, latency_threads: list[int],
+            agreement_rows: list[int] | None = None) -> dict:
     inputs = load_inputs(inputs_path)
     run = session_runner(cache, threads)
     logits = logits_in_order(run, inputs["eval"], inputs["eval_batch_size"], inputs["pad_id"])
     result = {"eval_logits": logits.tolist(), "threads": threads,
               **throughput(run, inputs["speed"], inputs["batch_size"], inputs["pad_id"])}
+    if agreement_rows:
+        result.update(batch_vs_single(run, [inputs["eval"][i] for i in agreement_rows], inputs["batch_size"],
+                                      inputs["pad_id"]))
     by_threads = {}
     for count in latency_threads:
         runner = run if count == threads else session_runner(cache, count)
@@ -109,7 +114,8 @@ def main(argv=None) -> int:
             build(spec["base"], spec["config"], Path(spec["cache"]), spec["facts"])
             result = {"built": spec["cache"]}
         else:
-            result = measure(Path(spec["cache"]), spec["inputs"], spec["threads"], spec["latency_threads"])
+            result = measure(Path(spec["cache"]), spec["inputs"], spec["threads"], spec["latency_threads"],
+                             spec.get("agreement_rows"))
     except Exception as exc:
         # The parent reports this sentence in summary.md; the traceback stays in the log.
         result_path.with_name("peer_error.txt").write_text(f"{type(exc).__name__}: {str(exc)[:300]}")
