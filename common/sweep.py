@@ -35,6 +35,7 @@ PEER_TARGET_RATIO = 2.0
 DROP_GROWTH_PT = ACCURACY_TOLERANCE_PT / 2
 # The record's kind (from the artefact, common.onnx_models) -> the sweep's quantization mode.
 QUANT_MODES = {"onnx-int8": "dynamic", "onnx-int8-static": "static"}
+MODE_ORDER = {"fp32": 0, "dynamic": 1, "static": 2}
 PRUNED_NAME = re.compile(r"^pruned(\d+)_")
 GATES = (("LIME agreement", "lime_verdict"), ("deletion test", "deletion_verdict"))
 SWEEP_COLUMNS = ["variant", "status", "quantization", "sparsity_requested_pct", "encoder_sparsity", "accuracy",
@@ -208,7 +209,8 @@ def pick(rows: list[dict], baseline: str = "base") -> dict:
             "eligible": [r["variant"] for r in by_compression],
             "fastest": fastest["variant"] if fastest else None, "fastest_row": fastest, "rejected": rejected,
             "unverified": _missing_gates(chosen) if chosen else [],
-            "undecided": [r["variant"] for r in by_compression if _missing_gates(r)]}
+            # LIME costs minutes per variant: the command names the pick and the fastest eligible variant only
+            "undecided": list(dict.fromkeys(r["variant"] for r in (chosen, fastest) if r and _missing_gates(r)))}
 
 
 def pick_sentences(choice: dict, peer: dict | None, baseline: str) -> list[str]:
@@ -288,7 +290,7 @@ def sweep_markdown(rows: list[dict], reference: dict | None, choice: dict, sente
     headers = ["variant", "quant", "pct", "encoder sparsity %", "accuracy", "Δ pt", "samples/s", "x base",
                "x peer", "p50 ms", "MB", "acc. after pruning", "acc. after re-FT", "re-FT s", "LIME", "deletion"]
     table = []
-    for r in sorted(rows, key=lambda r: (r["quantization"] or "", r["sparsity_requested_pct"])):
+    for r in sorted(rows, key=lambda r: (MODE_ORDER.get(r["quantization"], len(MODE_ORDER)), r["sparsity_requested_pct"])):
         name = f"**{r['variant']}** (pick)" if r["variant"] == choice["variant"] else r["variant"]
         if r["status"] != "ok":
             table.append([name, "", r["sparsity_requested_pct"], "", r["status"]] + [""] * 11)
@@ -312,7 +314,7 @@ def sweep_markdown(rows: list[dict], reference: dict | None, choice: dict, sente
         "pruning` / `acc. after re-FT`: the pruning stage's accuracy of the masked fp32 model before and after "
         "re-fine-tuning (`re-FT s`: its wall time). `LIME` / `deletion`: the explanation verdicts, blank where "
         "not built.", "",
-        tabulate(table, headers=headers, tablefmt="github"), "",
+        tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), "",
         " ".join(sentences), "",
         refine, "",
         "![accuracy vs throughput per quantization mode](frontier.png)",
@@ -336,8 +338,8 @@ def plot_frontier(rows: list[dict], reference: dict | None, baseline: str, pick_
     ok = [r for r in rows if r["status"] == "ok"]
     base = next(r for r in ok if r["variant"] == baseline)
     fig, ax = plt.subplots(figsize=(9, 6))
-    styles = {"dynamic": ("tab:blue", "o", 8), "static": ("tab:orange", "s", -14)}
-    for mode, (colour, marker, label_dy) in styles.items():
+    styles = {"dynamic": ("tab:blue", "o", (-6, 9)), "static": ("tab:orange", "s", (9, -15))}
+    for mode, (colour, marker, label_offset) in styles.items():
         points = sorted((r for r in ok if r["quantization"] == mode), key=lambda r: r["sparsity_requested_pct"])
         if not points:
             continue
@@ -345,7 +347,7 @@ def plot_frontier(rows: list[dict], reference: dict | None, baseline: str, pick_
                 marker=marker, color=colour, label=f"{mode} int8 (label: pruning %)")
         for r in points:
             ax.annotate(f"{r['sparsity_requested_pct']}%", (r["throughput_samples_per_s"], 100 * r["accuracy"]),
-                        textcoords="offset points", xytext=(4, label_dy), fontsize=8, color=colour)
+                        textcoords="offset points", xytext=label_offset, fontsize=8, color=colour)
     ax.scatter([base["throughput_samples_per_s"]], [100 * base["accuracy"]], marker="D", s=70, color="black",
                zorder=5, label=f"{baseline} (PyTorch fp32)")
     if reference:
@@ -356,7 +358,7 @@ def plot_frontier(rows: list[dict], reference: dict | None, baseline: str, pick_
                    label=f"{PEER_TARGET_RATIO:.0f}x the peer's throughput")
     chosen = next((r for r in ok if r["variant"] == pick_name), None)
     if chosen:
-        ax.scatter([chosen["throughput_samples_per_s"]], [100 * chosen["accuracy"]], s=420, facecolors="none",
+        ax.scatter([chosen["throughput_samples_per_s"]], [100 * chosen["accuracy"]], s=300, facecolors="none",
                    edgecolors="green", linewidths=2.2, zorder=6, label=f"pick: {pick_name}")
     ax.margins(x=0.08, y=0.15)
     low, high = ax.get_ylim()
