@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.bench_summary import _fmt
 from common.cli import UserError
 from common.report_pick import ACCURACY_TOLERANCE_PT
 from common.schema import RECORD_ACCURACY, RECORD_STATUS, RECORD_THROUGHPUT, RECORD_VARIANT
@@ -249,9 +250,10 @@ def pick_sentences(choice: dict, peer: dict | None, baseline: str) -> list[str]:
         out.append("No explanation verdict exists for it, so this pick rests on accuracy and speed alone; "
                    f"`{_decide_command(choice['undecided'])}`, then `make sweep` again, would decide.")
     else:
-        out.append(f"Its {' and '.join(choice['unverified'])} verdict is missing, so this pick rests on the other "
-                   f"gate, accuracy and speed; `{_decide_command(choice['undecided'])}`, then `make sweep` again, "
-                   "would decide.")
+        present = [label for label, _ in GATES if label not in choice["unverified"]]
+        out.append(f"Its {' and '.join(choice['unverified'])} verdict is missing, so this pick rests on the "
+                   f"{' and '.join(present)} (`equivalent`), accuracy and speed; "
+                   f"`{_decide_command(choice['undecided'])}`, then `make sweep` again, would decide.")
     return out
 
 
@@ -275,14 +277,6 @@ def refinetune_sentence(pruning: dict[int, dict], base_accuracy: float) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- outputs
-def _fmt(value, digits: int) -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 def sweep_markdown(rows: list[dict], reference: dict | None, choice: dict, sentences: list[str], refine: str,
                    context: dict) -> str:
     from tabulate import tabulate
@@ -338,7 +332,7 @@ def plot_frontier(rows: list[dict], reference: dict | None, baseline: str, pick_
     ok = [r for r in rows if r["status"] == "ok"]
     base = next(r for r in ok if r["variant"] == baseline)
     fig, ax = plt.subplots(figsize=(9, 6))
-    styles = {"dynamic": ("tab:blue", "o", (-6, 9)), "static": ("tab:orange", "s", (9, -15))}
+    styles = {"dynamic": ("tab:blue", "o", (-6, 12)), "static": ("tab:orange", "s", (9, -15))}
     for mode, (colour, marker, label_offset) in styles.items():
         points = sorted((r for r in ok if r["quantization"] == mode), key=lambda r: r["sparsity_requested_pct"])
         if not points:

@@ -345,3 +345,10 @@ def test_the_stage_config_is_its_flags_and_refuses_an_unknown_key():
         SweepConfig.from_dict({**parsed, "nonsense_knob": 1})
     with pytest.raises(UserError, match="--record"):
         SweepConfig.from_dict({**parsed, "record": []})
+
+
+def test_a_pick_with_one_gate_missing_names_the_gate_it_rests_on():
+    choice = pick(rows_for({40: -0.2}, lime={}, deletion={"pruned40_onnx_static": "equivalent"}))
+    assert choice["variant"] == "pruned40_onnx_static" and choice["unverified"] == ["LIME agreement"]
+    text = " ".join(pick_sentences(choice, PEER, "base"))
+    assert "LIME agreement verdict is missing, so this pick rests on the deletion test (`equivalent`)" in text
