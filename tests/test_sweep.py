@@ -352,3 +352,68 @@ def test_a_pick_with_one_gate_missing_names_the_gate_it_rests_on():
     assert choice["variant"] == "pruned40_onnx_static" and choice["unverified"] == ["LIME agreement"]
     text = " ".join(pick_sentences(choice, PEER, "base"))
     assert "LIME agreement verdict is missing, so this pick rests on the deletion test (`equivalent`)" in text
+
+
+# ----------------------------------------------------------------------------------------------- end to end
+def test_the_sweep_end_to_end_on_the_tiny_model(tmp_path):
+    """prune 50 % -> shrink -> export -> dynamic + static int8 -> one benchmark run -> the sweep,
+    every stage through its main([...]) on toy data, as `make sweep SWEEP_PCTS=50` chains them."""
+    from export_onnx.export_onnx import main as export_main
+    from inference.run_onnx_benchmark import main as bench_main
+    from tests.conftest import toy_texts
+    from tests.test_onnx_bench import make_long_bert
+    from tools.apply_shrink_to_model import main as shrink_main
+    from train.pruning.run_structural_pruning import main as prune_main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, n, seed in (("train", 160, 1), ("test", 80, 2)):
+        texts, labels = toy_texts(n, seed)
+        pd.DataFrame({"text": texts, "label": labels}).to_csv(data / f"{split}.csv", index=False)
+    train = ["--learning-rate", "1e-5", "--batch-size", "16", "--max-len", "32", "--device", "cpu", "--seed", "0",
+             "--validation-fraction", "0.1", "--data", str(data)]
+    # An untrained tiny BERT whose head spreads the logits (tests/test_onnx_bench.py): a fine-tuned one this small
+    # has logits too close for int8 to pass the export's 99 % argmax parity, which is not what is tested here.
+    base = make_long_bert(tmp_path / "base")
+    pruned = tmp_path / "models" / "pruned" / "bert_agnews_50pct"
+    assert prune_main(["--model", str(base), "--sparsity", "50", "--output", str(pruned), "--epochs", "1",
+                       "--importance-samples", "64", *train]) == 0
+    shrunk = tmp_path / "models" / "shrunk" / "pruned50"
+    assert shrink_main(["--model_path", str(pruned), "--output_path_shrunk_model", str(shrunk),
+                        "--save_method", "save_pretrained"]) == 0
+    onnx = tmp_path / "models" / "onnx"
+    # base's own int8 graphs are left out: each benchmarked variant costs two worker processes (~10 s here)
+    variants = {"base": base}
+    graph = onnx / "pruned50.onnx"
+    assert export_main(["--model", str(shrunk), "--output", str(graph), "--data", str(data), "--max-len", "32"]) == 0
+    for suffix, extra in (("int8", []), ("static", ["--mode", "static", "--calib-rows", "32", "--seed", "0"])):
+        out = onnx / f"pruned50_{suffix}.onnx"
+        assert export_main(["--model", str(graph), "--int8", *extra, "--output", str(out), "--data", str(data),
+                            "--max-len", "32"]) == 0
+        variants[f"pruned50_onnx_{suffix}"] = out
+    bench = tmp_path / "outputs" / "sweep"
+    assert bench_main(["--output-dir", str(bench), "--record-suffix", ".bench.json", "--data", str(data),
+                       "--max-len", "32", "--device", "cpu", "--threads", "1", "--latency-threads", "1",
+                       "--latency-requests", "5", "--throughput-texts", "40", "--agreement-rows", "40",
+                       "--baseline", "base", *[f"--variant={n}={p}" for n, p in variants.items()]]) == 0
+    assert main(["--output-dir", str(bench), "--reports-dir", str(tmp_path / "reports"), "--pruning-manifest",
+                 str(pruned / "manifest.json"), "--peer-record", str(bench / "optimum_int8.bench.json"),
+                 *[f"--record={bench / f'{n}.bench.json'}" for n in variants]]) == 0
+    table = pd.read_csv(bench / "sweep.csv").set_index("variant")
+    manifest = json.loads((pruned / "manifest.json").read_text())
+    assert table.loc["pruned50_onnx_static", "quantization"] == "static"
+    assert table.loc["pruned50_onnx_int8", "quantization"] == "dynamic"
+    assert table.loc["pruned50_onnx_int8", "encoder_sparsity"] == pytest.approx(
+        manifest["sparsity_achieved"]["encoder_parameters"])
+    assert table.loc["pruned50_onnx_int8", "accuracy_after_refinetune"] == pytest.approx(
+        manifest["accuracy_after_refinetune"])
+    assert table["x_peer"].isna().all()  # no --peer-python: the record says skipped
+    # the pick follows the rule on what was measured
+    within = table[(table.index != "base") & (table["accuracy_delta_pt"] >= -1.0 - 1e-9)]
+    picked = table.index[table["pick"]].tolist()
+    if within.empty:
+        assert picked == [] and "**Keep `base`**" in (bench / "sweep.md").read_text()
+    else:
+        top = within[within["encoder_sparsity"] == within["encoder_sparsity"].max()]
+        assert picked == [top["throughput_samples_per_s"].idxmax()]
+    assert (bench / "frontier.png").read_bytes()[:4] == b"\x89PNG"
