@@ -15,6 +15,7 @@ TRAIN_SAMPLES ?= 0## class-stratified training subset (0 = all rows)
 MAX_LEN ?= 128## max tokens per text (longer texts are truncated)
 DEVICE ?= auto## auto (cuda if present) | cpu | cuda | cuda:N
 PRUNE_PCTS ?= 20 30## pruning percentages built by `make report`/`make bench`
+SWEEP_PCTS ?= 20 30 40 50 60## pruning percentages of `make sweep` (each: prune, re-fine-tune, shrink, export, dynamic + static int8)
 PRUNE_EPOCHS ?= 2## re-fine-tuning epochs after pruning
 SAVE_STEPS ?= 0## checkpoint every N steps while fine-tuning/re-fine-tuning (0 = auto: ~10 per run; resume after a kill)
 DISTILL ?= --distill## --distill | --no-distill (knowledge distillation from the unpruned model while re-fine-tuning)
@@ -52,7 +53,7 @@ export NLTK_DATA
 shell_quote = '$(subst ','\'',$(1))'
 INTEGER_KNOBS := SEED TRAIN_SAMPLES MAX_LEN PRUNE_PCTS SAVE_STEPS TEST_SAMPLES THREADS LIME_INSTANCES LIME_SAMPLES \
   LIME_VIA_ONNX LIME_SAMPLE_CURVE LIME_CURVE_INSTANCES SP_SAMPLE_SIZE SP_EXPLANATIONS SP_FEATURES MLP_EXPLAINED MLP_SEEDS \
-  CONTROL CONTROL_SEED CALIB_ROWS
+  CONTROL CONTROL_SEED CALIB_ROWS SWEEP_PCTS
 NUMBER_KNOBS := EPOCHS PRUNE_EPOCHS MLP_LAMBDA MLP_LAMBDAS
 WORD_KNOBS := DEVICE DISTILL STATIC_FORMAT OPTIMUM_PEER
 DIGITS := 0 1 2 3 4 5 6 7 8 9
@@ -95,7 +96,8 @@ CONTROL_KNOBS := $(call knob_stamp,control,CONTROL=$(CONTROL) CONTROL_SEED=$(CON
 SP_KNOBS := $(call knob_stamp,sp,SP_SAMPLE_SIZE=$(SP_SAMPLE_SIZE) SP_EXPLANATIONS=$(SP_EXPLANATIONS) SP_FEATURES=$(SP_FEATURES))
 EXPLAIN_KNOBS := $(call knob_stamp,explain,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) MLP_EXPLAINED=$(MLP_EXPLAINED) LIME_SAMPLES=$(LIME_SAMPLES))
 MLP_KNOBS := $(call knob_stamp,mlp,MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDA=$(MLP_LAMBDA))
-SWEEP_KNOBS := $(call knob_stamp,sweep,MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDAS=$(MLP_LAMBDAS))
+# The stamp file keeps its old name `sweep`, so renaming the variable rebuilds nothing already built.
+MLP_SWEEP_KNOBS := $(call knob_stamp,sweep,MLP_SEEDS=$(MLP_SEEDS) MLP_LAMBDAS=$(MLP_LAMBDAS))
 
 # Each stage's Python prerequisites come from its real imports (tools/stage_deps.py, stdlib only, run at
 # every parse and written only when they change), so they cannot drift from the code: editing a module
@@ -128,6 +130,7 @@ POS_SRC := $(call stage_src,analysis/nltk/nltk_analyze_all_models.py)
 REPORT_SRC := $(call stage_src,generate_outputs/report/build_report.py)
 DELETION_SRC := $(call stage_src,generate_outputs/deletion_test/run_deletion_test.py)
 DELETION_REPORT_SRC := $(call stage_src,generate_outputs/deletion_test/build_deletion_report.py)
+SWEEP_SRC := $(call stage_src,generate_outputs/sweep/build_sweep.py)
 DATA_ARG := --data $(call shell_quote,$(DATA))
 
 # ---------------------------------------------------------------------------------------------- variants
@@ -159,7 +162,7 @@ model_path = $(patsubst %/manifest.json,%,$(call artefact,$(1)))
 # $(call artefact_prereqs,PREFIX,SUFFIX,VARIANTS): PREFIX<variant>SUFFIX depends on the variant's artefact
 artefact_prereqs = $(foreach v,$(3),$(eval $(1)$(v)$(2): $(call artefact,$(v))))
 
-.PHONY: all report demo setup test test-fast help clean bench bench-lime lime-report mlp mlp-sweep nltk-data \
+.PHONY: all report demo setup test test-fast help clean bench sweep bench-lime lime-report mlp mlp-sweep nltk-data \
   docker-cpu docker-cuda docker-bench lint-docker interop
 all: report ## build every artefact and outputs/reports/report.md (same as `make report`)
 
@@ -210,7 +213,7 @@ outputs/metrics/%.json: $(EVAL) $(EVAL_SRC) $(EVAL_KNOBS) | outputs/metrics
 	  --dtype $(call variant_dtype,$*)
 $(call artefact_prereqs,outputs/metrics/,.json,$(VARIANTS) $(HALF_VARIANTS))
 
-outputs/metrics outputs/reports outputs/lime outputs/deletion models/onnx models/quantized:
+outputs/metrics outputs/reports outputs/lime outputs/deletion outputs/sweep models/onnx models/quantized:
 	mkdir -p $@
 
 # ---------------------------------------------------------------------------------------------- compression
@@ -261,13 +264,37 @@ BENCH_RECORDS := $(addprefix outputs/metrics/,$(addsuffix .bench.json,$(BENCH_VA
 INTEROP_VENV := .venv-interop
 PEER_VENV := $(if $(filter 1,$(OPTIMUM_PEER)),$(INTEROP_VENV)/.installed,$(if $(filter auto,$(OPTIMUM_PEER)),$(wildcard $(INTEROP_VENV)/.installed)))
 PEER_KNOBS := $(call knob_stamp,peer,OPTIMUM_PEER=$(OPTIMUM_PEER) PEER_VENV=$(PEER_VENV))
-outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py tools/optimum_peer.py $(BENCH_SRC) $(PEER_VENV) $(EVAL_KNOBS) $(LIST_KNOBS) $(PEER_KNOBS) | outputs/metrics
-	$(PY) inference.run_onnx_benchmark --output-dir $(@D) --record-suffix .bench.json $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) \
+# $(call bench_run,VARIANTS): one benchmark run of VARIANTS into the target's folder (`make bench`, `make sweep`)
+bench_run = $(PY) inference.run_onnx_benchmark --output-dir $(@D) --record-suffix .bench.json $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) \
 	  --device $(DEVICE) --threads $(THREADS) --baseline base $(if $(PEER_VENV),--peer-python $(INTEROP_VENV)/bin/python --peer-cache outputs/optimum_peer) \
-	  $(foreach v,$(BENCH_VARIANTS),--variant $(v)=$(call model_path,$(v)))
+	  $(foreach v,$(1),--variant $(v)=$(call model_path,$(v)))
+outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py tools/optimum_peer.py $(BENCH_SRC) $(PEER_VENV) $(EVAL_KNOBS) $(LIST_KNOBS) $(PEER_KNOBS) | outputs/metrics
+	$(call bench_run,$(BENCH_VARIANTS))
 # written before the CSV, by the same command (the peer's record too, saying why when it was skipped)
 outputs/metrics/summary.md outputs/metrics/pareto.png $(BENCH_RECORDS) outputs/metrics/optimum_int8.bench.json: outputs/metrics/summary.csv ;
 bench: outputs/metrics/summary.csv ## benchmark every variant side by side, with Optimum's int8 as the peer (x_peer) -> outputs/metrics/summary.{csv,md}, pareto.png, <variant>.bench.json
+
+# ---------------------------------------------------------------------------------------------- sparsity sweep
+# Every SWEEP_PCTS percentage's dynamic and static int8 graph (the pattern rules above), base and base's int8 graphs,
+# in one benchmark run of their own (outputs/sweep: outputs/metrics is `make bench`'s), then the sweep stage.
+SWEEP_VARIANTS := base base_onnx_int8 base_onnx_static $(foreach p,$(SWEEP_PCTS),pruned$(p)_onnx_int8 pruned$(p)_onnx_static)
+SWEEP_RECORDS := $(addprefix outputs/sweep/,$(addsuffix .bench.json,$(SWEEP_VARIANTS)))
+SWEEP_PRUNING := $(foreach p,$(SWEEP_PCTS),models/pruned/bert_agnews_$(p)pct/manifest.json)
+SWEEP_LIST_KNOBS := $(call knob_stamp,sweep_list,SWEEP_PCTS=$(SWEEP_PCTS))
+# Named, so that make builds them with %_int8.onnx/%_static.onnx from pruned<p>.onnx: without a mention of
+# pruned<p>.onnx, make would take pruned%.onnx with the stem `<p>_int8` (the shortest stem wins).
+$(foreach p,$(SWEEP_PCTS),$(eval models/onnx/pruned$(p)_int8.onnx models/onnx/pruned$(p)_static.onnx: models/onnx/pruned$(p).onnx))
+# The explanation verdicts gate the pick where they were built; they are not built for the sweep.
+SWEEP_VERDICTS := $(wildcard outputs/reports/lime_similarity.csv outputs/reports/deletion.csv)
+outputs/sweep/summary.csv: $(foreach v,$(SWEEP_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py tools/optimum_peer.py $(BENCH_SRC) $(PEER_VENV) $(EVAL_KNOBS) $(SWEEP_LIST_KNOBS) $(PEER_KNOBS) | outputs/sweep
+	$(call bench_run,$(SWEEP_VARIANTS))
+outputs/sweep/summary.md $(SWEEP_RECORDS) outputs/sweep/optimum_int8.bench.json: outputs/sweep/summary.csv ;
+outputs/sweep/sweep.md: outputs/sweep/summary.csv $(SWEEP_PRUNING) $(SWEEP_VERDICTS) generate_outputs/sweep/build_sweep.py $(SWEEP_SRC) | outputs/sweep ## sparsity sweep: table, frontier plot and the pick
+	$(PY) generate_outputs.sweep.build_sweep --output-dir $(@D) --reports-dir outputs/reports --baseline base \
+	  $(foreach f,$(SWEEP_RECORDS),--record $(f)) --peer-record outputs/sweep/optimum_int8.bench.json \
+	  $(foreach f,$(SWEEP_PRUNING),--pruning-manifest $(f))
+outputs/sweep/sweep.csv outputs/sweep/frontier.png outputs/sweep/sweep.manifest.json: outputs/sweep/sweep.md ;
+sweep: outputs/sweep/sweep.md ## prune, shrink, export and int8 (dynamic + static) every SWEEP_PCTS, benchmark them in one run with the peer -> outputs/sweep/sweep.{md,csv}, frontier.png
 
 # ---------------------------------------------------------------------------------------------- LIME
 LIME := generate_outputs/generate_lime_csv/run_lime_on_model.py
@@ -364,7 +391,7 @@ models/mlp/xai.pt: $(EXPL) train_mlp_models/train_mlp_xai_loss.py $(call stage_s
 outputs/reports/mlp.md: models/mlp/vanilla.pt models/mlp/xai.pt train_mlp_models/evaluate_mlp_models.py $(call stage_src,train_mlp_models/evaluate_mlp_models.py) | outputs/reports ## compare the students (accuracy, agreement, explanation agreement)
 	$(PY) train_mlp_models.evaluate_mlp_models --vanilla models/mlp/vanilla.pt --xai models/mlp/xai.pt \
 	  --output-dir $(@D) $(MLP_ARGS) --lime-samples 0
-outputs/reports/mlp_sweep.md: $(EXPL) train_mlp_models/sweep_lambda.py $(call stage_src,train_mlp_models/sweep_lambda.py) $(SWEEP_KNOBS) | outputs/reports ## lambda sweep table + PNG
+outputs/reports/mlp_sweep.md: $(EXPL) train_mlp_models/sweep_lambda.py $(call stage_src,train_mlp_models/sweep_lambda.py) $(MLP_SWEEP_KNOBS) | outputs/reports ## lambda sweep table + PNG
 	$(PY) train_mlp_models.sweep_lambda --lambdas $(MLP_LAMBDAS) --output-dir $(@D) $(MLP_ARGS)
 mlp: outputs/reports/mlp.md ## train and evaluate both students
 mlp-sweep: outputs/reports/mlp_sweep.md ## the lambda sweep

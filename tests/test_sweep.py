@@ -1,0 +1,419 @@
+"""`make sweep`: the pick rule (planted cases it must reject and must pick), the table and frontier plot from
+planted benchmark records and pruning manifests (no models), bad input, and the Makefile's plan."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from common.cli import UserError
+from common.lime_similarity import HEADLINE, ROLE_NOISE_FLOOR, ROLE_VARIANT, SIMILARITY_COLUMNS, SIMILARITY_CSV
+from common.schema import DELETION_COLUMNS, DELETION_CSV, DELETION_GATE
+from common.sweep import pick, pick_sentences, refinetune_sentence, sweep_rows
+from generate_outputs.sweep.build_sweep import main
+from tests.conftest import copy_sources
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_ACC = 0.90
+TEST_SHA = "t" * 64
+
+
+def record(name: str, accuracy: float, throughput: float, kind: str = "onnx-int8", size_mb: float = 20.0) -> dict:
+    """A benchmark record as common.benchmark writes it (the keys the sweep reads)."""
+    return {"variant": name, "status": "ok", "kind": kind, "accuracy": accuracy, "n_test": 7600,
+            "throughput_samples_per_s": throughput, "latency_ms_p50": 1000 / throughput, "size_mb": size_mb,
+            "test_sha256": TEST_SHA}
+
+
+def pruning_manifest(pct: int, after_pruning: float, after_refinetune: float) -> dict:
+    """The keys of a pruning stage manifest (common.pruning) that the sweep reads."""
+    return {"stage": "structural_pruning", "arguments": {"epochs": 2}, "sparsity_requested_pct": float(pct),
+            "sparsity_achieved": {"encoder_parameters": pct / 100 + 0.002, "heads": pct / 100},
+            "accuracy_after_pruning": after_pruning, "accuracy_after_refinetune": after_refinetune,
+            "source_accuracy": BASE_ACC, "training": {"train_wall_s": 10.0 * pct}}
+
+
+PEER = {"variant": "optimum_int8", "status": "ok", "peer": True, "kind": "optimum-int8 (peer)", "accuracy": 0.899,
+        "throughput_samples_per_s": 100.0, "latency_ms_p50": 8.0, "size_mb": 23.0,
+        "peer_config": "AutoQuantizationConfig.avx2(is_static=False, per_channel=False)"}
+
+
+def planted(deltas_pt: dict[int, float], speeds: dict[int, float] | None = None) -> tuple[dict, dict]:
+    """Records (base fp32, base int8 and per pct a dynamic and a static int8) and pruning manifests, with each
+    pct's accuracy at base + deltas_pt[pct] (static 0.1 pt lower, 5 % faster than dynamic)."""
+    speeds = speeds or {p: 120.0 + 4 * p for p in deltas_pt}
+    records = {"base": record("base", BASE_ACC, 50.0, kind="torch", size_mb=90.0),
+               "base_onnx_int8": record("base_onnx_int8", BASE_ACC - 0.001, 110.0),
+               "base_onnx_static": record("base_onnx_static", BASE_ACC - 0.001, 112.0, kind="onnx-int8-static")}
+    pruning = {}
+    for pct, delta in deltas_pt.items():
+        accuracy = BASE_ACC + delta / 100
+        records[f"pruned{pct}_onnx_int8"] = record(f"pruned{pct}_onnx_int8", accuracy, speeds[pct])
+        records[f"pruned{pct}_onnx_static"] = record(f"pruned{pct}_onnx_static", accuracy - 0.001,
+                                                     1.05 * speeds[pct], kind="onnx-int8-static")
+        pruning[pct] = {**pruning_manifest(pct, accuracy - 0.05, accuracy), "encoder_sparsity": pct / 100 + 0.002,
+                        "refinetune_wall_s": 10.0 * pct, "epochs": 2, "path": f"m{pct}.json"}
+    for name, r in records.items():
+        r["_path"] = f"{name}.bench.json"
+    return records, pruning
+
+
+def rows_for(deltas_pt, lime=None, deletion=None, peer=PEER, speeds=None):
+    records, pruning = planted(deltas_pt, speeds)
+    return sweep_rows(records, pruning, peer, "base", lime, deletion)
+
+
+# ----------------------------------------------------------------------------------------------- the pick
+def test_the_most_compressed_within_1pt_is_picked_and_a_more_compressed_one_at_minus_1_5pt_is_rejected():
+    rows = rows_for({20: -0.1, 40: -0.6, 60: -1.5})
+    choice = pick(rows)
+    # the planted positive: 60 % is faster and more compressed, but 1.5 pt below base
+    # same sparsity for both modes: the static graph (-0.7 pt, still within) is the faster one
+    assert choice["variant"] == "pruned40_onnx_static"
+    assert "pruned60_onnx_int8" in choice["rejected"] and "-1.50 pt" in choice["rejected"]["pruned60_onnx_int8"]
+    text = " ".join(pick_sentences(choice, PEER, "base"))
+    assert "pruned60_onnx_int8` (-1.50 pt)" in text
+
+
+def test_a_tie_in_sparsity_goes_to_the_faster_variant():
+    rows = rows_for({20: -0.1, 40: -0.3})
+    # static is 5 % faster than dynamic at the same pct and both are within 1 pt
+    assert pick(rows)["variant"] == "pruned40_onnx_static"
+
+
+def test_exactly_1pt_below_base_is_within_the_tolerance():
+    rows = rows_for({20: -0.1, 40: -0.9})  # static at -1.0 pt exactly
+    assert pick(rows)["variant"] == "pruned40_onnx_static"
+
+
+def test_nothing_within_1pt_keeps_base():
+    records, pruning = planted({40: -2.0, 60: -3.0})
+    for name in ("base_onnx_int8", "base_onnx_static"):
+        records[name]["accuracy"] = BASE_ACC - 0.02
+    choice = pick(sweep_rows(records, pruning, PEER, "base"))
+    assert choice["variant"] is None and choice["fastest"] is None
+    text = " ".join(pick_sentences(choice, PEER, "base"))
+    assert text.startswith("**Keep `base`**") and "pruned60_onnx_int8` (-3.00 pt)" in text
+
+
+def test_a_drifted_variant_is_rejected_when_verdicts_exist():
+    lime = {"pruned60_onnx_static": "drifted", "pruned60_onnx_int8": "equivalent", "pruned40_onnx_static": "equivalent"}
+    deletion = {"pruned60_onnx_static": "equivalent", "pruned60_onnx_int8": "drifted", "pruned40_onnx_static": "equivalent"}
+    choice = pick(rows_for({40: -0.2, 60: -0.4}, lime, deletion))
+    assert choice["variant"] == "pruned40_onnx_static"
+    assert choice["rejected"] == {"pruned60_onnx_static": "LIME agreement drifted",
+                                  "pruned60_onnx_int8": "deletion test drifted"}
+    assert choice["unverified"] == []
+    text = " ".join(pick_sentences(choice, PEER, "base"))
+    assert "equivalent` to base's on both" in text and "rests on" not in text
+
+
+def test_an_inconclusive_verdict_is_not_equivalent():
+    lime = {"pruned60_onnx_static": "inconclusive", "pruned60_onnx_int8": "inconclusive"}
+    choice = pick(rows_for({40: -0.2, 60: -0.4}, lime, {}))
+    assert choice["variant"] == "pruned40_onnx_static"
+
+
+def test_the_most_compressed_equivalent_variant_is_picked_even_when_a_less_compressed_one_is_faster():
+    """The planted negative of the rejections above: within 1 pt, both gates equivalent, most compressed."""
+    verdicts = {f"pruned{p}_onnx_{m}": "equivalent" for p in (20, 60) for m in ("int8", "static")}
+    rows = rows_for({20: 0.0, 60: -0.8}, verdicts, verdicts, speeds={20: 400.0, 60: 300.0})
+    choice = pick(rows)
+    assert choice["variant"] == "pruned60_onnx_static"  # -0.9 pt, slower than pruned20's graphs
+    assert choice["variant"] != choice["fastest"] == "pruned20_onnx_static"
+    text = " ".join(pick_sentences(choice, PEER, "base"))
+    assert "fastest eligible variant is `pruned20_onnx_static`" in text
+
+
+def test_without_verdicts_the_pick_rests_on_accuracy_and_speed_and_names_the_deciding_command():
+    choice = pick(rows_for({30: -0.2, 50: -0.5}))
+    text = " ".join(pick_sentences(choice, PEER, "base"))
+    assert choice["unverified"] == ["LIME agreement", "deletion test"]
+    assert "rests on accuracy and speed alone" in text
+    command = re.search(r"`(make outputs/reports/lime_similarity\.md [^`]+)`", text).group(1)
+    assert "outputs/reports/deletion.md" in command and choice["variant"] in command.split("LIME_VARIANTS=")[1]
+
+
+def test_the_pick_says_whether_it_reaches_2x_the_peer_with_the_measured_ratio():
+    choice = pick(rows_for({40: -0.2}, speeds={40: 250.0}))  # static: 262.5 samples/s = 2.62x the peer's 100
+    assert "It reaches the 2.0x-the-peer target: 2.62x" in " ".join(pick_sentences(choice, PEER, "base"))
+    choice = pick(rows_for({40: -0.2}, speeds={40: 150.0}))
+    assert "It falls short of the 2.0x-the-peer target: 1.57x" in " ".join(pick_sentences(choice, PEER, "base"))
+    skipped = {"variant": "optimum_int8", "status": "skipped: no --peer-python (Optimum's venv) was given"}
+    rows = rows_for({40: -0.2}, peer=skipped)
+    assert all(r["x_peer"] is None for r in rows)
+    text = " ".join(pick_sentences(pick(rows), skipped, "base"))
+    assert "not measured (skipped: no --peer-python" in text and "not checked" in text
+
+
+@pytest.mark.parametrize("refinetune, grows", [
+    ({20: 0.899, 40: 0.897, 60: 0.880}, True),  # 0.1 -> 2.0 pt: more epochs may pay
+    ({20: 0.899, 40: 0.896, 60: 0.897}, False),  # flat within noise
+])
+def test_the_refinetune_sentence_says_when_the_drop_grows_with_sparsity(refinetune, grows):
+    pruning = {p: {"accuracy_after_pruning": acc - 0.03, "accuracy_after_refinetune": acc, "source_accuracy": BASE_ACC,
+                   "epochs": 2} for p, acc in refinetune.items()}
+    text = refinetune_sentence(pruning, BASE_ACC)
+    assert ("grows with sparsity" in text and "may pay" in text) == grows
+    assert ("does not grow" in text) == (not grows)
+    assert "+0.10 pt at 20 %" in text
+
+
+# ----------------------------------------------------------------------------------------------- the stage
+def write_inputs(folder: Path, deltas_pt: dict[int, float], peer: dict | None = PEER) -> list[str]:
+    """Planted records and pruning manifests on disk; the stage's argv."""
+    records, pruning = planted(deltas_pt)
+    bench = folder / "sweep"
+    bench.mkdir(parents=True)
+    argv = ["--output-dir", str(folder / "out"), "--reports-dir", str(folder / "reports"), "--baseline", "base"]
+    for name, r in records.items():
+        path = bench / f"{name}.bench.json"
+        path.write_text(json.dumps({k: v for k, v in r.items() if k != "_path"}))
+        argv += ["--record", str(path)]
+    for pct, p in pruning.items():
+        path = folder / "models" / f"bert_agnews_{pct}pct" / "manifest.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(pruning_manifest(pct, p["accuracy_after_pruning"], p["accuracy_after_refinetune"])))
+        argv += ["--pruning-manifest", str(path)]
+    if peer is not None:
+        (bench / "optimum_int8.bench.json").write_text(json.dumps(peer))
+        argv += ["--peer-record", str(bench / "optimum_int8.bench.json")]
+    return argv
+
+
+def test_the_stage_writes_the_table_the_frontier_and_the_manifest(tmp_path):
+    from PIL import Image
+
+    argv = write_inputs(tmp_path, {20: -0.1, 40: -0.5, 60: -1.6})
+    assert main(argv) == 0
+    out = tmp_path / "out"
+    table = pd.read_csv(out / "sweep.csv")
+    assert len(table) == 3 + 2 * 3
+    row = table.set_index("variant").loc["pruned40_onnx_static"]
+    assert row["quantization"] == "static" and row["sparsity_requested_pct"] == 40
+    assert row["encoder_sparsity"] == pytest.approx(0.402)
+    assert row["accuracy_delta_pt"] == pytest.approx(-0.6)
+    assert row["x_peer"] == pytest.approx(1.05 * 280 / 100) and row["x_base"] == pytest.approx(1.05 * 280 / 50)
+    assert row["accuracy_after_refinetune"] - row["accuracy_after_pruning"] == pytest.approx(0.05)
+    assert row["refinetune_wall_s"] == pytest.approx(400)
+    assert table["pick"].sum() == 1 and table.loc[table["pick"], "variant"].item() == "pruned40_onnx_static"
+    assert not table.set_index("variant").loc["pruned60_onnx_int8", "eligible"]
+    markdown = (out / "sweep.md").read_text()
+    assert "| **pruned40_onnx_static** (pick)" in markdown and "optimum_int8 (peer)" in markdown
+    assert "**Ship `pruned40_onnx_static`**" in markdown and "x-the-peer target: 2.94x" in markdown
+    assert "grows with sparsity" in markdown  # 60 % lost 1.6 pt after re-fine-tuning, 20 % 0.1 pt
+    assert "](frontier.png)" in markdown
+    manifest = json.loads((out / "sweep.manifest.json").read_text())
+    assert manifest["pick"] == "pruned40_onnx_static" and manifest["pick_x_peer"] == pytest.approx(2.94)
+    assert "pruning_60" in manifest["inputs"] and "record_base" in manifest["inputs"]
+    with Image.open(out / "frontier.png") as image:
+        assert image.format == "PNG" and image.size[0] > 600 and len(image.getcolors(1 << 20)) > 50
+
+
+def test_the_stage_reads_the_explanation_verdicts_when_they_exist(tmp_path):
+    argv = write_inputs(tmp_path, {20: -0.1, 40: -0.5})
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    lime = pd.DataFrame([{c: None for c in SIMILARITY_COLUMNS} | {"variant": v, "role": ROLE_VARIANT, "metric": HEADLINE,
+                                                                   "verdict": verdict, "n": 100}
+                         for v, verdict in (("pruned40_onnx_static", "drifted"), ("pruned40_onnx_int8", "equivalent"))]
+                        + [{c: None for c in SIMILARITY_COLUMNS} | {"variant": "base", "role": ROLE_NOISE_FLOOR,
+                                                                     "metric": HEADLINE}], columns=SIMILARITY_COLUMNS)
+    lime.to_csv(reports / SIMILARITY_CSV, index=False)
+    pd.DataFrame([{c: None for c in DELETION_COLUMNS} | {"variant": "pruned40_onnx_int8", "check": DELETION_GATE,
+                                                         "verdict": "equivalent", "n": 100}],
+                 columns=DELETION_COLUMNS).to_csv(reports / DELETION_CSV, index=False)
+    assert main(argv) == 0
+    table = pd.read_csv(tmp_path / "out" / "sweep.csv").set_index("variant")
+    assert table.loc["pruned40_onnx_static", "lime_verdict"] == "drifted"
+    assert table.loc["pruned40_onnx_int8", "pick"] and not table.loc["pruned40_onnx_static", "eligible"]
+    assert "`pruned40_onnx_static` (LIME agreement drifted)" in (tmp_path / "out" / "sweep.md").read_text()
+
+
+def test_without_a_peer_the_sweep_still_runs_and_says_so(tmp_path):
+    argv = write_inputs(tmp_path, {20: -0.1}, peer={"variant": "optimum_int8", "status": "skipped: no venv"})
+    assert main(argv) == 0
+    markdown = (tmp_path / "out" / "sweep.md").read_text()
+    assert "peer was not measured (skipped: no venv)" in markdown and "(peer)" not in markdown
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda argv, root: (root / "sweep" / "pruned40_onnx_int8.bench.json").unlink(), "pruned40_onnx_int8.bench.json"),
+    (lambda argv, root: (root / "models" / "bert_agnews_40pct" / "manifest.json").write_text(
+        json.dumps({"sparsity_requested_pct": 40})), "bert_agnews_40pct/manifest.json"),
+    (lambda argv, root: argv.__setitem__(argv.index(str(root / "models" / "bert_agnews_40pct" / "manifest.json")),
+                                         str(root / "models" / "bert_agnews_20pct" / "manifest.json")),
+     "pruned40_onnx_int8.bench.json is variant pruned40_onnx_int8 but no --pruning-manifest has sparsity 40"),
+    (lambda argv, root: (root / "sweep" / "base.bench.json").write_text(json.dumps(
+        {"variant": "base", "status": "failed: killed"})), "baseline base has no usable benchmark record"),
+])
+def test_bad_input_is_one_sentence_exit_2_and_nothing_written(tmp_path, caplog, damage, named):
+    argv = write_inputs(tmp_path, {20: -0.1, 40: -0.5})
+    damage(argv, tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2 and named in caplog.text and "Traceback" not in caplog.text
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_records_of_different_test_rows_are_refused(tmp_path):
+    from common.sweep import load_records
+
+    records, _ = planted({20: -0.1})
+    paths = []
+    for name, r in records.items():
+        path = tmp_path / f"{name}.bench.json"
+        path.write_text(json.dumps({**r, "test_sha256": "other" if name == "pruned20_onnx_int8" else TEST_SHA}))
+        paths.append(str(path))
+    with pytest.raises(UserError, match="different test rows"):
+        load_records(paths)
+    # the planted negative: the same rows load
+    (tmp_path / "pruned20_onnx_int8.bench.json").write_text(json.dumps(records["pruned20_onnx_int8"]))
+    assert len(load_records(paths)) == len(records)
+
+
+# ----------------------------------------------------------------------------------------------- the Makefile
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
+def test_make_sweep_plans_the_chain_one_bench_run_and_the_sweep_stage(tmp_path):
+    tree = copy_sources(tmp_path / "repo", ROOT)
+    done = subprocess.run(["make", "--no-print-directory", "-n", "sweep", "SWEEP_PCTS=40", "PYTHON=python3", "DATA=data"],
+                          cwd=tree, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    commands = [line for line in done.stdout.splitlines() if " -m " in line]
+    stages = [re.search(r"-m ([a-z_.]+)", line).group(1) for line in commands]
+    assert stages.count("train.pruning.run_structural_pruning") == 1
+    prune = commands[stages.index("train.pruning.run_structural_pruning")]
+    assert "--sparsity 40 " in prune  # not a stem such as 40_int8
+    chain = [i for i, line in enumerate(commands) if "pruned40" in line or "bert_agnews_40pct" in line]
+    planned = [stages[i] for i in chain]
+    assert planned[:3] == ["train.pruning.run_structural_pruning", "tools.apply_shrink_to_model",
+                           "export_onnx.export_onnx"]
+    int8 = [commands[i] for i in chain if "--int8" in commands[i]]
+    assert len(int8) == 2 and sum("--mode static" in c for c in int8) == 1
+    assert stages.count("inference.run_onnx_benchmark") == 1
+    bench = commands[stages.index("inference.run_onnx_benchmark")]
+    assert "--output-dir outputs/sweep" in bench
+    assert sorted(re.findall(r"--variant ([a-z0-9_]+)=", bench)) == sorted(
+        ["base", "base_onnx_int8", "base_onnx_static", "pruned40_onnx_int8", "pruned40_onnx_static"])
+    assert stages[-1] == "generate_outputs.sweep.build_sweep" and stages.index("inference.run_onnx_benchmark") < len(stages) - 1
+    sweep = done.stdout[done.stdout.index("generate_outputs.sweep.build_sweep"):]
+    assert "--pruning-manifest models/pruned/bert_agnews_40pct/manifest.json" in sweep
+    assert "--peer-record outputs/sweep/optimum_int8.bench.json" in sweep
+    # nothing of the other percentages, LIME or the main benchmark
+    assert not re.search(r"pruned(20|30)|bert_agnews_(20|30)pct", done.stdout)
+    assert not any(s.startswith("generate_outputs.generate_lime_csv") for s in stages)
+    assert "outputs/metrics" not in done.stdout
+    assert not (tree / "models" / ".knobs").exists()  # a dry run writes no stamps
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
+def test_a_changed_sweep_list_reruns_the_bench_and_the_stage_only(tmp_path):
+    tree = copy_sources(tmp_path / "repo", ROOT)
+    for folder in ("models/fine_tuned/bert_agnews", "models/pruned/bert_agnews_40pct", "models/pruned/bert_agnews_50pct",
+                   "models/shrunk/pruned40", "models/shrunk/pruned50", "models/onnx", "outputs/sweep"):
+        (tree / folder).mkdir(parents=True)
+    knobs = ["PYTHON=python3", "DATA=data"]
+
+    def run(*args):
+        done = subprocess.run(["make", "--no-print-directory", *args, *knobs], cwd=tree, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return re.findall(r"-m ([a-z_.]+)", done.stdout)
+
+    run("-t", "sweep", "SWEEP_PCTS=40 50")
+    assert run("-n", "sweep", "SWEEP_PCTS=40 50") == []
+    assert run("-n", "sweep", "SWEEP_PCTS=40") == ["inference.run_onnx_benchmark", "generate_outputs.sweep.build_sweep"]
+
+
+def test_the_stage_config_is_its_flags_and_refuses_an_unknown_key():
+    """The stage contract tests/test_config_entry.py checks for every config_entry stage, for this one."""
+    import dataclasses
+
+    from common.stage import StageConfig
+    from common.sweep import SweepConfig
+
+    parsed = vars(main.build_parser().parse_args(["--record", "b.bench.json"]))
+    assert issubclass(SweepConfig, StageConfig) and SweepConfig.__dataclass_params__.frozen
+    assert SweepConfig.from_dict(parsed).to_dict() == parsed and list(parsed) == [
+        f.name for f in dataclasses.fields(SweepConfig)]
+    with pytest.raises(UserError, match="nonsense_knob"):
+        SweepConfig.from_dict({**parsed, "nonsense_knob": 1})
+    with pytest.raises(UserError, match="--record"):
+        SweepConfig.from_dict({**parsed, "record": []})
+
+
+def test_a_pick_with_one_gate_missing_names_the_gate_it_rests_on():
+    choice = pick(rows_for({40: -0.2}, lime={}, deletion={"pruned40_onnx_static": "equivalent"}))
+    assert choice["variant"] == "pruned40_onnx_static" and choice["unverified"] == ["LIME agreement"]
+    text = " ".join(pick_sentences(choice, PEER, "base"))
+    assert "LIME agreement verdict is missing, so this pick rests on the deletion test (`equivalent`)" in text
+
+
+# ----------------------------------------------------------------------------------------------- end to end
+def test_the_sweep_end_to_end_on_the_tiny_model(tmp_path):
+    """prune 50 % -> shrink -> export -> dynamic + static int8 -> one benchmark run -> the sweep,
+    every stage through its main([...]) on toy data, as `make sweep SWEEP_PCTS=50` chains them."""
+    from export_onnx.export_onnx import main as export_main
+    from inference.run_onnx_benchmark import main as bench_main
+    from tests.conftest import toy_texts
+    from tests.test_onnx_bench import make_long_bert
+    from tools.apply_shrink_to_model import main as shrink_main
+    from train.pruning.run_structural_pruning import main as prune_main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, n, seed in (("train", 160, 1), ("test", 80, 2)):
+        texts, labels = toy_texts(n, seed)
+        pd.DataFrame({"text": texts, "label": labels}).to_csv(data / f"{split}.csv", index=False)
+    train = ["--learning-rate", "1e-5", "--batch-size", "16", "--max-len", "32", "--device", "cpu", "--seed", "0",
+             "--validation-fraction", "0.1", "--data", str(data)]
+    # An untrained tiny BERT whose head spreads the logits (tests/test_onnx_bench.py): a fine-tuned one this small
+    # has logits too close for int8 to pass the export's 99 % argmax parity, which is not what is tested here.
+    base = make_long_bert(tmp_path / "base")
+    pruned = tmp_path / "models" / "pruned" / "bert_agnews_50pct"
+    assert prune_main(["--model", str(base), "--sparsity", "50", "--output", str(pruned), "--epochs", "1",
+                       "--importance-samples", "64", *train]) == 0
+    shrunk = tmp_path / "models" / "shrunk" / "pruned50"
+    assert shrink_main(["--model_path", str(pruned), "--output_path_shrunk_model", str(shrunk),
+                        "--save_method", "save_pretrained"]) == 0
+    onnx = tmp_path / "models" / "onnx"
+    # base's own int8 graphs are left out: each benchmarked variant costs two worker processes (~10 s here)
+    variants = {"base": base}
+    graph = onnx / "pruned50.onnx"
+    assert export_main(["--model", str(shrunk), "--output", str(graph), "--data", str(data), "--max-len", "32"]) == 0
+    for suffix, extra in (("int8", []), ("static", ["--mode", "static", "--calib-rows", "32", "--seed", "0"])):
+        out = onnx / f"pruned50_{suffix}.onnx"
+        assert export_main(["--model", str(graph), "--int8", *extra, "--output", str(out), "--data", str(data),
+                            "--max-len", "32"]) == 0
+        variants[f"pruned50_onnx_{suffix}"] = out
+    bench = tmp_path / "outputs" / "sweep"
+    assert bench_main(["--output-dir", str(bench), "--record-suffix", ".bench.json", "--data", str(data),
+                       "--max-len", "32", "--device", "cpu", "--threads", "1", "--latency-threads", "1",
+                       "--latency-requests", "5", "--throughput-texts", "40", "--agreement-rows", "40",
+                       "--baseline", "base", *[f"--variant={n}={p}" for n, p in variants.items()]]) == 0
+    assert main(["--output-dir", str(bench), "--reports-dir", str(tmp_path / "reports"), "--pruning-manifest",
+                 str(pruned / "manifest.json"), "--peer-record", str(bench / "optimum_int8.bench.json"),
+                 *[f"--record={bench / f'{n}.bench.json'}" for n in variants]]) == 0
+    table = pd.read_csv(bench / "sweep.csv").set_index("variant")
+    manifest = json.loads((pruned / "manifest.json").read_text())
+    assert table.loc["pruned50_onnx_static", "quantization"] == "static"
+    assert table.loc["pruned50_onnx_int8", "quantization"] == "dynamic"
+    assert table.loc["pruned50_onnx_int8", "encoder_sparsity"] == pytest.approx(
+        manifest["sparsity_achieved"]["encoder_parameters"])
+    assert table.loc["pruned50_onnx_int8", "accuracy_after_refinetune"] == pytest.approx(
+        manifest["accuracy_after_refinetune"])
+    assert table["x_peer"].isna().all()  # no --peer-python: the record says skipped
+    # the pick follows the rule on what was measured
+    within = table[(table.index != "base") & (table["accuracy_delta_pt"] >= -1.0 - 1e-9)]
+    picked = table.index[table["pick"]].tolist()
+    if within.empty:
+        assert picked == [] and "**Keep `base`**" in (bench / "sweep.md").read_text()
+    else:
+        top = within[within["encoder_sparsity"] == within["encoder_sparsity"].max()]
+        assert picked == [top["throughput_samples_per_s"].idxmax()]
+    assert (bench / "frontier.png").read_bytes()[:4] == b"\x89PNG"
