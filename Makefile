@@ -248,11 +248,20 @@ models/onnx/pruned%.onnx: models/shrunk/pruned%/manifest.json $(EXPORT) $(ONNX_S
 	$(PY) export_onnx.export_onnx --model $(<D) --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
 models/onnx/control_seed%.onnx: models/fine_tuned/bert_agnews_seed%/manifest.json $(EXPORT) $(ONNX_SRC) | models/onnx ## export the positive control (parity-checked)
 	$(PY) export_onnx.export_onnx --model $(<D) --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
-models/onnx/%_int8.onnx: models/onnx/%.onnx $(EXPORT) $(ONNX_SRC) | models/onnx ## ONNX Runtime dynamic int8 of an exported model
-	$(PY) export_onnx.export_onnx --model $< --int8 --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
-models/onnx/%_static.onnx: models/onnx/%.onnx $(EXPORT) $(ONNX_SRC) $(STATIC_KNOBS) | models/onnx ## static int8 (scales calibrated on CALIB_ROWS training rows; batch-invariant) of an exported model
-	$(PY) export_onnx.export_onnx --model $< --int8 --mode static --static-format $(STATIC_FORMAT) --calib-rows $(CALIB_ROWS) \
+INT8_RECIPE = $(PY) export_onnx.export_onnx --model $< --int8 --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
+STATIC_RECIPE = $(PY) export_onnx.export_onnx --model $< --int8 --mode static --static-format $(STATIC_FORMAT) --calib-rows $(CALIB_ROWS) \
 	  --seed $(SEED) --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
+models/onnx/%_int8.onnx: models/onnx/%.onnx $(EXPORT) $(ONNX_SRC) | models/onnx ## ONNX Runtime dynamic int8 of an exported model
+	$(INT8_RECIPE)
+models/onnx/%_static.onnx: models/onnx/%.onnx $(EXPORT) $(ONNX_SRC) $(STATIC_KNOBS) | models/onnx ## static int8 (scales calibrated on CALIB_ROWS training rows; batch-invariant) of an exported model
+	$(STATIC_RECIPE)
+# The same two rules for pruned graphs, with a shorter stem: make takes the matching pattern rule with the
+# shortest stem, and for pruned40_int8.onnx that would otherwise be pruned%.onnx with the stem `40_int8`
+# (pruning at "40_int8" percent). With these, any percentage works, in PRUNE_PCTS or not.
+models/onnx/pruned%_int8.onnx: models/onnx/pruned%.onnx $(EXPORT) $(ONNX_SRC) | models/onnx
+	$(INT8_RECIPE)
+models/onnx/pruned%_static.onnx: models/onnx/pruned%.onnx $(EXPORT) $(ONNX_SRC) $(STATIC_KNOBS) | models/onnx
+	$(STATIC_RECIPE)
 
 # ---------------------------------------------------------------------------------------------- benchmark
 # The benchmark's per-variant records have a name of their own, <variant>.bench.json: outputs/metrics/<variant>.json
@@ -281,9 +290,6 @@ SWEEP_VARIANTS := base base_onnx_int8 base_onnx_static $(foreach p,$(SWEEP_PCTS)
 SWEEP_RECORDS := $(addprefix outputs/sweep/,$(addsuffix .bench.json,$(SWEEP_VARIANTS)))
 SWEEP_PRUNING := $(foreach p,$(SWEEP_PCTS),models/pruned/bert_agnews_$(p)pct/manifest.json)
 SWEEP_LIST_KNOBS := $(call knob_stamp,sweep_list,SWEEP_PCTS=$(SWEEP_PCTS))
-# Named, so that make builds them with %_int8.onnx/%_static.onnx from pruned<p>.onnx: without a mention of
-# pruned<p>.onnx, make would take pruned%.onnx with the stem `<p>_int8` (the shortest stem wins).
-$(foreach p,$(SWEEP_PCTS),$(eval models/onnx/pruned$(p)_int8.onnx models/onnx/pruned$(p)_static.onnx: models/onnx/pruned$(p).onnx))
 # The explanation verdicts gate the pick where they were built; they are not built for the sweep.
 SWEEP_VERDICTS := $(wildcard outputs/reports/lime_similarity.csv outputs/reports/deletion.csv)
 outputs/sweep/summary.csv: $(foreach v,$(SWEEP_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py tools/optimum_peer.py $(BENCH_SRC) $(PEER_VENV) $(EVAL_KNOBS) $(SWEEP_LIST_KNOBS) $(PEER_KNOBS) | outputs/sweep

@@ -56,6 +56,18 @@ def test_onnx_export_of_pruned20_builds_the_chain_and_nothing_else(tree):
     assert not (tree / "models" / ".knobs").exists()
 
 
+def test_int8_of_any_pruning_percentage_prunes_at_that_percentage(tree):
+    """pruned45_int8.onnx also matches pruned%.onnx with the stem `45_int8` (make prefers the shortest stem):
+    the pruned%_int8/_static rules make it prune at 45, whether 45 is in PRUNE_PCTS or not."""
+    for target, mode in (("models/onnx/pruned45_int8.onnx", "--int8 --output"), ("models/onnx/pruned45_static.onnx",
+                                                                                  "--mode static")):
+        plan = make(tree, "-n", target)
+        assert stages(plan) == ["train.fine_tuning.run_fine_tune_bert_agnews", "train.pruning.run_structural_pruning",
+                                "tools.apply_shrink_to_model", "export_onnx.export_onnx", "export_onnx.export_onnx"]
+        assert "--sparsity 45 " in plan and "45_int8pct" not in plan and "45_staticpct" not in plan
+        assert "--model models/onnx/pruned45.onnx --int8" in plan and mode in plan
+
+
 def test_knob_changes_rebuild_exactly_what_they_affect(tree):
     target = "models/onnx/pruned20.onnx"
     make(tree, "-t", target)
