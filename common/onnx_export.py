@@ -89,6 +89,9 @@ def torch_to_onnx(model, tokenizer, output: str | os.PathLike, opset: int = OPSE
         wrapper, heads = fused_copy(model)
         extra = {"custom_opsets": CUSTOM_OPSETS}
         attention = f"{FUSED_DOMAIN}::{FUSED_OP}"
+    # A new wrapper is in training mode, and the exporter restores that mode after tracing, recursively: the
+    # model would come back with dropout on. The wrapper is put in eval mode so the model stays in it.
+    wrapper.eval()
     # Two texts of different length, so the traced graph sees real padding.
     example = tokenizer(["a short example", "a somewhat longer example text with padding"], padding=True,
                         return_tensors="pt")
