@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import UserError
+from common.onnx_static import DEFAULT_STATIC_FORMAT, check_static_format
 from common.stage import StageConfig
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,11 @@ ATTENTIONS = ("plain", "fused")
 
 
 def _build(model: Path, folder: Path, data: str, max_len: int, threads: int, seed: int, calib_rows: int,
-           int8_samples: int) -> dict[tuple[str, str], dict]:
-    """The six graphs of one model: {(attention, precision): {"path", "manifest"}}."""
-    from common.onnx_export import export_model
+           int8_samples: int, static_format: str) -> dict[tuple[str, str], dict]:
+    """The six graphs of one model: {(attention, precision): {"path", "manifest"} or {"failed": why}}.
+
+    An int8 graph that fails the int8 parity rule gets a row that says so (the fp32 graphs must pass)."""
+    from common.onnx_export import ParityError, export_model
 
     common = {"data": data, "max_len": max_len, "threads": threads, "seed": seed, "int8_samples": int8_samples}
     graphs = {}
@@ -41,8 +44,11 @@ def _build(model: Path, folder: Path, data: str, max_len: int, threads: int, see
             model, fp32, fused_attention=attention == "fused", **common)}
         for precision, mode in (("int8_dynamic", "dynamic"), ("int8_static", "static")):
             path = folder / f"{attention}_{precision}.onnx"
-            graphs[attention, precision] = {"path": path, "manifest": export_model(
-                fp32, path, int8=True, mode=mode, calib_rows=calib_rows, **common)}
+            try:
+                graphs[attention, precision] = {"path": path, "manifest": export_model(
+                    fp32, path, int8=True, mode=mode, calib_rows=calib_rows, static_format=static_format, **common)}
+            except ParityError as exc:
+                graphs[attention, precision] = {"failed": f"failed the int8 parity rule: {exc}"}
     return graphs
 
 
@@ -58,10 +64,10 @@ def _time_in_turns(graphs: dict, texts: list[str], max_len: int, batch_size: int
     from common.onnx_models import load_onnx
 
     sessions = {key: load_onnx(g["path"], "cpu", "fp32", threads=threads, max_len=max_len, batch_size=batch_size)
-                for key, g in graphs.items()}
+                for key, g in graphs.items() if "failed" not in g}
     first = next(iter(sessions.values()))
     ids, pad_id = first.encode(texts), first.tokenizer.pad_token_id or 0  # tokenized once, before any timing
-    rates = {key: [] for key in graphs}
+    rates = {key: [] for key in sessions}
     for _ in range(rounds):
         for key, clf in sessions.items():
             rates[key].append(throughput(clf._logits_batch, ids, batch_size, pad_id, repeats=1)
@@ -69,9 +75,24 @@ def _time_in_turns(graphs: dict, texts: list[str], max_len: int, batch_size: int
     return {key: {"median": float(np.median(r)), "best": float(np.max(r)), "passes": r} for key, r in rates.items()}
 
 
+def _row(model: str, attention: str, precision: str, graph: dict, timing: dict) -> dict:
+    row = {"model": model, "precision": precision, "attention": attention}
+    if "failed" in graph:
+        return {**row, "status": graph["failed"], "parity": "failed"}
+    fused = graph["manifest"].get("fused_attention", {})
+    speed = timing[attention, precision]
+    plain = timing.get(("plain", precision))
+    return {**row, "status": "ok", "fused_outcome": fused.get("outcome", "not requested"),
+            "fused_ops_per_layer": fused.get("fused_ops_per_layer"), "heads_per_layer": fused.get("heads_per_layer"),
+            "samples_per_s": speed["median"], "samples_per_s_best": speed["best"], "passes": speed["passes"],
+            "ratio_to_plain": speed["median"] / plain["median"] if plain else None,
+            "parity": _parity(graph["manifest"]), "size_mb": graph["manifest"]["size_mb"]}
+
+
 def compare_fused_attention(models: list[str], output: str | os.PathLike, data: str, texts: int, max_len: int,
                             batch_size: int, threads: int, seed: int, calib_rows: int, rounds: int,
-                            int8_samples: int, args: dict | None = None) -> dict:
+                            int8_samples: int, static_format: str = DEFAULT_STATIC_FORMAT,
+                            args: dict | None = None) -> dict:
     """Build, check and time plain vs fused graphs of each of ``models``; write ``output`` (.md) + manifest."""
     from tabulate import tabulate
     from tqdm import tqdm
@@ -93,23 +114,13 @@ def compare_fused_attention(models: list[str], output: str | os.PathLike, data: 
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.stem}.tmp-") as tmp:
         for model in tqdm(models, desc="models", unit="model"):
             folder = Path(tmp) / Path(model).name
-            graphs = _build(Path(model), folder, data, max_len, threads, seed, calib_rows, int8_samples)
+            graphs = _build(Path(model), folder, data, max_len, threads, seed, calib_rows, int8_samples, static_format)
             timing = _time_in_turns(graphs, test.texts, max_len, batch_size, threads, rounds)
             for (attention, precision), graph in graphs.items():
-                fused = graph["manifest"].get("fused_attention", {})
-                plain = timing["plain", precision]["median"]
-                rows.append({"model": Path(model).name, "precision": precision, "attention": attention,
-                             "fused_outcome": fused.get("outcome", "not requested"),
-                             "fused_ops_per_layer": fused.get("fused_ops_per_layer"),
-                             "heads_per_layer": fused.get("heads_per_layer"),
-                             "samples_per_s": timing[attention, precision]["median"],
-                             "samples_per_s_best": timing[attention, precision]["best"],
-                             "ratio_to_plain": timing[attention, precision]["median"] / plain,
-                             "parity": _parity(graph["manifest"]), "passes": timing[attention, precision]["passes"],
-                             "size_mb": graph["manifest"]["size_mb"]})
+                rows.append(_row(Path(model).name, attention, precision, graph, timing))
     columns = ["model", "precision", "attention", "samples_per_s", "samples_per_s_best", "ratio_to_plain", "parity",
                "fused_ops_per_layer"]
-    table = tabulate([[row[c] for c in columns] for row in sorted(rows, key=lambda r: (r["model"], r["precision"]))],
+    table = tabulate([[row.get(c) for c in columns] for row in sorted(rows, key=lambda r: (r["model"], r["precision"]))],
                      headers=columns, tablefmt="github", floatfmt=".3f")
     manifest = base_manifest("fused_attention_compare", args or {}, seed=seed, inputs={"data": data})
     manifest.update({"rows": rows, "n_texts": len(test), "batch_size": batch_size, "threads": threads,
@@ -138,8 +149,10 @@ class FusedCompareConfig(StageConfig):
     calib_rows: int
     rounds: int
     int8_samples: int
+    static_format: str = DEFAULT_STATIC_FORMAT
 
     def check(self) -> None:
+        check_static_format(self.static_format)
         if min(self.texts, self.batch_size, self.calib_rows, self.rounds, self.int8_samples) < 1:
             raise UserError("--texts, --batch-size, --calib-rows, --rounds and --int8-samples must be >= 1.")
 
@@ -147,5 +160,5 @@ class FusedCompareConfig(StageConfig):
 def run(config: FusedCompareConfig) -> int:
     compare_fused_attention(config.models, config.output, config.data, config.texts, config.max_len,
                             config.batch_size, config.threads, config.seed, config.calib_rows, config.rounds,
-                            config.int8_samples, args=config.to_dict())
+                            config.int8_samples, config.static_format, args=config.to_dict())
     return 0

@@ -17,7 +17,7 @@ if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.
 
 from common.cli import add_shared_flags, stage_parser  # noqa: E402
 from common.fused_attention_compare import FusedCompareConfig, run  # noqa: E402
-from common.onnx_static import CALIB_ROWS  # noqa: E402
+from common.onnx_static import CALIB_ROWS, DEFAULT_STATIC_FORMAT, STATIC_FORMATS  # noqa: E402
 from common.stage import stage_entry  # noqa: E402
 
 
@@ -33,6 +33,8 @@ def build_parser():
     p.add_argument("--calib-rows", type=int, default=CALIB_ROWS, help="training rows that calibrate static int8")
     p.add_argument("--rounds", type=int, default=3, help="timed passes per graph, taken in turns")
     p.add_argument("--int8-samples", type=int, default=500, help="test texts of the exports' agreement checks")
+    p.add_argument("--static-format", choices=sorted(STATIC_FORMATS), default=DEFAULT_STATIC_FORMAT,
+                   help="static int8 format (as export_onnx's --static-format)")
     return p
 
 
