@@ -61,8 +61,10 @@ class _MultiHeadAttentionCore(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g, query, key, value, bias, key_padding_mask, num_heads, scale):
-        return g.op(f"{FUSED_DOMAIN}::{FUSED_OP}", query, key, value, bias, key_padding_mask,
-                    num_heads_i=num_heads, scale_f=scale)
+        context = g.op(f"{FUSED_DOMAIN}::{FUSED_OP}", query, key, value, bias, key_padding_mask,
+                       num_heads_i=num_heads, scale_f=scale)
+        context.setType(query.type())  # the context has the query's shape and type (for the exporter's inference)
+        return context
 
 
 class FusedSelfAttention(torch.nn.Module):
