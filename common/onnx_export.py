@@ -18,7 +18,6 @@ A failed check raises :class:`ParityError` and nothing is written.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -31,8 +30,9 @@ import torch
 
 from common.classifier_base import Classifier
 from common.cli import UserError
-from common.onnx_models import (ACTIVATION_SCALES_KEY, META_PREFIX, ONNX_INPUTS, ONNX_OUTPUT, STATIC_SCALES,
-                                 OnnxClassifier, initializer_counts, load_onnx_tokenizer)
+from common.onnx_metadata import copy_metadata, set_metadata, stamp_graph_facts, write_metadata
+from common.onnx_models import (ACTIVATION_SCALES_KEY, ONNX_INPUTS, ONNX_OUTPUT, STATIC_SCALES, OnnxClassifier,
+                                 initializer_counts, load_onnx_tokenizer)
 # ParityError and the checks stay importable from here: the export stage's callers and tests use these names.
 from common.onnx_parity import (INT8_MIN_AGREEMENT, ParityError, check_fp32_parity,  # noqa: F401
                                 check_int8_agreement, parity_texts)
@@ -104,52 +104,10 @@ def torch_to_onnx(model, tokenizer, output: str | os.PathLike, opset: int = OPSE
         torch.onnx.export(wrapper, args, str(output), input_names=list(ONNX_INPUTS),
                           output_names=[ONNX_OUTPUT], dynamic_axes=dynamic_axes, opset_version=opset,
                           do_constant_folding=True, dynamo=False, **extra)
-    _write_metadata(output, model.config)
+    write_metadata(output, model.config)
     facts = {"exporter": "torchscript (dynamo=False)", "opset": opset, "attention": attention,
              "export_s": time.perf_counter() - start}
     return {**facts, "heads_per_layer": heads} if fused_attention else facts
-
-
-def _write_metadata(path: str | os.PathLike, config) -> None:
-    """Label names and position limit inside the graph, so the file alone says how to feed it."""
-    set_metadata(path, {
-        "id2label": json.dumps({str(k): v for k, v in config.id2label.items()}),
-        "max_position_embeddings": str(getattr(config, "max_position_embeddings", 512)),
-    })
-
-
-def set_metadata(path: str | os.PathLike, values: dict[str, str]) -> None:
-    import onnx
-
-    model = onnx.load(str(path))
-    props = {p.key: p.value for p in model.metadata_props}
-    props.update({META_PREFIX + k: v for k, v in values.items()})
-    del model.metadata_props[:]
-    for key, value in props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(path))
-
-
-def stamp_graph_facts(path: str | os.PathLike) -> None:
-    """Parameter count and quantization in the metadata: the loader then never re-reads the weights
-    (which would add the whole graph to the benchmark's peak RSS)."""
-    counts, quantized = initializer_counts(path)
-    set_metadata(path, {"parameters": json.dumps(counts), "quantized": json.dumps(quantized)})
-
-
-def copy_metadata(source: str | os.PathLike, target: str | os.PathLike) -> None:
-    import onnx
-
-    src = onnx.load(str(source), load_external_data=False)
-    dst = onnx.load(str(target))
-    existing = {p.key for p in dst.metadata_props}
-    for prop in src.metadata_props:
-        stale = prop.key in (META_PREFIX + "parameters", META_PREFIX + "quantized")
-        if prop.key.startswith(META_PREFIX) and prop.key not in existing and not stale:
-            entry = dst.metadata_props.add()
-            entry.key, entry.value = prop.key, prop.value
-    onnx.save(dst, str(target))
 
 
 def optimize_graph(source: str | os.PathLike, output: str | os.PathLike) -> dict:
