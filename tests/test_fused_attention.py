@@ -19,9 +19,11 @@ TEXTS = ["the match", "market shares profit bank today after the new report says
          "a chip", "election minister treaty embassy border parliament in the new report today"]
 
 
-def _sharpen(folder: Path) -> None:
-    """Larger weights than the init's std 0.02: attention that is far from uniform and logits ~1, so a wrong head
-    count or an ignored padding mask moves the logits well past the parity tolerance."""
+def _perturb(folder: Path, sharpen: bool) -> None:
+    """Distinct biases and norms, as a trained model has (an untrained one's are bit-identical zeros and ones,
+    which the exporter stores once). ``sharpen``: larger matrices than the init's std 0.02, so attention is far
+    from uniform, logits are ~1, and a wrong head count or an ignored padding mask moves them past the
+    parity tolerance."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -29,7 +31,9 @@ def _sharpen(folder: Path) -> None:
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, weight in model.named_parameters():
-            if weight.ndim == 2 and "embeddings" not in name:
+            if weight.ndim == 1:
+                weight.add_(torch.randn(weight.shape, generator=generator) * 0.02)
+            elif sharpen and "embeddings" not in name:
                 weight.normal_(0.0, 0.3, generator=generator)
     model.save_pretrained(folder)
 
@@ -38,8 +42,7 @@ def _shrunk_tiny(tiny_bert: Path, data: Path, out: Path, sharpen: bool) -> Path:
     from common.pruning_spec import LayerSpec, PruningSpec
     from common.shrinking_utils import shrink_folder
 
-    if sharpen:
-        _sharpen(tiny_bert)
+    _perturb(tiny_bert, sharpen)
     config = json.loads((tiny_bert / "config.json").read_text())
     spec = PruningSpec(num_heads=4, head_size=8, intermediate_size=config["intermediate_size"],
                        layers=[LayerSpec(heads=h, neurons=list(range(0, 37, 2))) for h in KEPT_HEADS])
@@ -182,3 +185,20 @@ def test_fused_attention_on_an_onnx_source_is_a_clear_error(shrunk, tmp_path, ca
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "--fused-attention" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_the_fused_graph_reads_as_the_same_model(shrunk_smooth, tmp_path):
+    """Parameter counts and per-layer widths read from the graph (the properties table, the loader) do not
+    change with the fusion: the merged Q/K/V bias is the same numbers in one initializer."""
+    from common.model_properties import onnx_properties
+    from common.onnx_models import initializer_counts
+
+    folder, data = shrunk_smooth
+    plain, fused = tmp_path / "plain" / "pruned.onnx", tmp_path / "fused" / "pruned.onnx"
+    _export(folder, plain, data)
+    _export(folder, fused, data, "--fused-attention")
+    assert initializer_counts(fused) == initializer_counts(plain)
+    plain_props, fused_props = onnx_properties(plain), onnx_properties(fused)
+    assert fused_props["heads_per_layer_physical"] == plain_props["heads_per_layer_physical"] == [3, 1]
+    for key in ("parameters", "ffn_width_per_layer_physical"):
+        assert fused_props[key] == plain_props[key]
