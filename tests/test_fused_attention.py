@@ -202,3 +202,25 @@ def test_the_fused_graph_reads_as_the_same_model(shrunk_smooth, tmp_path):
     assert fused_props["heads_per_layer_physical"] == plain_props["heads_per_layer_physical"] == [3, 1]
     for key in ("parameters", "ffn_width_per_layer_physical"):
         assert fused_props[key] == plain_props[key]
+
+
+def test_comparison_tool_builds_checks_and_times_plain_against_fused(shrunk_smooth, tmp_path, capsys):
+    from tools.fused_attention_compare import main as compare_main
+
+    folder, data = shrunk_smooth
+    out = tmp_path / "metrics" / "fused.md"
+    assert compare_main(["--models", str(folder), "--output", str(out), "--data", str(data), "--texts", "40",
+                         "--threads", "1", "--rounds", "2", "--calib-rows", "48", "--int8-samples", "80"]) == 0
+    rows = json.loads(out.with_name("fused.manifest.json").read_text())["rows"]
+    assert {(r["attention"], r["precision"]) for r in rows} == {(a, p) for a in ("plain", "fused")
+                                                              for p in ("fp32", "int8_dynamic", "int8_static")}
+    for row in rows:
+        assert row["status"] == "ok" and row["samples_per_s"] > 0 and len(row["passes"]) == 2
+        fused = row["attention"] == "fused"
+        assert row["fused_ops_per_layer"] == ([1, 1] if fused else None)
+        assert (row["ratio_to_plain"] == 1.0) != fused  # plain rows are the reference
+    table = out.read_text()
+    assert table.count("| shrunk ") == 6 and "host load" in table
+    with pytest.raises(SystemExit) as exit_info:  # not a model folder: one sentence, exit 2, nothing written
+        compare_main(["--models", str(tmp_path / "nope"), "--output", str(tmp_path / "x.md"), "--data", str(data)])
+    assert exit_info.value.code == 2 and "--models" in capsys.readouterr().err and not (tmp_path / "x.md").exists()
