@@ -120,7 +120,8 @@ def compare_fused_attention(models: list[str], output: str | os.PathLike, data: 
                 rows.append(_row(Path(model).name, attention, precision, graph, timing))
     columns = ["model", "precision", "attention", "samples_per_s", "samples_per_s_best", "ratio_to_plain", "parity",
                "fused_ops_per_layer"]
-    table = tabulate([[row.get(c) for c in columns] for row in sorted(rows, key=lambda r: (r["model"], r["precision"]))],
+    ordered = sorted(rows, key=lambda r: (r["model"], r["precision"]))
+    table = tabulate([[row.get(c) for c in columns] for row in ordered],
                      headers=columns, tablefmt="github", floatfmt=".3f")
     manifest = base_manifest("fused_attention_compare", args or {}, seed=seed, inputs={"data": data})
     manifest.update({"rows": rows, "n_texts": len(test), "batch_size": batch_size, "threads": threads,

@@ -4,8 +4,8 @@ Export uses the legacy TorchScript exporter (``torch.onnx.export(..., dynamo=Fal
 with eager attention. On torch 2.13 / transformers 5.24 both exporters reach parity (max
 |Δlogit| ~3e-6 on MiniLM), but the dynamo exporter only implements opset >= 18 (17 is
 reached by a version conversion it warns about), takes ~10x longer, and its graph ran
-~15-20 % slower in ONNX Runtime on the 2-core CPU; the legacy graph also matches the
-patterns ONNX Runtime's transformer optimizer knows.
+~15-20 % slower in ONNX Runtime on the 2-core CPU. Its attention matches no ORT fusion pattern;
+``fused_attention`` emits ORT's fused op itself (:mod:`common.onnx_attention`).
 
 Every export is checked before it is kept (optimum's ``validate_model_outputs`` idea):
 
@@ -73,7 +73,8 @@ def _use_eager_attention(model) -> str:
     return getattr(model.config, "_attn_implementation", "default")
 
 
-def torch_to_onnx(model, tokenizer, output: str | os.PathLike, opset: int = OPSET, fused_attention: bool = False) -> dict:
+def torch_to_onnx(model, tokenizer, output: str | os.PathLike, opset: int = OPSET,
+                 fused_attention: bool = False) -> dict:
     """Export ``model`` to ``output`` (fp32, dynamic batch and sequence axes). Returns export facts.
 
     ``fused_attention``: each layer's attention core becomes one ``com.microsoft::MultiHeadAttention``

@@ -24,7 +24,8 @@ from common.stage import stage_entry  # noqa: E402
 def build_parser():
     p = stage_parser(__doc__, output="the Markdown table to write, e.g. outputs/metrics/fused_attention.md")
     p.add_argument("--models", nargs="+", required=True,
-                   help="model folders (fine-tuned or shrunk), e.g. models/fine_tuned/bert_agnews models/shrunk/pruned30")
+                   help="model folders (fine-tuned or shrunk), e.g. models/fine_tuned/bert_agnews "
+                        "models/shrunk/pruned30")
     add_shared_flags(p, "data")
     p.add_argument("--texts", type=int, default=320, help="seeded test texts timed (pre-tokenized, length-sorted)")
     add_shared_flags(p, "max_len")
