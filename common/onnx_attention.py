@@ -34,7 +34,6 @@ FUSED_DOMAIN = "com.microsoft"
 FUSED_OP = "MultiHeadAttention"
 CUSTOM_OPSETS = {FUSED_DOMAIN: 1}
 log = logging.getLogger(__name__)
-_ONNX_INT32 = 6  # TensorProto.INT32
 _LAYER_IN_NAME = re.compile(r"layer\.(\d+)\b")
 
 
