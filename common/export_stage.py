@@ -28,6 +28,7 @@ class ExportConfig(StageConfig):
     mode: str = "dynamic"
     static_format: str = DEFAULT_STATIC_FORMAT
     calib_rows: int = CALIB_ROWS
+    fused_attention: bool = False
 
     def check(self) -> None:
         if self.max_len < 8:
@@ -48,5 +49,6 @@ def run(config: ExportConfig) -> int:
     export_model(config.model, config.output, data=config.data, max_len=config.max_len, int8=config.int8,
                  optimize=config.optimize, opset=config.opset, int8_samples=config.int8_samples, seed=config.seed,
                  threads=config.threads, args=config.to_dict(), mode=config.mode,
-                 static_format=config.static_format, calib_rows=config.calib_rows)
+                 static_format=config.static_format, calib_rows=config.calib_rows,
+                 fused_attention=config.fused_attention)
     return 0

@@ -4,8 +4,8 @@ Export uses the legacy TorchScript exporter (``torch.onnx.export(..., dynamo=Fal
 with eager attention. On torch 2.13 / transformers 5.24 both exporters reach parity (max
 |Δlogit| ~3e-6 on MiniLM), but the dynamo exporter only implements opset >= 18 (17 is
 reached by a version conversion it warns about), takes ~10x longer, and its graph ran
-~15-20 % slower in ONNX Runtime on the 2-core CPU; the legacy graph also matches the
-patterns ONNX Runtime's transformer optimizer knows.
+~15-20 % slower in ONNX Runtime on the 2-core CPU. Its attention matches no ORT fusion pattern;
+``fused_attention`` emits ORT's fused op itself (:mod:`common.onnx_attention`).
 
 Every export is checked before it is kept (optimum's ``validate_model_outputs`` idea):
 
@@ -18,7 +18,6 @@ A failed check raises :class:`ParityError` and nothing is written.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -31,8 +30,9 @@ import torch
 
 from common.classifier_base import Classifier
 from common.cli import UserError
-from common.onnx_models import (ACTIVATION_SCALES_KEY, META_PREFIX, ONNX_INPUTS, ONNX_OUTPUT, STATIC_SCALES,
-                                 OnnxClassifier, initializer_counts, load_onnx_tokenizer)
+from common.onnx_metadata import copy_metadata, set_metadata, stamp_graph_facts, write_metadata
+from common.onnx_models import (ACTIVATION_SCALES_KEY, ONNX_INPUTS, ONNX_OUTPUT, STATIC_SCALES, OnnxClassifier,
+                                 initializer_counts, load_onnx_tokenizer)
 # ParityError and the checks stay importable from here: the export stage's callers and tests use these names.
 from common.onnx_parity import (INT8_MIN_AGREEMENT, ParityError, check_fp32_parity,  # noqa: F401
                                 check_int8_agreement, parity_texts)
@@ -73,12 +73,26 @@ def _use_eager_attention(model) -> str:
     return getattr(model.config, "_attn_implementation", "default")
 
 
-def torch_to_onnx(model, tokenizer, output: str | os.PathLike, opset: int = OPSET) -> dict:
-    """Export ``model`` to ``output`` (fp32, dynamic batch and sequence axes). Returns export facts."""
+def torch_to_onnx(model, tokenizer, output: str | os.PathLike, opset: int = OPSET,
+                 fused_attention: bool = False) -> dict:
+    """Export ``model`` to ``output`` (fp32, dynamic batch and sequence axes). Returns export facts.
+
+    ``fused_attention``: each layer's attention core becomes one ``com.microsoft::MultiHeadAttention``
+    (:mod:`common.onnx_attention`; the model itself is not changed)."""
     if opset < 17:
         raise UserError(f"--opset {opset} is too old; use 17 or newer.")
     model = model.float().cpu().eval()
     attention = _use_eager_attention(model)
+    wrapper, extra = LogitsOnly(model), {}
+    if fused_attention:
+        from common.onnx_attention import CUSTOM_OPSETS, FUSED_DOMAIN, FUSED_OP, fused_copy
+
+        wrapper, heads = fused_copy(model)
+        extra = {"custom_opsets": CUSTOM_OPSETS}
+        attention = f"{FUSED_DOMAIN}::{FUSED_OP}"
+    # A new wrapper is in training mode, and the exporter restores that mode after tracing, recursively: the
+    # model would come back with dropout on. The wrapper is put in eval mode so the model stays in it.
+    wrapper.eval()
     # Two texts of different length, so the traced graph sees real padding.
     example = tokenizer(["a short example", "a somewhat longer example text with padding"], padding=True,
                         return_tensors="pt")
@@ -88,54 +102,13 @@ def torch_to_onnx(model, tokenizer, output: str | os.PathLike, opset: int = OPSE
     dynamic_axes[ONNX_OUTPUT] = {0: "batch"}
     start = time.perf_counter()
     with torch.no_grad():
-        torch.onnx.export(LogitsOnly(model), args, str(output), input_names=list(ONNX_INPUTS),
+        torch.onnx.export(wrapper, args, str(output), input_names=list(ONNX_INPUTS),
                           output_names=[ONNX_OUTPUT], dynamic_axes=dynamic_axes, opset_version=opset,
-                          do_constant_folding=True, dynamo=False)
-    _write_metadata(output, model.config)
-    return {"exporter": "torchscript (dynamo=False)", "opset": opset, "attention": attention,
-            "export_s": time.perf_counter() - start}
-
-
-def _write_metadata(path: str | os.PathLike, config) -> None:
-    """Label names and position limit inside the graph, so the file alone says how to feed it."""
-    set_metadata(path, {
-        "id2label": json.dumps({str(k): v for k, v in config.id2label.items()}),
-        "max_position_embeddings": str(getattr(config, "max_position_embeddings", 512)),
-    })
-
-
-def set_metadata(path: str | os.PathLike, values: dict[str, str]) -> None:
-    import onnx
-
-    model = onnx.load(str(path))
-    props = {p.key: p.value for p in model.metadata_props}
-    props.update({META_PREFIX + k: v for k, v in values.items()})
-    del model.metadata_props[:]
-    for key, value in props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(path))
-
-
-def stamp_graph_facts(path: str | os.PathLike) -> None:
-    """Parameter count and quantization in the metadata: the loader then never re-reads the weights
-    (which would add the whole graph to the benchmark's peak RSS)."""
-    counts, quantized = initializer_counts(path)
-    set_metadata(path, {"parameters": json.dumps(counts), "quantized": json.dumps(quantized)})
-
-
-def copy_metadata(source: str | os.PathLike, target: str | os.PathLike) -> None:
-    import onnx
-
-    src = onnx.load(str(source), load_external_data=False)
-    dst = onnx.load(str(target))
-    existing = {p.key for p in dst.metadata_props}
-    for prop in src.metadata_props:
-        stale = prop.key in (META_PREFIX + "parameters", META_PREFIX + "quantized")
-        if prop.key.startswith(META_PREFIX) and prop.key not in existing and not stale:
-            entry = dst.metadata_props.add()
-            entry.key, entry.value = prop.key, prop.value
-    onnx.save(dst, str(target))
+                          do_constant_folding=True, dynamo=False, **extra)
+    write_metadata(output, model.config)
+    facts = {"exporter": "torchscript (dynamo=False)", "opset": opset, "attention": attention,
+             "export_s": time.perf_counter() - start}
+    return {**facts, "heads_per_layer": heads} if fused_attention else facts
 
 
 def optimize_graph(source: str | os.PathLike, output: str | os.PathLike) -> dict:
@@ -232,7 +205,7 @@ def _reference_texts(data: str, samples: int, seed: int):
 def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data: str = "", max_len: int = 128,
                  int8: bool = False, optimize: bool = False, opset: int = OPSET, int8_samples: int = INT8_TEXTS,
                  seed: int = 42, threads: int = 0, args: dict | None = None, mode: str = "dynamic",
-                 static_format: str = "qoperator_u8", calib_rows: int = 128) -> dict:
+                 static_format: str = "qoperator_u8", calib_rows: int = 128, fused_attention: bool = False) -> dict:
     """Export (and optionally optimize and/or quantize) one model; returns the manifest.
 
     ``model_path``: a torch model folder (fine-tuned, pruned/masked or shrunk) or, with
@@ -241,6 +214,7 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
     ``.onnx`` itself moved into place. ``mode="static"`` quantizes with activation scales
     calibrated on ``calib_rows`` seeded training rows (:mod:`common.onnx_static`); such a graph
     is kept as it is when its manifest records the same run (arguments, source, calibration rows).
+    ``fused_attention``: try the fused-attention graph first (:func:`common.onnx_attention.fused_attempt`).
     """
     from common.manifest import (base_manifest, manifest_path_for, read_manifest, remove_stale_temps, sha256_path,
                                  temp_tag, write_json_atomic)
@@ -251,6 +225,9 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
     if not model_path.exists():
         raise UserError(f"--model {model_path} does not exist; build it first (see `make help`).")
     from_onnx = model_path.is_file() and model_path.suffix == ".onnx"
+    if from_onnx and fused_attention:
+        raise UserError(f"--fused-attention applies when exporting a model folder; {model_path} is already ONNX "
+                        f"(its int8 graph keeps the attention its fp32 export has).")
     if from_onnx and not int8:
         raise UserError(f"--model {model_path} is already ONNX; pass --int8 to quantize it, or give a model folder.")
     if not from_onnx and not (model_path / "config.json").is_file():
@@ -283,6 +260,7 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
             manifest["export"] = (source_manifest or {}).get("export")
             manifest["opset"] = (source_manifest or {}).get("opset", _opset_of(model_path))
             manifest["source_parity_fp32"] = (source_manifest or {}).get("parity", {}).get("fp32")
+            manifest["fused_attention"] = (source_manifest or {}).get("fused_attention", {"requested": False})
         else:
             from common.modeling import load_model_folder
 
@@ -291,14 +269,28 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
             fp32_path = tmp / "fp32.onnx"
             manifest["pruning"] = None if spec is None else ("shrunk" if spec.shrunk else "masked")
             log.info("exporting %s (%s) to ONNX opset %d", model_path, manifest["pruning"] or "full", opset)
-            manifest["export"] = torch_to_onnx(model, tokenizer, fp32_path, opset=opset)
             manifest["opset"] = opset
             reference = _torch_reference(model, tokenizer, max_len)
-            candidate = OnnxClassifier(fp32_path, tokenizer, device="cpu", threads=threads, max_len=max_len)
-            texts = parity_texts(test.texts)
-            manifest["parity"] = {"fp32": check_fp32_parity(reference, candidate, texts)}
-            manifest["parity"]["fp32_argmax_agreement"] = check_int8_agreement(
-                reference, candidate, test.texts, test.labels, min_agreement=INT8_MIN_AGREEMENT, what="the fp32 ONNX export")
+
+            def export_checked(fused: bool) -> tuple[dict, dict]:
+                # The plain call keeps the signature older callers (and tests' stand-ins) know.
+                facts = torch_to_onnx(model, tokenizer, fp32_path, opset=opset, fused_attention=True) if fused \
+                    else torch_to_onnx(model, tokenizer, fp32_path, opset=opset)
+                candidate = OnnxClassifier(fp32_path, tokenizer, device="cpu", threads=threads, max_len=max_len)
+                parity = {"fp32": check_fp32_parity(reference, candidate, parity_texts(test.texts))}
+                parity["fp32_argmax_agreement"] = check_int8_agreement(
+                    reference, candidate, test.texts, test.labels, min_agreement=INT8_MIN_AGREEMENT,
+                    what="the fp32 ONNX export")
+                return facts, parity
+
+            fused = {"requested": fused_attention}
+            if fused_attention:
+                from common.onnx_attention import fused_attempt
+
+                fused, exported = fused_attempt(export_checked, fp32_path, config.num_hidden_layers)
+            manifest["export"], manifest["parity"] = exported if fused.get("outcome") == "applied" \
+                else export_checked(False)
+            manifest["fused_attention"] = fused
         final_path = fp32_path
         manifest["optimizer"] = {"requested": optimize}
         if optimize:
@@ -341,6 +333,11 @@ def export_model(model_path: str | os.PathLike, output: str | os.PathLike, data:
                 manifest["parity"]["int8"]["note"] = (f"only {len(test)} test texts available "
                                                       f"(fewer than {INT8_TEXTS})")
             final_path = int8_path
+        if manifest["fused_attention"].get("outcome") == "applied":  # what the written graph holds, int8 included
+            from common.onnx_attention import fused_ops_per_layer
+
+            manifest["fused_attention"]["fused_ops_per_layer"] = fused_ops_per_layer(final_path,
+                                                                                     config.num_hidden_layers)
         stamp_graph_facts(final_path)
         manifest["parameters"] = initializer_counts(final_path)[0]
         manifest["sha256"] = sha256_path(final_path)

@@ -49,6 +49,9 @@ def build_parser():
                         "qoperator_u8 was the fastest measured here")
     p.add_argument("--calib-rows", type=int, default=CALIB_ROWS,
                    help="--mode static: training rows (seeded by --seed, never test rows) that calibrate the scales")
+    p.add_argument("--fused-attention", action="store_true",
+                   help="each layer's attention as ONNX Runtime's fused MultiHeadAttention op (own head count per "
+                        "layer); kept only if it passes the same parity checks, else the plain graph and the reason")
     return p
 
 
