@@ -145,24 +145,25 @@ def quantize_int8(source: str | os.PathLike, output: str | os.PathLike,
 
 def quantize_with_fallback(quantize: Callable[..., dict], source: Path, output: Path, reference: Classifier,
                            load: Callable[[Path], Classifier], test) -> tuple[dict, dict]:
-    """The int8 parity rule, whatever the quantizer: try each op set of ``INT8_OP_TYPE_CHOICES`` in turn and
-    keep the first whose argmax agrees with the fp32 ``reference`` on >= ``INT8_MIN_AGREEMENT`` of the held-out
-    ``test`` rows; every attempt is recorded. Returns (quantization settings + attempts, agreement); raises
-    :class:`ParityError` when none passes."""
+    """The int8 parity rule, whatever the quantizer: try each of its ``choices`` (dynamic: the op sets of
+    ``INT8_OP_TYPE_CHOICES``; static: :data:`common.onnx_static.STATIC_PLANS`) in turn and keep the first whose
+    argmax agrees with the fp32 ``reference`` on >= ``INT8_MIN_AGREEMENT`` of the held-out ``test`` rows; every
+    attempt is recorded. Returns (quantization settings + attempts, agreement); raises :class:`ParityError`
+    when none passes."""
+    choices = getattr(quantize, "choices", INT8_OP_TYPE_CHOICES)
     attempts = []
-    for i, op_types in enumerate(INT8_OP_TYPE_CHOICES):
-        settings = quantize(source, output, op_types)
+    for i, choice in enumerate(choices):
+        label = {"op_types": list(choice)} if isinstance(choice, tuple) else {"plan": choice}
+        settings = quantize(source, output, choice)
         try:
             agreement = check_int8_agreement(reference, load(output), test.texts, test.labels)
         except ParityError as exc:
-            attempts.append({"op_types": list(op_types), "outcome": str(exc)})
-            if i == len(INT8_OP_TYPE_CHOICES) - 1:
+            attempts.append({**label, "outcome": str(exc)})
+            if i == len(choices) - 1:
                 raise
-            log.warning("int8 with op types %s fails the agreement check; retrying with %s",
-                        list(op_types), list(INT8_OP_TYPE_CHOICES[i + 1]))
+            log.warning("int8 with %s fails the agreement check; retrying with %s", choice, choices[i + 1])
             continue
-        attempts.append({"op_types": list(op_types), "outcome": "passed",
-                         "argmax_agreement": agreement["argmax_agreement"]})
+        attempts.append({**label, "outcome": "passed", "argmax_agreement": agreement["argmax_agreement"]})
         return {**settings, "attempts": attempts}, agreement
     raise AssertionError("unreachable: the last failed attempt re-raises")  # pragma: no cover
 

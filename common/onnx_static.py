@@ -11,6 +11,16 @@ time: a text then gets the same prediction alone or in any batch.
   positions produce at inference time.
 * The graph is pre-processed first (``quant_pre_process``); symbolic shape inference fails on these graphs,
   so it is skipped (ONNX shape inference and the graph optimizer still run).
+* **What is quantized** (:data:`STATIC_PLANS`, tried in order under the int8 parity rule: the first that keeps
+  >= 99 % argmax agreement with fp32 wins and every attempt is recorded): MatMuls and embedding Gathers that
+  hold a weight, never the activation-by-activation MatMuls of attention (scores, context), whose fixed scales
+  cost the most; then the same with each layer's FFN output projection in fp32 (the MatMul after GELU, whose
+  input range is dominated by a few outliers, so one fixed u8 scale leaves the bulk of its values a handful
+  of levels); then that without the Gathers. Measured on the fine-tuned MiniLM (AG News, 500 test texts, 128
+  calibration rows, QOperator u8, MinMax): every MatMul 97.2 %; weight MatMuls 98.2 % (512 calibration rows:
+  97.8 %); weight MatMuls + Gathers 97.4 %; FFN outputs in fp32: 99.0 % with the Gathers (32.5 MB), 99.2 %
+  without (66.6 MB); dynamic int8 99.2 % (22 MB). Percentile calibration cannot run on length-sorted batches
+  of different lengths (its histogram needs one shape).
 
 The stage that uses this (parity check, fallback, manifest, graph metadata, atomic write) is
 :func:`common.onnx_export.export_model`.
@@ -20,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -118,26 +129,61 @@ def preprocess(source: str | os.PathLike, output: str | os.PathLike) -> None:
     quant_pre_process(str(source), str(output), skip_symbolic_shape=True)
 
 
+# The plans, tried in order: (name, op types quantized where they hold a weight initializer, FFN output
+# projections kept in fp32). Gather is the embedding tables' lookup (most of a small BERT's bytes).
+WEIGHT_MATMULS = "weights"
+FFN_OUTPUT_FP32 = "weights_ffn_output_fp32"
+MATMULS_ONLY = "matmul_weights_ffn_output_fp32"
+_PLANS = {WEIGHT_MATMULS: (("MatMul", "Gather"), False), FFN_OUTPUT_FP32: (("MatMul", "Gather"), True),
+          MATMULS_ONLY: (("MatMul",), True)}
+STATIC_PLANS = tuple(_PLANS)
+# A layer's FFN output projection, as the exporter names it (transformers' module path: layer.N.output.dense;
+# the attention block's own output.dense sits under .attention.)
+_FFN_OUTPUT = re.compile(r"layer\.\d+/output/dense/MatMul")
+
+
+def nodes_for_plan(graph, plan: str) -> tuple[list[str], list[str]]:
+    """(op types, node names) ``plan`` quantizes: nodes of those types with a weight initializer, minus each
+    layer's FFN output projection where the plan keeps them in fp32."""
+    if plan not in _PLANS:
+        raise ValueError(f"unknown static int8 plan {plan!r}")
+    op_types, ffn_output_fp32 = _PLANS[plan]
+    weights = {init.name for init in graph.initializer}
+    chosen = [n.name for n in graph.node if n.op_type in op_types and any(i in weights for i in n.input)]
+    if ffn_output_fp32:
+        chosen = [name for name in chosen if not _FFN_OUTPUT.search(name)]
+    return list(op_types), chosen
+
+
 @dataclass(frozen=True)
 class StaticQuantizer:
-    """``quantize(source, output, op_types) -> settings``, as :func:`common.onnx_export.quantize_int8`."""
+    """``quantize(source, output, plan) -> settings``; ``choices`` are the plans the parity rule tries in turn
+    (:func:`common.onnx_export.quantize_with_fallback`)."""
 
     feeds: tuple
     static_format: str = DEFAULT_STATIC_FORMAT
+    choices: tuple = STATIC_PLANS
 
-    def __call__(self, source: str | os.PathLike, output: str | os.PathLike, op_types: Sequence[str]) -> dict:
+    def __call__(self, source: str | os.PathLike, output: str | os.PathLike, plan: str) -> dict:
+        import onnx
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
         quant_format, activation_type = check_static_format(self.static_format)
+        graph = onnx.load(str(source), load_external_data=False).graph
+        op_types, nodes = nodes_for_plan(graph, plan)
+        matmul_names = [n.name for n in graph.node if n.op_type == "MatMul"]
+        matmuls = len(matmul_names)
         with quiet_quantizer():
             quantize_static(str(source), str(output), FeedReader(self.feeds), quant_format=QuantFormat[quant_format],
-                            op_types_to_quantize=list(op_types), per_channel=True, reduce_range=False,
-                            activation_type=QuantType[activation_type], weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
+                            op_types_to_quantize=op_types, nodes_to_quantize=nodes, per_channel=True,
+                            reduce_range=False, activation_type=QuantType[activation_type],
+                            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
         return {"method": "onnxruntime.quantization.quantize_static", "static_format": self.static_format,
                 "quant_format": quant_format, "activation_type": activation_type, "weight_type": "QInt8",
-                "per_channel": True, "reduce_range": False, "calibrate_method": "MinMax",
-                "op_types": list(op_types), "preprocessed": "quant_pre_process(skip_symbolic_shape=True)"}
+                "per_channel": True, "reduce_range": False, "calibrate_method": "MinMax", "plan": plan,
+                "op_types": op_types, "nodes_quantized": len(nodes),
+                "matmuls_in_fp32": matmuls - sum(name in set(nodes) for name in matmul_names),
+                "preprocessed": "quant_pre_process(skip_symbolic_shape=True)"}
 
 
 def calibration_record(split, data: str, rows: int, seed: int, max_len: int) -> dict:

@@ -62,8 +62,12 @@ def test_static_graph_agrees_with_fp32_and_its_manifest_says_how_it_was_built(gr
     parity = manifest["parity"]["int8"]
     attempts = manifest["quantization"]["attempts"]
     assert parity["passed"] and parity["argmax_agreement"] >= 0.99 and parity["n_texts"] == 80
-    assert attempts[-1]["outcome"] == "passed" and attempts[-1]["op_types"] == manifest["quantization"]["op_types"]
+    assert attempts[-1]["outcome"] == "passed" and attempts[-1]["plan"] == manifest["quantization"]["plan"]
     quant = manifest["quantization"]
+    # Only MatMuls with weights are quantized: attention's activation-by-activation MatMuls (2 per layer) stay fp32.
+    graph = onnx.load(str(graphs["static"])).graph
+    layers = len({n.name.split("/layer.")[1].split("/")[0] for n in graph.node if "/layer." in n.name})
+    assert quant["matmuls_in_fp32"] >= 2 * layers and sum(n.op_type == "MatMul" for n in graph.node) >= 2 * layers
     assert quant["method"].endswith("quantize_static") and quant["quant_format"] == "QOperator"
     assert quant["activation_type"] == "QUInt8" and quant["weight_type"] == "QInt8" and quant["per_channel"]
     assert "skip_symbolic_shape=True" in quant["preprocessed"]
@@ -231,3 +235,62 @@ def test_feed_reader_reads_every_feed_once_and_rewinds():
     assert [f["input_ids"][0, 0] for f in first[:3]] == [0, 1, 2] and first[3] is None
     reader.rewind()
     assert reader.get_next()["input_ids"][0, 0] == 0
+
+
+def test_plans_quantize_weight_matmuls_and_the_fallback_keeps_ffn_outputs_in_fp32(graphs):
+    from common.onnx_static import FFN_OUTPUT_FP32, MATMULS_ONLY, STATIC_PLANS, WEIGHT_MATMULS, nodes_for_plan
+
+    assert STATIC_PLANS == (WEIGHT_MATMULS, FFN_OUTPUT_FP32, MATMULS_ONLY)
+    graph = onnx.load(str(graphs["fp32"])).graph
+    matmuls = [n for n in graph.node if n.op_type == "MatMul"]
+    weights = {i.name for i in graph.initializer}
+    (types, first), (_, fallback) = nodes_for_plan(graph, WEIGHT_MATMULS), nodes_for_plan(graph, FFN_OUTPUT_FP32)
+    gathers = {n.name for n in graph.node if n.op_type == "Gather" and any(i in weights for i in n.input)}
+    # never an activation-by-activation MatMul (attention scores and context)
+    assert types == ["MatMul", "Gather"] and gathers and gathers <= set(first)
+    assert set(first) - gathers == {n.name for n in matmuls if any(i in weights for i in n.input)}
+    assert len(set(first) - gathers) < len(matmuls)
+    last_types, last = nodes_for_plan(graph, MATMULS_ONLY)
+    assert last_types == ["MatMul"] and set(last) == set(fallback) - gathers
+    ffn_out = set(first) - set(fallback)
+    layers = {n.name.split("/layer.")[1].split("/")[0] for n in matmuls if "/layer." in n.name}
+    assert len(ffn_out) == len(layers) and all("/output/dense/" in n and "attention" not in n for n in ffn_out)
+    with pytest.raises(ValueError):
+        nodes_for_plan(graph, "everything")
+
+
+def test_a_plan_failing_the_parity_rule_falls_back_to_the_next_and_both_are_recorded(graphs, tmp_path):
+    """Planted failure: the first plan writes the reference's graph with negated logits (it cannot agree); the
+    rule records that attempt and keeps the second plan's graph."""
+    from common.data import load_split
+    from common.onnx_export import quantize_with_fallback
+    from common.onnx_static import WEIGHT_MATMULS
+
+    class Ladder:
+        choices = ("planted_wrong", WEIGHT_MATMULS)
+
+        def __call__(self, source, output, plan):
+            if plan != "planted_wrong":
+                shutil.copy(graphs["static"], output)
+                return {"plan": plan}
+            # the reference's graph with its logits negated: every argmax moves to the argmin
+            model = onnx.load(str(graphs["fp32"]))
+            name = model.graph.output[0].name
+            for node in model.graph.node:
+                node.output[:] = [f"{name}_pre" if o == name else o for o in node.output]
+            model.graph.node.append(onnx.helper.make_node("Neg", [f"{name}_pre"], [name]))
+            onnx.save(model, str(output))
+            return {"plan": plan}
+
+    def load(path):
+        return load_classifier(path, device="cpu")
+
+    test = load_split(graphs["data"], "test")
+    for sidecar in graphs["fp32"].parent.iterdir():  # config.json and the tokenizer the loader reads
+        if sidecar.suffix != ".onnx" and not sidecar.name.endswith("manifest.json") and sidecar.is_file():
+            shutil.copy(sidecar, tmp_path / sidecar.name)
+    settings, agreement = quantize_with_fallback(Ladder(), graphs["fp32"], tmp_path / "int8.onnx",
+                                                 load(graphs["fp32"]), load, test)
+    assert [a["plan"] for a in settings["attempts"]] == ["planted_wrong", WEIGHT_MATMULS]
+    assert settings["attempts"][0]["outcome"] != "passed" and "argmax_agreement" not in settings["attempts"][0]
+    assert settings["attempts"][1]["outcome"] == "passed" and agreement["argmax_agreement"] >= 0.99
