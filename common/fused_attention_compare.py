@@ -94,11 +94,10 @@ def compare_fused_attention(models: list[str], output: str | os.PathLike, data: 
                             int8_samples: int, static_format: str = DEFAULT_STATIC_FORMAT,
                             args: dict | None = None) -> dict:
     """Build, check and time plain vs fused graphs of each of ``models``; write ``output`` (.md) + manifest."""
-    from tabulate import tabulate
     from tqdm import tqdm
 
     from common.data import load_test_split
-    from common.manifest import base_manifest, manifest_path_for, write_json_atomic, write_text_atomic
+    from common.manifest import base_manifest, write_table_report
 
     output = Path(output)
     if output.suffix != ".md":
@@ -121,16 +120,14 @@ def compare_fused_attention(models: list[str], output: str | os.PathLike, data: 
     columns = ["model", "precision", "attention", "samples_per_s", "samples_per_s_best", "ratio_to_plain", "parity",
                "fused_ops_per_layer"]
     ordered = sorted(rows, key=lambda r: (r["model"], r["precision"]))
-    table = tabulate([[row.get(c) for c in columns] for row in ordered],
-                     headers=columns, tablefmt="github", floatfmt=".3f")
     manifest = base_manifest("fused_attention_compare", args or {}, seed=seed, inputs={"data": data})
     manifest.update({"rows": rows, "n_texts": len(test), "batch_size": batch_size, "threads": threads,
                      "rounds": rounds, "host_load_1min_before": load_before, "host_load_1min_after": os.getloadavg()[0],
                      "cpu_count": os.cpu_count(), "wall_s": time.perf_counter() - started})
-    write_json_atomic(manifest_path_for(output), manifest)
-    write_text_atomic(output, f"# Plain vs fused attention\n\n{len(test)} test texts, batch size {batch_size}, "
-                              f"{threads or 'all'} threads, median of {rounds} passes timed in turns; host load "
-                              f"{load_before:.2f} before, {manifest['host_load_1min_after']:.2f} after.\n\n{table}\n")
+    table = write_table_report(output, f"# Plain vs fused attention\n\n{len(test)} test texts, batch size "
+                                       f"{batch_size}, {threads or 'all'} threads, median of {rounds} passes timed in "
+                                       f"turns; host load {load_before:.2f} before, "
+                                       f"{manifest['host_load_1min_after']:.2f} after.", ordered, columns, manifest)
     log.info("wrote %s\n%s", output, table)
     return manifest
 

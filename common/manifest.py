@@ -225,6 +225,19 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return _write_atomic(path, lambda fh: fh.write(text))
 
 
+def write_table_report(output: str | os.PathLike, heading: str, rows: list[dict], columns: list[str],
+                       manifest: dict) -> str:
+    """A measuring tool's outputs: ``manifest`` beside ``output``, then ``output`` (Markdown: the heading
+    paragraph and ``rows`` as a table of ``columns``). Returns the table."""
+    from tabulate import tabulate
+
+    table = tabulate([[row.get(c) for c in columns] for row in rows], headers=columns, tablefmt="github",
+                     floatfmt=".3f")
+    write_json_atomic(manifest_path_for(output), manifest)
+    write_text_atomic(output, f"{heading}\n\n{table}\n")
+    return table
+
+
 def read_manifest(artefact_or_manifest: str | os.PathLike) -> dict[str, Any] | None:
     path = Path(artefact_or_manifest)
     if path.suffix != ".json":

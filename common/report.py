@@ -30,7 +30,7 @@ from common.manifest import base_manifest, library_versions, manifest_path_for, 
 from common.report_inputs import (load_benchmark_summary, load_deletion, load_pos, load_similarity,
                                   load_similarity_floor, load_variant_metrics, records_beside_summary)
 from common.report_pick import ACCURACY_TOLERANCE_PT, candidates, latency_pick, recommend, variant_table
-from common.schema import DELETION_COLUMNS, DELETION_CSV, PEER_CONFIG, POS_CSV, SUMMARY_CSV, SUMMARY_VARIANT
+from common.schema import DELETION_COLUMNS, DELETION_CSV, PEER_CONFIG, POS_CSV, SUMMARY_CSV
 from common.verdict import DRIFTED, EQUIVALENT
 
 # The shipping rule and the table, and the deletion CSV's columns, are importable from here too.

@@ -21,18 +21,26 @@ from common.schema import (DELETION_COLUMNS, DELETION_CSV, DELETION_GATE, POS_CO
                            RECORD_VARIANT, SUMMARY_VARIANT)
 
 
+def read_json_object(path: Path, what: str, how: str) -> dict:
+    """``path``'s JSON object, or one sentence naming the file (``what`` it is) and ``how`` to fix it."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} ({what}) does not exist; {how}.") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path} ({what}) is not readable JSON ({exc}); {how}.") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} ({what}) is not a JSON object; {how}.")
+    return data
+
+
 def load_variant_metrics(paths: Iterable[Path]) -> dict[str, dict]:
     """variant -> its metrics record, for exactly the files given, in path order. A record without accuracy
     (a variant the benchmark could not run) is left out; a file that is missing or not JSON is an error."""
     out = {}
     for path in sorted(Path(p) for p in paths):
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise UserError(f"{path} does not exist; build it with `make {path}` (or drop it from --metrics).") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"{path} is not a readable metrics JSON ({exc}); rebuild it with `make {path}`.") from None
-        if isinstance(data, dict) and RECORD_VARIANT in data and RECORD_ACCURACY in data:
+        data = read_json_object(path, "a metrics record", f"build it with `make {path}` (or drop it from --metrics)")
+        if RECORD_VARIANT in data and RECORD_ACCURACY in data:
             out[data[RECORD_VARIANT]] = data
     return out
 

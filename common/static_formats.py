@@ -39,11 +39,10 @@ def compare_static_formats(model: str | os.PathLike, output: str | os.PathLike, 
                            calib_rows: int, texts: int, max_len: int, batch_size: int, threads: int, seed: int,
                            args: dict | None = None) -> dict:
     """Build and measure each static format of the fp32 graph ``model``; write ``output`` (.md) + manifest."""
-    from tabulate import tabulate
     from tqdm import tqdm
 
     from common.data import load_test_split
-    from common.manifest import base_manifest, manifest_path_for, write_json_atomic, write_text_atomic
+    from common.manifest import base_manifest, write_table_report
     from common.onnx_export import ParityError, export_model
     from common.onnx_models import load_onnx
     from common.onnx_static import check_static_format
@@ -83,15 +82,12 @@ def compare_static_formats(model: str | os.PathLike, output: str | os.PathLike, 
             row["ratio_to_dynamic"] = row["throughput_samples_per_s"] / dynamic["throughput_samples_per_s"]
     columns = ["variant", "status", "throughput_samples_per_s", "ratio_to_dynamic", "accuracy",
                "agreement_with_fp32", "batch_agreement", "size_mb"]
-    table = tabulate([[row.get(c) for c in columns] for row in rows], headers=columns, tablefmt="github",
-                     floatfmt=".3f")
     manifest = base_manifest("static_int8_formats", args or {}, seed=seed, inputs={"model": model, "data": data})
     manifest.update({"rows": rows, "n_texts": len(test), "batch_size": batch_size, "calib_rows": calib_rows,
                      "host_load_1min": os.getloadavg()[0], "wall_s": time.perf_counter() - started})
-    write_json_atomic(manifest_path_for(output), manifest)
-    write_text_atomic(output, f"# Static int8 formats of `{model.name}`\n\n{len(test)} test texts, batch size "
-                              f"{batch_size}, {threads or 'all'} threads, {calib_rows} calibration rows; host load "
-                              f"{manifest['host_load_1min']:.2f} at the end.\n\n{table}\n")
+    table = write_table_report(output, f"# Static int8 formats of `{model.name}`\n\n{len(test)} test texts, batch "
+                                       f"size {batch_size}, {threads or 'all'} threads, {calib_rows} calibration rows; "
+                                       f"host load {manifest['host_load_1min']:.2f} at the end.", rows, columns, manifest)
     log.info("wrote %s\n%s", output, table)
     return manifest
 

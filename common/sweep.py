@@ -13,7 +13,6 @@ accuracy and speed alone and names the command that would decide. Nothing eligib
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from common.bench_summary import _fmt
 from common.cli import UserError
+from common.report_inputs import read_json_object
 from common.report_pick import ACCURACY_TOLERANCE_PT
 from common.schema import RECORD_ACCURACY, RECORD_STATUS, RECORD_THROUGHPUT, RECORD_VARIANT
 from common.stage import StageConfig, flag
@@ -47,23 +47,11 @@ SWEEP_COLUMNS = ["variant", "status", "quantization", "sparsity_requested_pct", 
 
 
 # ----------------------------------------------------------------------------------------------- inputs
-def _read_json(path: Path, what: str, how: str) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path} ({what}) does not exist; {how}.") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} ({what}) is not readable JSON ({exc}); {how}.") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path} ({what}) is not a JSON object; {how}.")
-    return data
-
-
 def load_records(paths: list[str]) -> dict[str, dict]:
     """variant -> its benchmark record, for exactly the files given; failed variants kept (status says why)."""
     records = {}
     for path in map(Path, paths):
-        record = _read_json(path, "a benchmark record", "run `make sweep` (one benchmark run writes every record)")
+        record = read_json_object(path, "a benchmark record", "run `make sweep` (one benchmark run writes every record)")
         if RECORD_VARIANT not in record or RECORD_STATUS not in record:
             raise UserError(f"{path} lacks `{RECORD_VARIANT}`/`{RECORD_STATUS}`: it is not a benchmark record; "
                             "run `make sweep` to rewrite it.")
@@ -81,7 +69,7 @@ def load_pruning(paths: list[str]) -> dict[int, dict]:
     """requested percentage -> what the sweep shows of that pruning run (its manifest)."""
     out = {}
     for path in map(Path, paths):
-        manifest = _read_json(path, "a pruning manifest", f"build it with `make {path}`")
+        manifest = read_json_object(path, "a pruning manifest", f"build it with `make {path}`")
         try:
             pct = int(round(float(manifest["sparsity_requested_pct"])))
             out[pct] = {
@@ -103,7 +91,7 @@ def load_peer(path: str) -> dict | None:
     """The Optimum peer's record (ok, skipped or failed); None when no --peer-record was given."""
     if not path:
         return None
-    return _read_json(Path(path), "the Optimum peer's record", "run `make sweep` (the benchmark run writes it)")
+    return read_json_object(Path(path), "the Optimum peer's record", "run `make sweep` (the benchmark run writes it)")
 
 
 def load_verdicts(reports_dir: str) -> tuple[dict, dict]:

@@ -96,7 +96,7 @@ def test_a_record_the_report_is_given_must_exist_and_a_summary_must_name_its_var
     with pytest.raises(SystemExit) as exc:
         main(base + ["--metrics", str(metrics / "pruned20.bench.json")])
     assert exc.value.code == 2 and not out.exists()
-    assert "pruned20.bench.json does not exist" in capsys.readouterr().err
+    assert "pruned20.bench.json (a metrics record) does not exist" in capsys.readouterr().err
     # a summary.csv without the producer's variant column is refused, not guessed at
     (metrics / "summary.csv").write_text("name,throughput_ratio\nbase,1.0\n")
     with pytest.raises(SystemExit) as exc:
