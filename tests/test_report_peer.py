@@ -5,6 +5,7 @@ import pandas as pd
 
 from common.report import peer_paragraph
 from common.report_pick import latency_pick, recommend, variant_table
+from tests.test_bench_peer import PEER_PYTHON, _bench, needs_peer_venv
 from tests.test_report import METRICS, _deletions, _lime, _similarity
 
 PEER_ROW = {"variant": "optimum_int8", "status": "ok", "accuracy": 0.899, "throughput_samples_per_s": 200.0,
@@ -63,3 +64,24 @@ def test_the_latency_pick_applies_the_same_gates_to_batch_one_p50():
     frame, _ = variant_table(metrics, _summary(), {k: _lime("drifted") for k in _similarity()}, {},
                              deletion=_deletions())
     assert "keep `base`" in latency_pick(frame)
+
+
+@needs_peer_venv
+def test_the_report_reads_a_real_benchmark_with_the_peer(tiny_bert, toy_data, tmp_path):
+    """The benchmark's own summary.csv and records (tiny model, Optimum peer built and measured) into the report."""
+    import json
+
+    from common.report import build_report
+
+    out = _bench(tmp_path, tiny_bert, toy_data, "--peer-python", str(PEER_PYTHON), "--peer-cache",
+                 str(tmp_path / "optimum_peer"))
+    peer = json.loads((out / "optimum_int8.bench.json").read_text())
+    report = tmp_path / "reports" / "report.md"
+    text = build_report(tmp_path, tmp_path / "models", report, "SEED=42", metrics=[out / "base.bench.json"])
+    pick = text.split("## Which variant should I ship?")[1].split("## Every variant")[0]
+    assert f"({peer['peer_config']})" in pick.replace("`", "")
+    assert f"{peer['throughput_samples_per_s']:.1f} samples/s at batch 32" in pick
+    assert "No compressed variant stays within 1 pt" in pick  # base alone: nothing to pick, nothing invented
+    row = next(line for line in text.splitlines() if line.startswith("| base "))
+    base = json.loads((out / "base.bench.json").read_text())
+    assert f"{base['throughput_samples_per_s'] / peer['throughput_samples_per_s']:.3f}" in row  # x peer
