@@ -86,11 +86,15 @@ def agreement_indices(n: int, rows: int, seed: int) -> list[int]:
 def batch_vs_single(run, ids: list, batch_size: int, pad_id: int) -> dict:
     """Argmax of every row in length-sorted batches of ``batch_size`` and one row at a time, and how often
     they differ (dynamic int8's activation scales depend on the batch mates)."""
-    batched = logits_in_order(run, ids, batch_size, pad_id).argmax(axis=1)
-    single = logits_in_order(run, ids, 1, pad_id).argmax(axis=1)
+    return agreement_summary(logits_in_order(run, ids, batch_size, pad_id).argmax(axis=1),
+                             logits_in_order(run, ids, 1, pad_id).argmax(axis=1), batch_size)
+
+
+def agreement_summary(batched: np.ndarray, single: np.ndarray, batch_size: int) -> dict:
+    """The batch agreement record from the two argmax arrays (our variants' and the peer's alike)."""
     flips = int((batched != single).sum())
-    return {"batch_agreement": float((batched == single).mean()) if len(ids) else None,
-            "batch_agreement_flips": flips, "batch_agreement_n": len(ids), "batch_agreement_batch_size": batch_size}
+    return {"batch_agreement": float((batched == single).mean()) if len(batched) else None,
+            "batch_agreement_flips": flips, "batch_agreement_n": len(batched), "batch_agreement_batch_size": batch_size}
 
 
 def throughput(run, ids: list, batch_size: int, pad_id: int, repeats: int = THROUGHPUT_REPEATS) -> dict:

@@ -123,9 +123,9 @@ def batch_agreement(clf, texts: list[str], batch_size: int) -> dict:
     batched = clf.predict_logits(texts, batch_size=batch_size).argmax(axis=1)
     single = np.array([clf.predict_logits([text], batch_size=1)[0].argmax()
                        for text in tqdm(texts, desc="one-by-one", unit="text", leave=False)], dtype=batched.dtype)
-    flips = int((batched != single).sum())
-    return {BATCH_AGREEMENT: float((batched == single).mean()) if texts else None, "batch_agreement_flips": flips,
-            "batch_agreement_n": len(texts), "batch_agreement_batch_size": batch_size}
+    from common.bench_timing import agreement_summary
+
+    return agreement_summary(batched, single, batch_size)
 
 
 def agreement_texts(texts: list[str], rows: int, seed: int) -> list[str]:

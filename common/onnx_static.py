@@ -172,7 +172,6 @@ class StaticQuantizer:
         graph = onnx.load(str(source), load_external_data=False).graph
         op_types, nodes = nodes_for_plan(graph, plan)
         matmul_names = [n.name for n in graph.node if n.op_type == "MatMul"]
-        matmuls = len(matmul_names)
         with quiet_quantizer():
             quantize_static(str(source), str(output), FeedReader(self.feeds), quant_format=QuantFormat[quant_format],
                             op_types_to_quantize=op_types, nodes_to_quantize=nodes, per_channel=True,
@@ -182,7 +181,7 @@ class StaticQuantizer:
                 "quant_format": quant_format, "activation_type": activation_type, "weight_type": "QInt8",
                 "per_channel": True, "reduce_range": False, "calibrate_method": "MinMax", "plan": plan,
                 "op_types": op_types, "nodes_quantized": len(nodes),
-                "matmuls_in_fp32": matmuls - sum(name in set(nodes) for name in matmul_names),
+                "matmuls_in_fp32": len(set(matmul_names) - set(nodes)),
                 "preprocessed": "quant_pre_process(skip_symbolic_shape=True)"}
 
 

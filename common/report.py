@@ -184,10 +184,9 @@ REPORT_HEADERS = {
 def peer_paragraph(summary: pd.DataFrame | None, frame: pd.DataFrame) -> str:
     """The speed claim against what a user would pick instead: Optimum's int8 for this CPU, measured in the same
     benchmark run (its row in summary.csv has ``peer_config``), and the fastest variant within 1 pt against it."""
-    if summary is None or PEER_CONFIG not in summary:
-        return "_Optimum's int8 peer is not in this benchmark (`make bench` with `.venv-interop` measures it)._"
-    peers = summary[summary[PEER_CONFIG].notna() & (summary[PEER_CONFIG].astype(str) != "")]
-    if peers.empty:
+    peers = None if summary is None or PEER_CONFIG not in summary else \
+        summary[summary[PEER_CONFIG].notna() & (summary[PEER_CONFIG].astype(str) != "")]
+    if peers is None or peers.empty:
         return "_Optimum's int8 peer is not in this benchmark (`make bench` with `.venv-interop` measures it)._"
     peer = peers.iloc[0]
     if str(peer.get("status")) != "ok":
