@@ -123,6 +123,15 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
                      f"{best['throughput_samples_per_s']:.1f} samples/s = {best['throughput_ratio']:.2f}x the baseline.")
     else:
         lines.append(f"No variant is within 1.0 pt of `{context['baseline']}` (or the baseline failed).")
+    runs = context.get("baseline_speed_runs")
+    if runs and len(runs["throughput_samples_per_s"]) > 1:
+        speeds = runs["throughput_samples_per_s"]
+        spread = max(speeds) / min(speeds) - 1
+        lines += ["", f"The baseline's speed was measured at the start and again at the end of the run "
+                      f"({' and '.join(f'{x:.1f}' for x in speeds)} samples/s); every ratio uses the faster one, so a "
+                      f"slow baseline measurement cannot inflate them."
+                      + (f" The two differ by {spread:.0%}: the host's speed varied during the run, so read "
+                         f"ratios below ~{1 + spread:.2f}x as noise." if spread > 0.10 else "")]
     loads = [x for x in context.get("loads", []) if x is not None]
     if loads and max(loads) > 1.5 * context["threads"]:
         lines += ["", f"Note: the host's 1-minute load average reached {max(loads):.1f} on {context['threads']} "
