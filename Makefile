@@ -24,6 +24,7 @@ STATIC_FORMAT ?= qoperator_u8## static int8: qoperator_u8 (fastest measured here
 TEST_SAMPLES ?= 0## evaluate on a stratified test subset (0 = the full test split)
 THREADS ?= 0## CPU threads for inference and benchmarks (0 = all cores)
 OPTIMUM_PEER ?= auto## `make bench` peer row, Optimum's int8 for this CPU: auto (when .venv-interop exists) | 1 (build the venv first) | 0 (skip)
+HALF_ON_CPU ?= 0## 1: `make bench` measures base_fp16/base_bf16 on a CPU without native fp16/bf16 too (default: skipped there with the reason; torch emulates them at ~0.15x fp32)
 LIME_INSTANCES ?= 100## test instances explained per variant
 LIME_SAMPLES ?= 1000## LIME perturbation samples per explanation
 LIME_VIA_ONNX ?= 1## 1: explain fp32 pruned variants through their parity-checked ONNX export (same function, faster); 0: through torch
@@ -53,7 +54,7 @@ export NLTK_DATA
 shell_quote = '$(subst ','\'',$(1))'
 INTEGER_KNOBS := SEED TRAIN_SAMPLES MAX_LEN PRUNE_PCTS SAVE_STEPS TEST_SAMPLES THREADS LIME_INSTANCES LIME_SAMPLES \
   LIME_VIA_ONNX LIME_SAMPLE_CURVE LIME_CURVE_INSTANCES SP_SAMPLE_SIZE SP_EXPLANATIONS SP_FEATURES MLP_EXPLAINED MLP_SEEDS \
-  CONTROL CONTROL_SEED CALIB_ROWS SWEEP_PCTS
+  CONTROL CONTROL_SEED CALIB_ROWS SWEEP_PCTS HALF_ON_CPU
 NUMBER_KNOBS := EPOCHS PRUNE_EPOCHS MLP_LAMBDA MLP_LAMBDAS
 WORD_KNOBS := DEVICE DISTILL STATIC_FORMAT OPTIMUM_PEER
 DIGITS := 0 1 2 3 4 5 6 7 8 9
@@ -273,11 +274,13 @@ BENCH_RECORDS := $(addprefix outputs/metrics/,$(addsuffix .bench.json,$(BENCH_VA
 INTEROP_VENV := .venv-interop
 PEER_VENV := $(if $(filter 1,$(OPTIMUM_PEER)),$(INTEROP_VENV)/.installed,$(if $(filter auto,$(OPTIMUM_PEER)),$(wildcard $(INTEROP_VENV)/.installed)))
 PEER_KNOBS := $(call knob_stamp,peer,OPTIMUM_PEER=$(OPTIMUM_PEER) PEER_VENV=$(PEER_VENV))
+HALF_KNOBS := $(call knob_stamp,half,HALF_ON_CPU=$(HALF_ON_CPU))
 # $(call bench_run,VARIANTS): one benchmark run of VARIANTS into the target's folder (`make bench`, `make sweep`)
 bench_run = $(PY) inference.run_onnx_benchmark --output-dir $(@D) --record-suffix .bench.json $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) \
 	  --device $(DEVICE) --threads $(THREADS) --baseline base $(if $(PEER_VENV),--peer-python $(INTEROP_VENV)/bin/python --peer-cache outputs/optimum_peer) \
+	  $(if $(filter 1,$(HALF_ON_CPU)),--half-on-cpu) \
 	  $(foreach v,$(1),--variant $(v)=$(call model_path,$(v)))
-outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py tools/optimum_peer.py $(BENCH_SRC) $(PEER_VENV) $(EVAL_KNOBS) $(LIST_KNOBS) $(PEER_KNOBS) | outputs/metrics
+outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py tools/optimum_peer.py $(BENCH_SRC) $(PEER_VENV) $(EVAL_KNOBS) $(LIST_KNOBS) $(PEER_KNOBS) $(HALF_KNOBS) | outputs/metrics
 	$(call bench_run,$(BENCH_VARIANTS))
 # written before the CSV, by the same command (the peer's record too, saying why when it was skipped)
 outputs/metrics/summary.md outputs/metrics/pareto.png $(BENCH_RECORDS) outputs/metrics/optimum_int8.bench.json: outputs/metrics/summary.csv ;

@@ -137,9 +137,13 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
         lines += ["", f"Note: the host's 1-minute load average reached {max(loads):.1f} on {context['threads']} "
                       f"thread(s) during this run - other processes competed for the cores, so speeds are noisy "
                       f"(torch's thread pool suffers most)."]
-    failed = [r for r in rows if r["status"] != "ok"]
+    failed = [r for r in rows if is_failed(r)]
     if failed:
         lines += ["", "Failed variants:"] + [f"- `{r['variant']}`: {r['status']}" for r in failed]
+    skipped = [r for r in rows if str(r["status"]).startswith("skipped")]
+    if skipped:
+        lines += ["", "Skipped variants:"] + [f"- `{r['variant']}`: {r['status'].split(':', 1)[1].strip()}"
+                                              for r in skipped]
     reused = [r["variant"] for r in rows if str(r.get("accuracy_source", "")).startswith("reused")]
     if reused:
         lines += ["", "Accuracy reused from an earlier measurement of the identical artefact (same sha256, same "
@@ -211,6 +215,11 @@ def plot_pareto(rows: list[dict], path: Path, baseline: str) -> None:
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def is_failed(row: dict) -> bool:
+    """A row the benchmark tried and could not measure (a skipped one was not tried, on purpose)."""
+    return row["status"] != "ok" and not str(row["status"]).startswith("skipped")
 
 
 def cpu_name() -> str:

@@ -34,8 +34,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.bench_summary import _summary_row, best_variant, cpu_name, plot_pareto, write_summary_md
-from common.bench_peer import PEER_NAME
+from common.bench_summary import _summary_row, best_variant, cpu_name, is_failed, plot_pareto, write_summary_md
+from common.bench_peer import PEER_NAME, half_skip_reason, read_cpuinfo
 from common.bench_worker import DEFAULT_AGREEMENT_ROWS, reusable_accuracy, reusable_agreement
 from common.cli import UserError
 from common.schema import BATCH_AGREEMENT, RECORD_STATUS, SUMMARY_COLUMNS
@@ -194,6 +194,7 @@ class BenchConfig(StageConfig):
     latency_threads: list[int] = field(default_factory=list)
     peer_python: str = ""
     peer_cache: str = "outputs/optimum_peer"
+    half_on_cpu: bool = False
 
     def check(self) -> None:
         if self.test_samples < 0:
@@ -272,6 +273,15 @@ def run_benchmark(config: BenchConfig) -> int:
         inputs = Path(run_tmp) / "inputs.npz"
         for name in tqdm(order, desc="variants", unit="variant"):
             record = output_dir / f"{name}{config.record_suffix}"
+            skip = None if config.half_on_cpu or name == config.baseline else half_skip_reason(
+                dtype_for(name), config.device, read_cpuinfo())
+            if skip:
+                log.warning("[%s] %s", name, skip)
+                results[name] = {"variant": name, "model": str(variants[name]), "dtype": dtype_for(name),
+                                 RECORD_STATUS: skip}
+                write_record(results[name], record, {**config.to_dict(), "variant": name,
+                                                     "model": str(variants[name]), "dtype": dtype_for(name)})
+                continue
             extra = {"latency_threads": latency_threads,
                      "inputs_out": str(inputs) if name == config.baseline else None}
             result = _run_variant(name, variants[name], config, settings, monitor_dir, record, extra)
@@ -303,7 +313,8 @@ def run_benchmark(config: BenchConfig) -> int:
     manifest = base_manifest("benchmark", config.to_dict(), seed=config.seed, inputs=dict(variants))
     manifest.update({"context": {k: v for k, v in context.items() if k != "best"}, "rows": rows,
                      "best_within_1pt": None if best is None else best["variant"],
-                     "failed": [r["variant"] for r in rows if r["status"] != "ok"]})
+                     "failed": [r["variant"] for r in rows if is_failed(r)],
+                     "skipped": [r["variant"] for r in rows if str(r["status"]).startswith("skipped")]})
     write_json_atomic(output_dir / "summary.manifest.json", manifest)
     # summary.csv is the Make target: written last.
     import io
@@ -357,3 +368,7 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
                              "for this CPU as a peer row (default: skipped, with a note in summary.md)")
     parser.add_argument("--peer-cache", default="outputs/optimum_peer",
                         help="folder of the peer's Optimum build, reused while the baseline folder is unchanged")
+    parser.add_argument("--half-on-cpu", action="store_true",
+                        help="measure fp16/bf16 variants on a CPU without native support for them (default: skipped "
+                             "with the reason: torch emulates them there, ~0.15x fp32, and the full test split takes "
+                             "~10 min each on 2 cores)")

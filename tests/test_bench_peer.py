@@ -198,3 +198,19 @@ def test_batch_agreement_counts_flips_caused_by_batch_mates():
     assert chosen == sorted(chosen) and len(set(chosen)) == 10 and chosen == agreement_indices(40, 10, 42)
     assert agreement_texts(texts, 10, 42) == [texts[i] for i in chosen]
     assert agreement_indices(40, 0, 42) == list(range(40))
+
+
+def test_half_precision_is_skipped_only_on_a_cpu_without_native_support():
+    from common.bench_peer import half_skip_reason
+
+    avx2 = "flags\t: fpu sse2 avx2 fma\n"
+    sapphire = "flags\t: avx2 avx512f avx512_bf16 avx512_fp16 amx_bf16\n"
+    assert half_skip_reason("bf16", "cpu", avx2).startswith("skipped: this CPU has no native bf16")
+    assert half_skip_reason("fp16", "cpu", avx2).startswith("skipped: this CPU has no native fp16")
+    assert half_skip_reason("bf16", "cpu", sapphire) is None and half_skip_reason("fp16", "cpu", sapphire) is None
+    # bf16 alone (Cooper Lake): fp16 is still emulated.
+    cooper = "flags\t: avx2 avx512f avx512_bf16\n"
+    assert half_skip_reason("bf16", "cpu", cooper) is None and half_skip_reason("fp16", "cpu", cooper)
+    # A GPU, an fp32 variant, or a cpuinfo without flags: measure.
+    assert half_skip_reason("fp16", "cuda", avx2) is None and half_skip_reason("fp32", "cpu", avx2) is None
+    assert half_skip_reason("bf16", "cpu", "") is None

@@ -270,7 +270,8 @@ def test_no_gpu_is_reported_cleanly(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------------- benchmark
-def test_benchmark_end_to_end(exported, tmp_path):
+def test_benchmark_end_to_end(exported, tmp_path, monkeypatch):
+    import common.benchmark
     from common.benchmark import SUMMARY_COLUMNS, reusable_accuracy
     from common.manifest import sha256_path
     from inference.run_onnx_benchmark import main
@@ -285,10 +286,17 @@ def test_benchmark_end_to_end(exported, tmp_path):
             "--threads", "1", "--baseline", "base", "--latency-requests", "5", "--throughput-texts", "40",
             "--monitor-interval", "0.1",
             "--variant", f"base={exported['model']}", "--variant", f"base_onnx={exported['onnx']}",
-            "--variant", f"base_onnx_int8={exported['int8']}", "--variant", f"broken_onnx={broken}"]
+            "--variant", f"base_onnx_int8={exported['int8']}", "--variant", f"broken_onnx={broken}",
+            "--variant", f"base_bf16={exported['model']}"]
+    # A CPU without native bf16: the bf16 variant is skipped with the reason, not timed for minutes.
+    monkeypatch.setattr(common.benchmark, "read_cpuinfo", lambda: "flags\t: fpu sse2 avx2 fma\n")
     assert main(argv) == 0
     rows = {r["variant"]: r for r in csv.DictReader((out / "summary.csv").open())}
-    assert list(rows) == ["base", "base_onnx", "base_onnx_int8", "broken_onnx"]
+    assert list(rows) == ["base", "base_onnx", "base_onnx_int8", "broken_onnx", "base_bf16"]
+    assert rows["base_bf16"]["status"].startswith("skipped: this CPU has no native bf16")
+    assert "accuracy" not in json.loads((out / "base_bf16.json").read_text())
+    bench_manifest = json.loads((out / "summary.manifest.json").read_text())
+    assert bench_manifest["skipped"] == ["base_bf16"] and bench_manifest["failed"] == ["broken_onnx"]
     assert tuple(next(iter(rows.values())).keys()) == SUMMARY_COLUMNS
     assert float(rows["base"]["throughput_ratio"]) == 1.0 and float(rows["base"]["accuracy_delta_pt"]) == 0.0
     assert rows["broken_onnx"]["status"].startswith("failed") and "not a loadable ONNX graph" in rows["broken_onnx"]["status"]
@@ -312,6 +320,7 @@ def test_benchmark_end_to_end(exported, tmp_path):
     assert base["accuracy_source"].startswith("measured")
     md = (out / "summary.md").read_text()
     assert "measured at the start and again at the end of the run" in md
+    assert "Skipped variants:\n- `base_bf16`: this CPU has no native bf16" in md
     assert "| base_onnx_int8" in md and "broken_onnx" in md and "torch 2.13" in md
     # A second run may reuse accuracy for an identical artefact, never for a changed one.
     settings = {"data": str(exported["data"]), "test_samples": 0, "max_len": 128, "seed": 42, "dtype": "fp32",
