@@ -96,3 +96,13 @@ def test_help_lists_every_knob(tree):
     assert len(knobs) > 20
     for knob in knobs:
         assert re.search(rf"^\s+{knob}\s", text, flags=re.M), knob
+
+
+def test_half_on_cpu_reaches_the_benchmark_and_reruns_it(tree):
+    summary = "outputs/metrics/summary.csv"
+    plan = make(tree, "-n", summary, "OPTIMUM_PEER=0")
+    assert "inference.run_onnx_benchmark" in plan and "--half-on-cpu" not in plan
+    make(tree, "-t", summary, "OPTIMUM_PEER=0")
+    assert stages(make(tree, "-n", summary, "OPTIMUM_PEER=0")) == []
+    plan = make(tree, "-n", summary, "OPTIMUM_PEER=0", "HALF_ON_CPU=1")
+    assert stages(plan) == ["inference.run_onnx_benchmark"] and "--half-on-cpu" in plan
