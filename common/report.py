@@ -124,7 +124,8 @@ def drift_section(similarity: dict[str, dict], floor: dict[str, dict], deletion:
     if not similarity and deletion is None:
         return "_Not built: run `make outputs/reports/lime_similarity.md` (and the deletion test)._"
     role_order = [ROLE_NEGATIVE_CONTROL, ROLE_VARIANT, ROLE_POSITIVE_CONTROL]
-    names = sorted(set(similarity) | set(deletion or {}),
+    # Within a role, the variants' own order (LIME_VARIANTS', as the similarity table has it), not a set's.
+    names = sorted(dict.fromkeys([*similarity, *(deletion or {})]),
                    key=lambda n: role_order.index(similarity.get(n, {}).get("role", ROLE_VARIANT)))
     rows = []
     for name in names:

@@ -200,3 +200,17 @@ def test_report_reads_the_deletion_gate_and_rejects_a_malformed_file(tmp_path, c
         main(["--outputs", str(outputs), "--models", str(tmp_path / "models"), "--output", str(out)])
     assert exc.value.code == 2 and not out.exists()
     assert "deletion.csv lacks columns" in capsys.readouterr().err
+
+
+def test_drift_table_keeps_the_variants_order_with_the_controls_at_the_ends():
+    from common.lime_similarity import ROLE_NEGATIVE_CONTROL, ROLE_POSITIVE_CONTROL
+    from common.report import drift_section
+
+    names = ["pruned30", "control_seed43", "base_8bit", "base_onnx", "pruned20_onnx_int8", "base_onnx_static"]
+    roles = {"base_onnx": ROLE_NEGATIVE_CONTROL, "control_seed43": ROLE_POSITIVE_CONTROL}
+    similarity = {n: {"role": roles.get(n, "variant"), "verdict": "equivalent", "n": 10} for n in names}
+    deletion = {n: {"verdict": "equivalent", "n": 10} for n in [*names, "only_deleted"]}
+    text = drift_section(similarity, {}, deletion)
+    rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["base_onnx", "pruned30", "base_8bit", "pruned20_onnx_int8", "base_onnx_static", "only_deleted",
+                    "control_seed43"]
