@@ -142,6 +142,11 @@ STATIC_PLANS = tuple(_PLANS)
 _FFN_OUTPUT = re.compile(r"layer\.\d+/output/dense/MatMul")
 
 
+def ffn_output_nodes(graph) -> list[str]:
+    """The MatMul nodes of every layer's FFN output projection."""
+    return [n.name for n in graph.node if n.op_type == "MatMul" and _FFN_OUTPUT.search(n.name)]
+
+
 def nodes_for_plan(graph, plan: str) -> tuple[list[str], list[str]]:
     """(op types, node names) ``plan`` quantizes: nodes of those types with a weight initializer, minus each
     layer's FFN output projection where the plan keeps them in fp32."""

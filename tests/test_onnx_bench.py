@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -410,6 +411,26 @@ def test_int8_retries_without_embedding_quantization_then_fails_cleanly(exported
     quant = json.loads((out.parent / "m_int8.manifest.json").read_text())["quantization"]
     assert [a["op_types"] for a in quant["attempts"]] == [["MatMul", "Gather"], ["MatMul"]]
     assert quant["op_types"] == ["MatMul"] and quant["attempts"][1]["outcome"] == "passed"
+    assert quant["ffn_output_fp32"] is False
+
+    # Two failures: the third choice keeps every layer's FFN output projection in fp32.
+    calls.clear()
+
+    def two_attempts_fail(reference, candidate, texts, labels=None, **kwargs):
+        calls.append(candidate.path)
+        if len(calls) <= 2:
+            raise om.ParityError("agrees on only 98.80% (simulated)")
+        return real_check(reference, candidate, texts, labels, **kwargs)
+
+    monkeypatch.setattr(om, "check_int8_agreement", two_attempts_fail)
+    third = tmp_path / "q" / "third_int8.onnx"
+    assert main(["--model", str(exported["onnx"]), "--int8", "--output", str(third), "--data", str(exported["data"])]) == 0
+    quant = json.loads((third.parent / "third_int8.manifest.json").read_text())["quantization"]
+    assert [a["outcome"] for a in quant["attempts"]][-1] == "passed" and len(quant["attempts"]) == 3
+    assert quant["op_types"] == ["MatMul"] and quant["ffn_output_fp32"] is True
+    graph = onnx.load(str(third)).graph
+    float_ffn = [n.name for n in graph.node if n.op_type == "MatMul" and re.search(r"layer\.\d+/output/dense/MatMul", n.name)]
+    assert len(float_ffn) == quant["nodes_in_fp32"] >= 1  # those MatMuls stayed float; the others became integer ops
 
     def always_fails(*args, **kwargs):
         raise om.ParityError("agrees on only 50% (simulated)")
