@@ -140,7 +140,7 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
     failed = [r for r in rows if is_failed(r)]
     if failed:
         lines += ["", "Failed variants:"] + [f"- `{r['variant']}`: {r['status']}" for r in failed]
-    skipped = [r for r in rows if str(r["status"]).startswith("skipped")]
+    skipped = [r for r in rows if is_skipped(r)]
     if skipped:
         lines += ["", "Skipped variants:"] + [f"- `{r['variant']}`: {r['status'].split(':', 1)[1].strip()}"
                                               for r in skipped]
@@ -217,9 +217,14 @@ def plot_pareto(rows: list[dict], path: Path, baseline: str) -> None:
     os.replace(tmp, path)
 
 
+def is_skipped(row: dict) -> bool:
+    """A row the benchmark did not try, on purpose (its status says why)."""
+    return str(row["status"]).startswith("skipped")
+
+
 def is_failed(row: dict) -> bool:
-    """A row the benchmark tried and could not measure (a skipped one was not tried, on purpose)."""
-    return row["status"] != "ok" and not str(row["status"]).startswith("skipped")
+    """A row the benchmark tried and could not measure."""
+    return row["status"] != "ok" and not is_skipped(row)
 
 
 def cpu_name() -> str:

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.bench_summary import _summary_row, best_variant, cpu_name, is_failed, plot_pareto, write_summary_md
+from common.bench_summary import _summary_row, best_variant, cpu_name, is_failed, is_skipped, plot_pareto, write_summary_md
 from common.bench_peer import PEER_NAME, half_skip_reason, read_cpuinfo
 from common.bench_worker import DEFAULT_AGREEMENT_ROWS, reusable_accuracy, reusable_agreement
 from common.cli import UserError
@@ -138,11 +138,16 @@ def _baseline_again(config, path: Path, settings: dict, monitor_dir: Path, first
         "latency_ms_p50": [r["latency_ms_p50"] for r in runs],
         "kept": "start" if kept is first else "end",
         "end_status": again["status"]}}
-    write_record(kept, record, {**config.to_dict(), "variant": name, "model": str(path), "dtype": kept["dtype"]})
+    write_record(kept, record, _record_args(config, name, path))
     log.info("[%s] baseline throughput at the start and the end of the run: %s samples/s; kept the %s run", name,
              " and ".join(f"{x:.1f}" for x in kept["baseline_speed_runs"]["throughput_samples_per_s"]),
              kept["baseline_speed_runs"]["kept"])
     return kept
+
+
+def _record_args(config, name: str, path: Path) -> dict:
+    """The arguments a variant's record carries in its manifest."""
+    return {**config.to_dict(), "variant": name, "model": str(path), "dtype": dtype_for(name)}
 
 
 def _measure_agreement(name: str, command: list[str], spec: dict, env: dict, tmp: Path) -> dict:
@@ -271,23 +276,20 @@ def run_benchmark(config: BenchConfig) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-run-") as run_tmp:
         # The baseline's worker saves the token ids it ran; the peer runs exactly those.
         inputs = Path(run_tmp) / "inputs.npz"
+        cpuinfo = read_cpuinfo()
         for name in tqdm(order, desc="variants", unit="variant"):
             record = output_dir / f"{name}{config.record_suffix}"
             skip = None if config.half_on_cpu or name == config.baseline else half_skip_reason(
-                dtype_for(name), config.device, read_cpuinfo())
+                dtype_for(name), config.device, cpuinfo)
             if skip:
                 log.warning("[%s] %s", name, skip)
                 results[name] = {"variant": name, "model": str(variants[name]), "dtype": dtype_for(name),
                                  RECORD_STATUS: skip}
-                write_record(results[name], record, {**config.to_dict(), "variant": name,
-                                                     "model": str(variants[name]), "dtype": dtype_for(name)})
-                continue
-            extra = {"latency_threads": latency_threads,
-                     "inputs_out": str(inputs) if name == config.baseline else None}
-            result = _run_variant(name, variants[name], config, settings, monitor_dir, record, extra)
-            results[name] = result
-            write_record(result, record, {**config.to_dict(), "variant": name, "model": str(variants[name]),
-                                          "dtype": result["dtype"]})
+            else:
+                extra = {"latency_threads": latency_threads,
+                         "inputs_out": str(inputs) if name == config.baseline else None}
+                results[name] = _run_variant(name, variants[name], config, settings, monitor_dir, record, extra)
+            write_record(results[name], record, _record_args(config, name, variants[name]))
         if len(order) > 1 and results[config.baseline]["status"] == "ok":
             results[config.baseline] = _baseline_again(config, variants[config.baseline], settings, monitor_dir,
                                                        results[config.baseline], latency_threads)
@@ -314,7 +316,7 @@ def run_benchmark(config: BenchConfig) -> int:
     manifest.update({"context": {k: v for k, v in context.items() if k != "best"}, "rows": rows,
                      "best_within_1pt": None if best is None else best["variant"],
                      "failed": [r["variant"] for r in rows if is_failed(r)],
-                     "skipped": [r["variant"] for r in rows if str(r["status"]).startswith("skipped")]})
+                     "skipped": [r["variant"] for r in rows if is_skipped(r)]})
     write_json_atomic(output_dir / "summary.manifest.json", manifest)
     # summary.csv is the Make target: written last.
     import io

@@ -156,7 +156,8 @@ def nodes_for_plan(graph, plan: str) -> tuple[list[str], list[str]]:
     weights = {init.name for init in graph.initializer}
     chosen = [n.name for n in graph.node if n.op_type in op_types and any(i in weights for i in n.input)]
     if ffn_output_fp32:
-        chosen = [name for name in chosen if not _FFN_OUTPUT.search(name)]
+        in_fp32 = set(ffn_output_nodes(graph))
+        chosen = [name for name in chosen if name not in in_fp32]
     return list(op_types), chosen
 
 
