@@ -145,7 +145,11 @@ VARIANTS := $(TORCH_VARIANTS) $(ONNX_VARIANTS)
 # The masked pruned models compute the shrunk ones' function (shrunk == masked logits is tested) at full size and
 # ~2x the LIME cost; they are intermediate artefacts, not shipping candidates, so they are benchmarked, not explained.
 LIME_VARIANTS ?= $(filter-out %_masked %_masked_onnx,$(VARIANTS))## variants explained by LIME for the drift/POS reports (default: all but the masked intermediates)
+LIME_EXTRA ?=## variants explained beside LIME_VARIANTS, any percentage (the sweep's pick: `make sweep LIME_EXTRA=pruned50_onnx_int8`)
 $(call check_knob,LIME_VARIANTS,$(WORD_CHARS),a list of variant names)
+$(call check_knob,LIME_EXTRA,$(WORD_CHARS),a list of variant names)
+# LIME_EXTRA adds to the list, whoever set it (override: a LIME_VARIANTS given to make is extended too).
+override LIME_VARIANTS := $(strip $(LIME_VARIANTS) $(filter-out $(LIME_VARIANTS),$(LIME_EXTRA)))
 # Lists of variants: a report built over other variants (one removed, too) is rebuilt.
 LIST_KNOBS := $(call knob_stamp,lists,PRUNE_PCTS=$(PRUNE_PCTS) LIME_VARIANTS=$(LIME_VARIANTS) LIME_SAMPLE_CURVE=$(LIME_SAMPLE_CURVE))
 
@@ -185,7 +189,7 @@ help: ## list targets and knobs
 	@echo 'Targets:'
 	@grep -hE '^[a-zA-Z0-9_./%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-48s %s\n", $$1, $$2}'
 	@echo 'Knobs (make VAR=value):'
-	@grep -hE '^[A-Z_]+ \?= .*## ' $(MAKEFILE_LIST) | sed -E 's/ \?= ([^#]*)## /\t\1\t/' | awk -F'\t' '{printf "  %-16s %-22s %s\n", $$1, "[" $$2 "]", $$3}'
+	@grep -hE '^[A-Z_]+ \?=.*## ' $(MAKEFILE_LIST) | sed -E 's/ \?= ?([^#]*)## /\t\1\t/' | awk -F'\t' '{printf "  %-16s %-22s %s\n", $$1, "[" $$2 "]", $$3}'
 
 clean: ## delete models/ and outputs/ (everything generated)
 	rm -rf models outputs
@@ -293,8 +297,9 @@ SWEEP_VARIANTS := base base_onnx_int8 base_onnx_static $(foreach p,$(SWEEP_PCTS)
 SWEEP_RECORDS := $(addprefix outputs/sweep/,$(addsuffix .bench.json,$(SWEEP_VARIANTS)))
 SWEEP_PRUNING := $(foreach p,$(SWEEP_PCTS),models/pruned/bert_agnews_$(p)pct/manifest.json)
 SWEEP_LIST_KNOBS := $(call knob_stamp,sweep_list,SWEEP_PCTS=$(SWEEP_PCTS))
-# The explanation verdicts gate the pick where they were built; they are not built for the sweep.
-SWEEP_VERDICTS := $(wildcard outputs/reports/lime_similarity.csv outputs/reports/deletion.csv)
+# The explanation verdicts gate the pick where they were built (kept up to date then); LIME_EXTRA asks for them, so
+# `make sweep LIME_EXTRA=<pick>` explains the pick (and, if the report's LIME is not built yet, every LIME_VARIANTS).
+SWEEP_VERDICTS := $(if $(LIME_EXTRA),outputs/reports/lime_similarity.md outputs/reports/deletion.md,$(wildcard outputs/reports/lime_similarity.md outputs/reports/deletion.md))
 outputs/sweep/summary.csv: $(foreach v,$(SWEEP_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py tools/optimum_peer.py $(BENCH_SRC) $(PEER_VENV) $(EVAL_KNOBS) $(SWEEP_LIST_KNOBS) $(PEER_KNOBS) | outputs/sweep
 	$(call bench_run,$(SWEEP_VARIANTS))
 outputs/sweep/summary.md $(SWEEP_RECORDS) outputs/sweep/optimum_int8.bench.json: outputs/sweep/summary.csv ;
@@ -410,6 +415,8 @@ REPORT_INPUTS := $(BENCH_RECORDS) outputs/metrics/summary.csv outputs/metrics/pr
   outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md outputs/reports/deletion.md \
   outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv \
   outputs/reports/mlp.md outputs/reports/mlp_sweep.md
+# The sweep (`make sweep`, ~1 h) is in the report once built, and kept up to date from then on.
+REPORT_INPUTS += $(wildcard outputs/sweep/sweep.md)
 outputs/reports/report.md: $(REPORT_INPUTS) generate_outputs/report/build_report.py $(REPORT_SRC) ## the one report
 	$(PY) generate_outputs.report.build_report --outputs outputs --models models --output $@ \
 	  $(foreach f,$(BENCH_RECORDS),--metrics $(f)) --sp-lime $(SP_LIME_MD) $(if $(wildcard outputs/metrics/interop.md),--interop outputs/metrics/interop.md) \

@@ -106,6 +106,17 @@ def _include(path: Path, title: str, level: str = "##", report_dir: Path | None 
     return f"{level} {title}\n\n{body.strip()}\n"
 
 
+def _sweep_section(path: Path, report_dir: Path) -> str:
+    """`make sweep`'s table, pick and frontier plot (its own benchmark run, the peer measured in it), or how to
+    build it: the sweep costs about an hour, so `make report` includes it once built and never starts it."""
+    title = "Sparsity sweep: the accuracy-speed frontier"
+    if not path.is_file():
+        return (f"## {title}\n\n_Not built: `make sweep` prunes at every `SWEEP_PCTS` percentage, benchmarks their "
+                "int8 graphs with the Optimum peer in one run and picks the most compressed variant within 1 pt; "
+                "the report includes it from then on._\n")
+    return _include(path, title, "##", report_dir)
+
+
 def _image(path: Path, report_dir: Path, alt: str) -> str:
     if not path.is_file():
         return f"_`{path}` is missing._"
@@ -293,6 +304,7 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str, metrics:
         _image(metrics_dir / "pareto.png", report_dir, "Pareto plot"),
         "",
         _include(metrics_dir / "summary.md", "Benchmark summary", "###", report_dir),
+        _sweep_section(outputs / "sweep" / "sweep.md", report_dir),
         _include(metrics_dir / "properties" / "properties.md", "Model properties", "###", report_dir),
         "## Explanation drift vs base: equivalent, drifted or inconclusive",
         "",
@@ -318,7 +330,8 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str, metrics:
     text = re.sub(r"\n{3,}", "\n\n", _drop_repeated_images("\n".join(parts)))
     inputs = {name: path for name, path in (
         ("benchmark_summary", summary_csv), ("lime_similarity", reports_dir / SIMILARITY_CSV),
-        ("deletion", reports_dir / DELETION_CSV), ("pos_analysis", reports_dir / POS_CSV))
+        ("deletion", reports_dir / DELETION_CSV), ("pos_analysis", reports_dir / POS_CSV),
+        ("sweep", outputs / "sweep" / "sweep.csv"))
         if path.is_file()}
     manifest = base_manifest("report", {"outputs": outputs, "models": models, "output": output, "knobs": knobs},
                              inputs=inputs)

@@ -39,6 +39,8 @@ QUANT_MODES = {"onnx-int8": "dynamic", "onnx-int8-static": "static"}
 MODE_ORDER = {"fp32": 0, "dynamic": 1, "static": 2}
 PRUNED_NAME = re.compile(r"^pruned(\d+)_")
 GATES = (("LIME agreement", "lime_verdict"), ("deletion test", "deletion_verdict"))
+DECIDE_NOTE = ("minutes per variant once the report's LIME is built, hours before; keep LIME_EXTRA on later "
+               "`make report`/`make sweep` runs, or their verdicts are rebuilt without these variants")
 SWEEP_COLUMNS = ["variant", "status", "quantization", "sparsity_requested_pct", "encoder_sparsity", "accuracy",
                  "accuracy_delta_pt", "throughput_samples_per_s", "x_base", "x_peer", "latency_ms_p50", "size_mb",
                  "n_test", "accuracy_after_pruning", "accuracy_after_refinetune", "refinetune_drop_pt",
@@ -171,9 +173,9 @@ def _missing_gates(row: dict) -> list[str]:
 
 
 def _decide_command(names: list[str]) -> str:
-    """The make command whose verdicts would decide these variants (base_onnx: the report's negative control)."""
-    return ("make outputs/reports/lime_similarity.md outputs/reports/deletion.md "
-            f"LIME_VARIANTS='{' '.join(['base_onnx', *names])}'")
+    """The one command whose verdicts would decide these variants and redo the sweep with them: LIME_EXTRA adds
+    them to the report's explained variants (LIME_VARIANTS), so the report keeps its rows and controls."""
+    return f"make sweep LIME_EXTRA='{' '.join(names)}'"
 
 
 def pick(rows: list[dict], baseline: str = "base") -> dict:
@@ -236,12 +238,12 @@ def pick_sentences(choice: dict, peer: dict | None, baseline: str) -> list[str]:
         out.append("Its explanations are `equivalent` to base's on both the LIME agreement and the deletion test.")
     elif len(choice["unverified"]) == len(GATES):
         out.append("No explanation verdict exists for it, so this pick rests on accuracy and speed alone; "
-                   f"`{_decide_command(choice['undecided'])}`, then `make sweep` again, would decide.")
+                   f"`{_decide_command(choice['undecided'])}` would decide ({DECIDE_NOTE}).")
     else:
         present = [label for label, _ in GATES if label not in choice["unverified"]]
         out.append(f"Its {' and '.join(choice['unverified'])} verdict is missing, so this pick rests on the "
                    f"{' and '.join(present)} (`equivalent`), accuracy and speed; "
-                   f"`{_decide_command(choice['undecided'])}`, then `make sweep` again, would decide.")
+                   f"`{_decide_command(choice['undecided'])}` would decide ({DECIDE_NOTE}).")
     return out
 
 

@@ -214,3 +214,24 @@ def test_drift_table_keeps_the_variants_order_with_the_controls_at_the_ends():
     rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")][1:]
     assert rows == ["base_onnx", "pruned30", "base_8bit", "pruned20_onnx_int8", "base_onnx_static", "only_deleted",
                     "control_seed43"]
+
+
+def test_the_sweep_is_in_the_report_once_built_with_its_pick_and_frontier(tmp_path):
+    outputs = _write_fixture_outputs(tmp_path)
+    out = outputs / "reports" / "report.md"
+    text = build_report(outputs, tmp_path / "models", out, "SEED=1")
+    section = text.split("## Sparsity sweep")[1].split("\n## ")[0]
+    assert "Not built: `make sweep`" in section and "sweep" not in json.loads(
+        out.with_suffix(".manifest.json").read_text())["inputs"]
+    sweep = outputs / "sweep"
+    sweep.mkdir()
+    (sweep / "frontier.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (sweep / "sweep.csv").write_text("variant,pick\npruned50_onnx_int8,True\n")
+    (sweep / "sweep.md").write_text("# Sparsity sweep\n\n**Ship `pruned50_onnx_int8`**: 2.01x the peer.\n\n"
+                                    "![accuracy vs throughput](frontier.png)\n")
+    text = build_report(outputs, tmp_path / "models", out, "SEED=1")
+    section = text.split("## Sparsity sweep")[1].split("\n## ")[0]
+    assert "Not built" not in section and "**Ship `pruned50_onnx_int8`**: 2.01x the peer." in section
+    assert "![accuracy vs throughput](../sweep/frontier.png)" in section  # rebased: resolves from the report
+    assert (out.parent / "../sweep/frontier.png").is_file()
+    assert "sweep" in json.loads(out.with_suffix(".manifest.json").read_text())["inputs"]

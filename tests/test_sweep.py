@@ -135,8 +135,8 @@ def test_without_verdicts_the_pick_rests_on_accuracy_and_speed_and_names_the_dec
     text = " ".join(pick_sentences(choice, PEER, "base"))
     assert choice["unverified"] == ["LIME agreement", "deletion test"]
     assert "rests on accuracy and speed alone" in text
-    command = re.search(r"`(make outputs/reports/lime_similarity\.md [^`]+)`", text).group(1)
-    assert "outputs/reports/deletion.md" in command and choice["variant"] in command.split("LIME_VARIANTS=")[1]
+    command = re.search(r"`(make sweep LIME_EXTRA=[^`]+)`", text).group(1)
+    assert choice["variant"] in command.split("LIME_EXTRA=")[1] and "keep LIME_EXTRA on later" in text
 
 
 def test_the_pick_says_whether_it_reaches_2x_the_peer_with_the_measured_ratio():
@@ -309,6 +309,61 @@ def test_make_sweep_plans_the_chain_one_bench_run_and_the_sweep_stage(tmp_path):
     assert not any(s.startswith("generate_outputs.generate_lime_csv") for s in stages)
     assert "outputs/metrics" not in done.stdout
     assert not (tree / "models" / ".knobs").exists()  # a dry run writes no stamps
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
+def test_lime_extra_explains_the_pick_beside_the_report_variants_and_feeds_the_sweep(tmp_path):
+    """The command the sweep names (`make sweep LIME_EXTRA=<pick>`): LIME of the pick's own int8 graph, the
+    pick added to the report's verdict lists (which keep their variants and the negative control), then the
+    sweep stage; planted negative: without LIME_EXTRA and without built verdicts the sweep plans no LIME."""
+    tree = copy_sources(tmp_path / "repo", ROOT)
+
+    def plan(*args):
+        done = subprocess.run(["make", "--no-print-directory", "-n", *args, "PYTHON=python3", "DATA=data"], cwd=tree,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+        return done.stdout
+
+    text = plan("sweep", "SWEEP_PCTS=40", "LIME_EXTRA=pruned40_onnx_int8")
+    lime = [line for line in text.splitlines() if "run_lime_on_model" in line and "--variant pruned40_onnx_int8" in line]
+    assert len(lime) == 1 and "--model models/onnx/pruned40_int8.onnx" in lime[0]
+    similarity = text[text.index("run_pipeline.sh"):].split("\n\n")[0]
+    assert "--variant outputs/lime/pruned40_onnx_int8.csv" in similarity
+    assert "--variant outputs/lime/pruned20.csv" in similarity and "--negative-control base_onnx" in similarity
+    deletion = text[text.index("build_deletion_report"):]
+    assert "--variant outputs/deletion/pruned40_onnx_int8.csv" in deletion
+    assert text.index("build_deletion_report") < text.index("generate_outputs.sweep.build_sweep")
+    # a LIME_VARIANTS given to make is extended, not replaced
+    text = plan("outputs/reports/lime_similarity.md", "LIME_VARIANTS=base base_onnx", "LIME_EXTRA=pruned40_onnx_int8")
+    assert re.findall(r"--variant outputs/lime/([a-z0-9_]+)\.csv", text[text.index("run_pipeline.sh"):]) == [
+        "base_onnx", "pruned40_onnx_int8", "control_seed43"]
+    assert "run_lime_on_model" not in plan("sweep", "SWEEP_PCTS=40")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
+def test_a_built_sweep_is_a_report_input(tmp_path):
+    """Once outputs/sweep/sweep.md exists the report depends on it (a newer sweep rebuilds the report only);
+    planted negative: before it exists, the report does not plan the sweep."""
+    tree = copy_sources(tmp_path / "repo", ROOT)
+    from tests.test_stage_deps import REPORT_FOLDERS
+
+    for folder in (*REPORT_FOLDERS, "outputs/sweep", "models/fine_tuned/bert_agnews", "models/pruned/bert_agnews_20pct",
+                   "models/pruned/bert_agnews_30pct", "models/shrunk/pruned20", "models/shrunk/pruned30", "models/onnx",
+                   "models/quantized", "outputs/metrics/properties"):
+        (tree / folder).mkdir(parents=True, exist_ok=True)
+    knobs = ["PYTHON=python3", "DATA=data", "OPTIMUM_PEER=0"]
+
+    def run(*args):
+        done = subprocess.run(["make", "--no-print-directory", *args, *knobs], cwd=tree, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return re.findall(r"-m ([a-z_.]+)", done.stdout)
+
+    assert "generate_outputs.sweep.build_sweep" not in run("-n", "report")
+    run("-t", "report")
+    assert run("-n", "report") == []
+    (tree / "outputs/sweep/sweep.md").write_text("# sweep\n")  # newer than the report
+    assert run("-n", "report") == ["generate_outputs.report.build_report"]
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
