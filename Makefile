@@ -17,6 +17,7 @@ DEVICE ?= auto## auto (cuda if present) | cpu | cuda | cuda:N
 PRUNE_PCTS ?= 20 30## pruning percentages built by `make report`/`make bench`
 SWEEP_PCTS ?= 20 30 40 50 60## pruning percentages of `make sweep` (each: prune, re-fine-tune, shrink, export, dynamic + static int8)
 PRUNE_EPOCHS ?= 2## re-fine-tuning epochs after pruning
+PRUNE_HEAD_FFN_RATIO ?= 1## share of heads pruned / share of FFN neurons pruned at the same encoder-weight sparsity (0.5 spares heads, 2 spares FFN)
 SAVE_STEPS ?= 0## checkpoint every N steps while fine-tuning/re-fine-tuning (0 = auto: ~10 per run; resume after a kill)
 DISTILL ?= --distill## --distill | --no-distill (knowledge distillation from the unpruned model while re-fine-tuning)
 CALIB_ROWS ?= 128## static int8: seeded training rows (never test rows) that calibrate the activation scales
@@ -55,7 +56,7 @@ shell_quote = '$(subst ','\'',$(1))'
 INTEGER_KNOBS := SEED TRAIN_SAMPLES MAX_LEN PRUNE_PCTS SAVE_STEPS TEST_SAMPLES THREADS LIME_INSTANCES LIME_SAMPLES \
   LIME_VIA_ONNX LIME_SAMPLE_CURVE LIME_CURVE_INSTANCES SP_SAMPLE_SIZE SP_EXPLANATIONS SP_FEATURES MLP_EXPLAINED MLP_SEEDS \
   CONTROL CONTROL_SEED CALIB_ROWS SWEEP_PCTS HALF_ON_CPU
-NUMBER_KNOBS := EPOCHS PRUNE_EPOCHS MLP_LAMBDA MLP_LAMBDAS
+NUMBER_KNOBS := EPOCHS PRUNE_EPOCHS PRUNE_HEAD_FFN_RATIO MLP_LAMBDA MLP_LAMBDAS
 WORD_KNOBS := DEVICE DISTILL STATIC_FORMAT OPTIMUM_PEER
 DIGITS := 0 1 2 3 4 5 6 7 8 9
 WORD_CHARS := $(DIGITS) a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N O P Q R S T U V W X Y Z _ - : .
@@ -88,7 +89,8 @@ HUB_PROBE_SKIP := $(DRY_RUN)$(if $(MAKECMDGOALS),$(if $(filter-out $(NO_STAMP_GO
 HUB_PROBLEM := $(if $(HUB_PROBE_SKIP),,$(shell python3 $(dir $(lastword $(MAKEFILE_LIST)))common/hubcheck.py --data $(call shell_quote,$(DATA)) --base-model $(call shell_quote,$(BASE_MODEL))))
 $(if $(HUB_PROBLEM),$(error $(patsubst %.,%,$(HUB_PROBLEM))))
 TRAIN_KNOBS := $(call knob_stamp,train,BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN))
-PRUNE_KNOBS := $(call knob_stamp,prune,PRUNE_EPOCHS=$(PRUNE_EPOCHS) DISTILL=$(DISTILL))
+# The ratio enters the stamp only when it is not the default, so models pruned before the knob existed stay built.
+PRUNE_KNOBS := $(call knob_stamp,prune,PRUNE_EPOCHS=$(PRUNE_EPOCHS) DISTILL=$(DISTILL)$(if $(filter-out 1,$(PRUNE_HEAD_FFN_RATIO)), PRUNE_HEAD_FFN_RATIO=$(PRUNE_HEAD_FFN_RATIO)))
 STATIC_KNOBS := $(call knob_stamp,static,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) CALIB_ROWS=$(CALIB_ROWS) STATIC_FORMAT=$(STATIC_FORMAT))
 EVAL_KNOBS := $(call knob_stamp,eval,DATA=$(DATA) TEST_SAMPLES=$(TEST_SAMPLES) MAX_LEN=$(MAX_LEN) DEVICE=$(DEVICE) THREADS=$(THREADS))
 LIME_KNOBS := $(call knob_stamp,lime,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) LIME_VIA_ONNX=$(LIME_VIA_ONNX))
@@ -223,8 +225,8 @@ outputs/metrics outputs/reports outputs/lime outputs/deletion outputs/sweep mode
 
 # ---------------------------------------------------------------------------------------------- compression
 models/pruned/bert_agnews_%pct/manifest.json: $(FT)/manifest.json train/pruning/run_structural_pruning.py $(PRUNE_SRC) $(PRUNE_KNOBS) ## prune %% of heads and FFN neurons, re-fine-tune
-	$(PY) train.pruning.run_structural_pruning --model $(FT) --sparsity $* --output $(@D) $(DATA_ARG) \
-	  --train-samples $(TRAIN_SAMPLES) --epochs $(PRUNE_EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE) $(DISTILL) \
+	$(PY) train.pruning.run_structural_pruning --model $(FT) --sparsity $* --head-ffn-ratio $(PRUNE_HEAD_FFN_RATIO) \
+	  --output $(@D) $(DATA_ARG) --train-samples $(TRAIN_SAMPLES) --epochs $(PRUNE_EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE) $(DISTILL) \
 	  --save-steps $(SAVE_STEPS)
 
 models/shrunk/pruned%/manifest.json: models/pruned/bert_agnews_%pct/manifest.json tools/apply_shrink_to_model.py $(SHRINK_SRC) ## physically shrink a pruned model

@@ -23,6 +23,11 @@ Design decisions (also in the README):
   the conservative choice with only a few thousand training rows to recover from, and gives
   uniform, predictable matrix shapes (and speed-ups) after shrinking. Heads are few (72 in
   MiniLM), so a per-layer quota would round badly (20% of 12 = 2.4); globally the count is exact.
+* **Head/FFN ratio** (``head_ffn_ratio`` r, default 1): the head share pruned is r times the FFN share, with
+  both chosen so that the *encoder parameters* removed stay the requested percentage (:func:`split_sparsity`:
+  attention is 4H^2 of a layer's weights, the FFN 2HI, a third and two thirds in BERT/MiniLM). r = 1 is the
+  historical equal percentage; r < 1 spares heads, r > 1 spares FFN neurons. The sweep's x axis (encoder
+  sparsity) so stays comparable across ratios.
 * **Re-fine-tuning** - the masks stay fixed (hooks) while :func:`common.training.train`
   trains on the train split, by default distilling from the unpruned model (a copy taken
   before any hook is attached). Afterwards the weights that only feed pruned units are
@@ -126,6 +131,28 @@ def check_sparsity(sparsity: float) -> float:
     return float(sparsity)
 
 
+def attention_share(config) -> float:
+    """The attention blocks' share of a layer's prunable weights: Q, K, V, O (4 H^2) vs the FFN's two
+    matrices (2 H I); biases and LayerNorms are negligible."""
+    hidden, inner = config.hidden_size, config.intermediate_size
+    return 4 * hidden / (4 * hidden + 2 * inner)
+
+
+def split_sparsity(sparsity: float, head_ffn_ratio: float, config) -> tuple[float, float]:
+    """(head %, FFN %) with head % = ratio x FFN % whose weighted sum is ``sparsity`` % of the encoder weights."""
+    if head_ffn_ratio <= 0:
+        raise UserError(f"--head-ffn-ratio {head_ffn_ratio:g} must be > 0 (1: the same share of heads and FFN "
+                        "neurons; 0.5: half the head share; 2: twice).")
+    share = attention_share(config)
+    ffn = sparsity / (share * head_ffn_ratio + 1 - share)
+    heads = head_ffn_ratio * ffn
+    if max(heads, ffn) > MAX_SPARSITY:
+        raise UserError(f"--sparsity {sparsity:g} with --head-ffn-ratio {head_ffn_ratio:g} needs {heads:.0f} % of "
+                        f"the heads and {ffn:.0f} % of the FFN neurons (at most {MAX_SPARSITY:g} % each); lower one "
+                        "of them.")
+    return heads, ffn
+
+
 def select_heads(head_importance: np.ndarray, sparsity: float) -> list[list[int]]:
     """Global ranking: drop the ``sparsity``% least important heads, keeping >= 1 head per layer."""
     n_layers, n_heads = head_importance.shape
@@ -155,14 +182,16 @@ def select_neurons(neuron_importance: np.ndarray, sparsity: float) -> list[list[
     return kept
 
 
-def build_spec(config, importance: dict[str, np.ndarray], sparsity: float) -> PruningSpec:
-    heads = select_heads(importance["heads"], sparsity)
-    neurons = select_neurons(importance["neurons"], sparsity)
+def build_spec(config, importance: dict[str, np.ndarray], sparsity: float, head_ffn_ratio: float = 1.0) -> PruningSpec:
+    head_pct, ffn_pct = split_sparsity(sparsity, head_ffn_ratio, config)
+    heads = select_heads(importance["heads"], head_pct)
+    neurons = select_neurons(importance["neurons"], ffn_pct)
     return PruningSpec(num_heads=config.num_attention_heads,
                        head_size=config.hidden_size // config.num_attention_heads,
                        intermediate_size=config.intermediate_size,
                        layers=[LayerSpec(h, n) for h, n in zip(heads, neurons)],
-                       extra={"sparsity": sparsity, "importance": IMPORTANCE_METHOD,
+                       extra={"sparsity": sparsity, "head_ffn_ratio": head_ffn_ratio, "head_sparsity_pct": head_pct,
+                              "ffn_sparsity_pct": ffn_pct, "importance": IMPORTANCE_METHOD,
                               "heads": "global ranking, per-layer L2-normalised, >=1 kept per layer",
                               "neurons": "per-layer quota"})
 
@@ -189,6 +218,8 @@ def _run_key(args: dict, model_dir: Path) -> dict:
     from common.training import NOT_IN_RUN_KEY
 
     key = {k: v for k, v in args.items() if k not in NOT_IN_RUN_KEY}
+    if key.get("head_ffn_ratio") == 1.0:  # the default: the key of the runs made before the flag existed
+        del key["head_ffn_ratio"]
     source = read_manifest(model_dir)
     # The source model's identity: its manifest (cheap) or, without one, its weights.
     digest = hashlib.sha256()
@@ -215,6 +246,7 @@ class PruneConfig(TrainingFlags):
     model: str
     sparsity: float
     output: str
+    head_ffn_ratio: float
     importance_samples: int
     distill: bool
     distill_temperature: float
@@ -222,6 +254,9 @@ class PruneConfig(TrainingFlags):
 
     def check(self) -> None:
         check_sparsity(self.sparsity)
+        if self.head_ffn_ratio <= 0:
+            raise UserError(f"--head-ffn-ratio {self.head_ffn_ratio:g} must be > 0 (1: the same share of heads and "
+                            "FFN neurons; 0.5: half the head share; 2: twice).")
         if self.importance_samples <= 0:
             raise UserError("--importance-samples must be > 0 (training rows used to score heads and neurons).")
         super().check()
@@ -257,6 +292,7 @@ def prune_model(prune_config: PruneConfig) -> int:
     log.info("data %s: %d train / %d validation / %d test rows", data.source, len(data.train),
              len(data.validation), len(data.test))
     model, tokenizer, _ = load_model_folder(model_dir)
+    split_sparsity(sparsity, args["head_ffn_ratio"], model.config)  # an impossible split stops before any work
     params_before = count_parameters(model)
     teacher = copy.deepcopy(model).eval() if args["distill"] else None
 
@@ -269,7 +305,7 @@ def prune_model(prune_config: PruneConfig) -> int:
     importance = compute_importance(model, tokenizer, importance_split, args["max_len"], device=device)
 
     # 2. which heads / neurons stay
-    spec = build_spec(model.config, importance, sparsity)
+    spec = build_spec(model.config, importance, sparsity, args["head_ffn_ratio"])
     params_after = shrunk_parameter_count(model.config, spec)
     log.info("keeping heads per layer %s, FFN neurons per layer %s", spec.heads_per_layer, spec.neurons_per_layer)
 
@@ -319,6 +355,9 @@ def prune_model(prune_config: PruneConfig) -> int:
                 "importance_file": IMPORTANCE_FILE,
                 "head_selection": "global ranking, at least one head kept per layer",
                 "neuron_selection": "per layer (same share of every layer)",
+                "head_ffn_ratio": args["head_ffn_ratio"],
+                "head_sparsity_requested_pct": spec.extra["head_sparsity_pct"],
+                "ffn_sparsity_requested_pct": spec.extra["ffn_sparsity_pct"],
                 "kept_heads": [l.heads for l in spec.layers],
                 "heads_per_layer": spec.heads_per_layer,
                 "neurons_per_layer": spec.neurons_per_layer,

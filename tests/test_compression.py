@@ -20,7 +20,8 @@ from common.cli import UserError
 from common.data import Split, load_test_split
 from common.modeling import load_model_folder
 from common.pruning_spec import SPEC_FILE, PruningSpec
-from common.pruning import compute_importance, select_heads, select_neurons
+from common.pruning import (_run_key, build_spec, compute_importance, select_heads, select_neurons,
+                            shrunk_parameter_count, split_sparsity)
 from export_onnx.save_shrunk_pytorch_model import main as alias_shrink_main
 from inference.evaluate_agnews_quantized_16bit import main as half_main
 from inference.run_inference_on_model import main as eval_main
@@ -90,6 +91,36 @@ def test_head_selection_is_global_and_keeps_a_head_per_layer():
     assert [len(k) for k in kept] == [1, 1]
     neurons = select_neurons(np.arange(20, dtype=float).reshape(2, 10)[:, ::-1], 30)
     assert neurons == [[0, 1, 2, 3, 4, 5, 6], [0, 1, 2, 3, 4, 5, 6]]  # per layer, the 30% smallest go
+
+
+def test_head_ffn_ratio_moves_the_sparsity_between_heads_and_ffn_at_the_same_encoder_share(tiny_bert):
+    from types import SimpleNamespace
+
+    minilm = SimpleNamespace(hidden_size=384, intermediate_size=1536)  # attention: a third of the weights
+    assert split_sparsity(50, 1.0, minilm) == pytest.approx((50, 50))
+    assert split_sparsity(50, 0.5, minilm) == pytest.approx((30, 60))  # 30/3 + 2*60/3 = 50
+    assert split_sparsity(50, 2.0, minilm) == pytest.approx((75, 37.5))
+    with pytest.raises(UserError, match="--head-ffn-ratio 3"):
+        split_sparsity(80, 3.0, minilm)  # 144 % of the heads
+    with pytest.raises(UserError, match="must be > 0"):
+        split_sparsity(50, 0.0, minilm)
+    # On a real (tiny) config: the encoder share removed stays near 50 % whatever the ratio (rounding to whole
+    # heads and neurons aside), while the heads removed grow with the ratio.
+    model, _, _ = load_model_folder(tiny_bert)
+    rng = np.random.default_rng(0)
+    importance = {"heads": rng.random((2, 4)), "neurons": rng.random((2, 37))}
+    encoder = shrunk_parameter_count(model.config, build_spec(model.config, importance, 0))["encoder"]
+    heads_removed = []
+    for ratio in (0.5, 1.0, 2.0):
+        spec = build_spec(model.config, importance, 50, ratio)
+        share = 1 - shrunk_parameter_count(model.config, spec)["encoder"] / encoder
+        assert 0.4 < share < 0.6, (ratio, share)
+        heads_removed.append(8 - sum(spec.heads_per_layer))
+        assert spec.extra["head_ffn_ratio"] == ratio
+    assert heads_removed[0] < heads_removed[1] < heads_removed[2]
+    # the default ratio keeps the run key of models pruned before the flag existed; another one changes it
+    assert "head_ffn_ratio" not in _run_key({"sparsity": 50.0, "head_ffn_ratio": 1.0}, tiny_bert)
+    assert _run_key({"sparsity": 50.0, "head_ffn_ratio": 0.5}, tiny_bert)["head_ffn_ratio"] == 0.5
 
 
 # ----------------------------------------------------------------------------------------------- pruning
@@ -212,7 +243,8 @@ def test_sparsity_out_of_range_exits_2(tmp_path, tiny_bert, toy_data, sparsity, 
     assert exc.value.code == 2 and "--sparsity" in caplog.text and not out.exists()
 
 
-@pytest.mark.parametrize("flag", [["--distill-weight", "1.5"], ["--epochs", "0"], ["--importance-samples", "0"]])
+@pytest.mark.parametrize("flag", [["--distill-weight", "1.5"], ["--epochs", "0"], ["--importance-samples", "0"],
+                                  ["--head-ffn-ratio", "0"], ["--sparsity", "90", "--head-ffn-ratio", "3"]])
 def test_bad_pruning_flags_exit_2_before_any_work(tmp_path, tiny_bert, toy_data, flag):
     with pytest.raises(SystemExit) as exc:
         prune_main(["--model", str(tiny_bert), "--sparsity", "20", "--output", str(tmp_path / "o"),

@@ -106,3 +106,13 @@ def test_half_on_cpu_reaches_the_benchmark_and_reruns_it(tree):
     assert stages(make(tree, "-n", summary, "OPTIMUM_PEER=0")) == []
     plan = make(tree, "-n", summary, "OPTIMUM_PEER=0", "HALF_ON_CPU=1")
     assert stages(plan) == ["inference.run_onnx_benchmark"] and "--half-on-cpu" in plan
+
+
+def test_head_ffn_ratio_reaches_pruning_and_only_a_non_default_ratio_rebuilds(tree):
+    """Models pruned before the knob existed stay built: the default ratio is not in the stamp."""
+    target = "models/pruned/bert_agnews_20pct/manifest.json"
+    make(tree, "-t", target)
+    assert "PRUNE_HEAD_FFN_RATIO" not in (tree / "models/.knobs/prune").read_text()
+    assert stages(make(tree, "-n", target)) == stages(make(tree, "-n", target, "PRUNE_HEAD_FFN_RATIO=1")) == []
+    plan = make(tree, "-n", target, "PRUNE_HEAD_FFN_RATIO=0.5")
+    assert stages(plan) == ["train.pruning.run_structural_pruning"] and "--head-ffn-ratio 0.5 " in plan

@@ -26,8 +26,11 @@ from common.training import add_training_arguments  # noqa: E402
 def build_parser():
     p = stage_parser(__doc__)
     p.add_argument("--model", required=True, help="fine-tuned (unpruned) model folder")
-    p.add_argument("--sparsity", type=float, required=True, help="percent of heads and of FFN neurons to remove (0-95)")
+    p.add_argument("--sparsity", type=float, required=True, help="percent of the encoder's weights to remove as heads and FFN neurons (0-95)")
     p.add_argument("--output", required=True, help="pruned model folder, e.g. models/pruned/bert_agnews_20pct")
+    p.add_argument("--head-ffn-ratio", type=float, default=1.0,
+                   help="share of heads pruned / share of FFN neurons pruned, with --sparsity %% of the encoder "
+                        "weights removed either way (1: equal shares; 0.5 spares heads; 2 spares FFN neurons)")
     add_training_arguments(p, "re-fine-tuning")
     p.add_argument("--importance-samples", type=int, default=512,
                    help="training rows (seeded, stratified slice) used to score heads and neurons")
