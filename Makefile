@@ -225,8 +225,8 @@ outputs/metrics outputs/reports outputs/lime outputs/deletion outputs/sweep mode
 
 # ---------------------------------------------------------------------------------------------- compression
 models/pruned/bert_agnews_%pct/manifest.json: $(FT)/manifest.json train/pruning/run_structural_pruning.py $(PRUNE_SRC) $(PRUNE_KNOBS) ## prune %% of heads and FFN neurons, re-fine-tune
-	$(PY) train.pruning.run_structural_pruning --model $(FT) --sparsity $* --head-ffn-ratio $(PRUNE_HEAD_FFN_RATIO) \
-	  --output $(@D) $(DATA_ARG) --train-samples $(TRAIN_SAMPLES) --epochs $(PRUNE_EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE) $(DISTILL) \
+	$(PY) train.pruning.run_structural_pruning --model $(FT) --sparsity $* --output $(@D) \
+	  --head-ffn-ratio $(PRUNE_HEAD_FFN_RATIO) $(DATA_ARG) --train-samples $(TRAIN_SAMPLES) --epochs $(PRUNE_EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE) $(DISTILL) \
 	  --save-steps $(SAVE_STEPS)
 
 models/shrunk/pruned%/manifest.json: models/pruned/bert_agnews_%pct/manifest.json tools/apply_shrink_to_model.py $(SHRINK_SRC) ## physically shrink a pruned model

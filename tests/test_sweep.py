@@ -113,6 +113,41 @@ def test_a_drifted_variant_is_rejected_when_verdicts_exist():
     assert "equivalent` to base's on both" in text and "rests on" not in text
 
 
+def test_an_unexplained_graph_of_a_drifted_pruned_model_is_presumed_drifted():
+    """The AG News case: pruned60's dynamic graph is LIME-drifted and its static graph was not explained; the
+    static one must not slip through as "unverified", nor a more pruned model's graph. Planted negatives: an
+    unexplained graph whose sibling is equivalent or inconclusive, or only a more pruned model drifted, stays
+    eligible; base's graphs presume nothing."""
+    lime, deletion = {"pruned60_onnx_int8": "drifted"}, {"pruned60_onnx_int8": "equivalent"}
+    choice = pick(rows_for({40: -0.2, 60: -0.7}, lime, deletion, speeds={40: 220.0, 60: 300.0}))
+    assert choice["variant"] == "pruned40_onnx_static" and choice["unverified"] == ["LIME agreement", "deletion test"]
+    assert choice["rejected"] == {
+        "pruned60_onnx_static": "LIME agreement drifted, presumed from `pruned60_onnx_int8` (the same pruned model)",
+        "pruned60_onnx_int8": "LIME agreement drifted"}
+    text = " ".join(pick_sentences(choice, PEER, "base"))
+    assert ("Without the explanation gates the fastest within 1 pt would be `pruned60_onnx_static` (315.0 samples/s "
+            "= 3.15x the peer, -0.80 pt), but its LIME agreement drifted, presumed from `pruned60_onnx_int8`") in text
+    # planted negatives
+    for sibling_verdict in ("equivalent", "inconclusive"):
+        choice = pick(rows_for({40: -0.2, 60: -0.7}, {"pruned60_onnx_int8": sibling_verdict}, {}))
+        assert choice["variant"] == "pruned60_onnx_static"
+        assert "presumed" not in " ".join(choice["rejected"].values())
+    # a less pruned model's drift presumes the more pruned ones drifted; a more pruned one's presumes nothing
+    choice = pick(rows_for({40: -0.2, 60: -0.7}, {"pruned40_onnx_int8": "drifted"}, {}))
+    assert choice["variant"] == "base_onnx_static"  # every pruned graph is drifted or presumed so
+    assert choice["rejected"]["pruned60_onnx_int8"] == (
+        "LIME agreement drifted, presumed from `pruned40_onnx_int8` (less pruned)")
+    choice = pick(rows_for({40: -0.2, 60: -0.7}, {"pruned60_onnx_int8": "drifted", "pruned60_onnx_static": "drifted"}, {}))
+    assert choice["variant"] == "pruned40_onnx_static"
+    rows = rows_for({40: -0.2}, {"base_onnx_int8": "drifted"}, {})
+    assert not [r for r in rows if r["variant"] == "base_onnx_static"][0]["lime_verdict"]
+    choice = pick([r for r in rows if not r["variant"].startswith("pruned")])
+    assert choice["variant"] == "base_onnx_static"  # unpruned graphs differ by quantization only
+    # the ungated sentence is silent when the gates cost nothing
+    choice = pick(rows_for({40: -0.2, 60: -0.7}))
+    assert "Without the explanation gates" not in " ".join(pick_sentences(choice, PEER, "base"))
+
+
 def test_an_inconclusive_verdict_is_not_equivalent():
     lime = {"pruned60_onnx_static": "inconclusive", "pruned60_onnx_int8": "inconclusive"}
     choice = pick(rows_for({40: -0.2, 60: -0.4}, lime, {}))
@@ -233,6 +268,9 @@ def test_the_stage_reads_the_explanation_verdicts_when_they_exist(tmp_path):
     assert table.loc["pruned40_onnx_static", "lime_verdict"] == "drifted"
     assert table.loc["pruned40_onnx_int8", "pick"] and not table.loc["pruned40_onnx_static", "eligible"]
     assert "`pruned40_onnx_static` (LIME agreement drifted)" in (tmp_path / "out" / "sweep.md").read_text()
+    assert table.loc["pruned40_onnx_static", "explanation_failures"] == "LIME agreement drifted"
+    assert pd.isna(table.loc["pruned40_onnx_int8", "explanation_failures"])  # equivalent on both: nothing failed
+    assert pd.isna(table.loc["pruned20_onnx_int8", "explanation_failures"])  # less pruned: presumes nothing
 
 
 def test_without_a_peer_the_sweep_still_runs_and_says_so(tmp_path):
