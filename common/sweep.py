@@ -9,8 +9,9 @@ deletion.csv). Outputs: sweep.csv, frontier.png, sweep.manifest.json and, last (
 **The pick** (:func:`pick`): the most compressed variant (highest achieved encoder sparsity; tie: the
 fastest) within ``ACCURACY_TOLERANCE_PT`` of base accuracy. Where a variant has explanation verdicts, both the
 LIME agreement and the deletion test must say ``equivalent``; where it has none but another graph of the same
-pruned model, or of a less pruned one, is ``drifted`` on that gate, it is presumed drifted (:func:`_sibling_drift`); otherwise the pick
-says it rests on accuracy and speed alone and names the command that would decide. Nothing eligible: keep base.
+pruned model, or of a less pruned one, is ``drifted`` on that gate, it is presumed drifted
+(:func:`_sibling_drift`); otherwise the pick says it rests on accuracy and speed alone and names the command
+that would decide. Nothing eligible: keep base.
 When the gates rejected the fastest variant within the tolerance, the pick says so, with its ratio to the peer:
 the price of explanations that stay equivalent.
 """
@@ -47,9 +48,8 @@ DECIDE_NOTE = ("minutes per variant once the report's LIME is built, hours befor
 SWEEP_COLUMNS = ["variant", "status", "quantization", "sparsity_requested_pct", "encoder_sparsity", "accuracy",
                  "accuracy_delta_pt", "throughput_samples_per_s", "x_base", "x_peer", "latency_ms_p50", "size_mb",
                  "n_test", "accuracy_after_pruning", "accuracy_after_refinetune", "refinetune_drop_pt",
-                 "refinetune_recovered_pt", "refinetune_wall_s", "lime_verdict", "deletion_verdict", "explanation_failures",
-                 "eligible",
-                 "pick"]
+                 "refinetune_recovered_pt", "refinetune_wall_s", "lime_verdict", "deletion_verdict",
+                 "explanation_failures", "eligible", "pick"]
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -246,7 +246,7 @@ def pick_sentences(choice: dict, peer: dict | None, baseline: str) -> list[str]:
     row = choice["row"]
     if row is None:
         return [f"**Keep `{baseline}`**: no compressed variant is within {tol} of its accuracy with explanations "
-                "that are not drifted" + (f" (rejected: {rejected})." if rejected else ".")]
+                "that are not drifted" + (f" (rejected: {rejected})." if rejected else "."), *_ungated_sentence(choice, row)]
     out = [f"**Ship `{row['variant']}`**: the most compressed variant within {tol} of `{baseline}` - encoder "
            f"sparsity {100 * row['encoder_sparsity']:.1f} % (requested {row['sparsity_requested_pct']} %), "
            f"{row['quantization']} quantization, accuracy {row['accuracy']:.4f} ({row['accuracy_delta_pt']:+.2f} pt), "
@@ -292,7 +292,9 @@ def _ungated_sentence(choice: dict, row: dict | None) -> list[str]:
     ratio = f" = {fast['x_peer']:.2f}x the peer" if fast.get("x_peer") is not None else ""
     return [f"Without the explanation gates the fastest within {ACCURACY_TOLERANCE_PT:g} pt would be `{fast['variant']}` "
             f"({fast['throughput_samples_per_s']:.1f} samples/s{ratio}, {fast['accuracy_delta_pt']:+.2f} pt), but its "
-            f"{'; '.join(choice['ungated_failures'])}: accurate enough, but it does not reason like base."]
+            f"{'; '.join(choice['ungated_failures'])}: accurate enough, but "
+            + ("it does not reason like base." if any(DRIFTED in f for f in choice["ungated_failures"])
+               else "its explanations are not shown to match base's.")]
 
 
 def refinetune_sentence(pruning: dict[int, dict], base_accuracy: float) -> str:

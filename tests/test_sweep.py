@@ -143,6 +143,12 @@ def test_an_unexplained_graph_of_a_drifted_pruned_model_is_presumed_drifted():
     assert not [r for r in rows if r["variant"] == "base_onnx_static"][0]["lime_verdict"]
     choice = pick([r for r in rows if not r["variant"].startswith("pruned")])
     assert choice["variant"] == "base_onnx_static"  # unpruned graphs differ by quantization only
+    # inconclusive is not said to be a different reasoning; keeping base still says what the gates cost
+    choice = pick(rows_for({60: -0.7}, {"pruned60_onnx_int8": "inconclusive", "pruned60_onnx_static": "inconclusive",
+                                        "base_onnx_int8": "drifted", "base_onnx_static": "drifted"}, {}))
+    text = " ".join(pick_sentences(choice, PEER, "base"))
+    assert choice["variant"] is None and text.startswith("**Keep `base`**")
+    assert "would be `pruned60_onnx_static`" in text and "not shown to match base's" in text
     # the ungated sentence is silent when the gates cost nothing
     choice = pick(rows_for({40: -0.2, 60: -0.7}))
     assert "Without the explanation gates" not in " ".join(pick_sentences(choice, PEER, "base"))
