@@ -138,11 +138,16 @@ def attention_share(config) -> float:
     return 4 * hidden / (4 * hidden + 2 * inner)
 
 
-def split_sparsity(sparsity: float, head_ffn_ratio: float, config) -> tuple[float, float]:
-    """(head %, FFN %) with head % = ratio x FFN % whose weighted sum is ``sparsity`` % of the encoder weights."""
+def check_head_ffn_ratio(head_ffn_ratio: float) -> float:
     if head_ffn_ratio <= 0:
         raise UserError(f"--head-ffn-ratio {head_ffn_ratio:g} must be > 0 (1: the same share of heads and FFN "
                         "neurons; 0.5: half the head share; 2: twice).")
+    return float(head_ffn_ratio)
+
+
+def split_sparsity(sparsity: float, head_ffn_ratio: float, config) -> tuple[float, float]:
+    """(head %, FFN %) with head % = ratio x FFN % whose weighted sum is ``sparsity`` % of the encoder weights."""
+    check_head_ffn_ratio(head_ffn_ratio)
     share = attention_share(config)
     ffn = sparsity / (share * head_ffn_ratio + 1 - share)
     heads = head_ffn_ratio * ffn
@@ -254,9 +259,7 @@ class PruneConfig(TrainingFlags):
 
     def check(self) -> None:
         check_sparsity(self.sparsity)
-        if self.head_ffn_ratio <= 0:
-            raise UserError(f"--head-ffn-ratio {self.head_ffn_ratio:g} must be > 0 (1: the same share of heads and "
-                            "FFN neurons; 0.5: half the head share; 2: twice).")
+        check_head_ffn_ratio(self.head_ffn_ratio)
         if self.importance_samples <= 0:
             raise UserError("--importance-samples must be > 0 (training rows used to score heads and neurons).")
         super().check()

@@ -215,7 +215,8 @@ def pick(rows: list[dict], baseline: str = "base") -> dict:
     was more compressed but rejected, the fastest eligible variant and the sentences that say so."""
     measured = [r for r in rows if r["status"] == "ok" and r["variant"] != baseline]
     within = [r for r in measured if r["accuracy_delta_pt"] >= -ACCURACY_TOLERANCE_PT - 1e-9]  # exactly 1 pt is in
-    eligible = [r for r in within if not _gate_failures(r, rows)]
+    failures = {r["variant"]: _gate_failures(r, rows) for r in measured}  # measured or presumed, once per variant
+    eligible = [r for r in within if not failures[r["variant"]]]
     by_compression = sorted(eligible, key=lambda r: (-r["encoder_sparsity"], -r["throughput_samples_per_s"]))
     chosen = by_compression[0] if by_compression else None
     fastest = max(eligible, key=lambda r: r["throughput_samples_per_s"], default=None)
@@ -227,10 +228,11 @@ def pick(rows: list[dict], baseline: str = "base") -> dict:
         if r not in within:
             rejected[r["variant"]] = f"{r['accuracy_delta_pt']:+.2f} pt"
         else:
-            rejected[r["variant"]] = "; ".join(_gate_failures(r, rows))
+            rejected[r["variant"]] = "; ".join(failures[r["variant"]])
     # The speed frontier without the explanation gates: what the gates cost, said beside the pick.
     ungated = max(within, key=lambda r: r["throughput_samples_per_s"], default=None)
-    return {"ungated_fastest": ungated, "ungated_failures": _gate_failures(ungated, rows) if ungated else [],
+    return {"ungated_fastest": ungated, "ungated_failures": failures[ungated["variant"]] if ungated else [],
+            "failures": failures,
             "variant": chosen["variant"] if chosen else None, "row": chosen,
             "eligible": [r["variant"] for r in by_compression],
             "fastest": fastest["variant"] if fastest else None, "fastest_row": fastest, "rejected": rejected,
@@ -456,7 +458,7 @@ def run_sweep(config: SweepConfig) -> int:
     sentences = pick_sentences(choice, peer, config.baseline)
     refine = refinetune_sentence(pruning, base[RECORD_ACCURACY])
     for row in rows:
-        row["explanation_failures"] = "; ".join(_gate_failures(row, rows)) if row["status"] == "ok" else ""
+        row["explanation_failures"] = "; ".join(choice["failures"].get(row["variant"], []))
         row["eligible"] = row["variant"] in choice["eligible"]
         row["pick"] = row["variant"] == choice["variant"]
     context = {"bench_dir": str(Path(config.record[0]).parent), "n_test": base.get("n_test"),
