@@ -174,11 +174,16 @@ artefact_prereqs = $(foreach v,$(3),$(eval $(1)$(v)$(2): $(call artefact,$(v))))
 all: report ## build every artefact and outputs/reports/report.md (same as `make report`)
 
 # ---------------------------------------------------------------------------------------------- setup & tests
-setup: .venv/.installed ## create .venv with the pinned requirements.txt
-.venv/.installed: requirements.txt
+setup: .venv/.installed ## create .venv with the pinned requirements.txt and this package installed (editable)
+.venv/.requirements: requirements.txt
 	python3 -m venv .venv
 	.venv/bin/pip install --upgrade pip
 	.venv/bin/pip install -r requirements.txt
+	touch $@
+# Editable, so stage scripts run as files from any folder and edits need no reinstall; no dependency is resolved
+# here (requirements.txt pins them) and no build environment is downloaded (setuptools is in the venv).
+.venv/.installed: .venv/.requirements pyproject.toml
+	.venv/bin/pip install --no-deps --no-build-isolation -e .
 	touch $@
 
 test: ## run the whole test suite (slow tests too; they skip when DATA/NLTK_DATA are absent)

@@ -5,16 +5,16 @@ the code that computes them (``make`` rebuilds the report when a name changes, n
 arithmetic does).
 """
 
-# outputs/reports/deletion.csv (common.deletion_report): one row per variant x check; the shipping gate is GATE.
+# outputs/reports/deletion.csv (common.explain.deletion_report): one row per variant x check; the shipping gate is GATE.
 DELETION_CSV = "deletion.csv"
 DELETION_COLUMNS = ["variant", "check", "mean", "lower", "upper", "margin", "verdict", "n", "n_to_decide"]
 DELETION_GATE = "same_evidence"
 
-# outputs/reports/pos_analysis.csv (common.pos_analysis): one row per variant (and the noise floor).
+# outputs/reports/pos_analysis.csv (common.explain.pos): one row per variant (and the noise floor).
 POS_CSV = "pos_analysis.csv"
 POS_COLUMNS = ["variant", "n", "js_mean", "extra_js_mean", "lower", "upper", "margin", "verdict", "n_to_decide"]
 
-# outputs/metrics/summary.csv (common.benchmark): one row per benchmarked variant, in the order measured.
+# outputs/metrics/summary.csv (common.bench.run): one row per benchmarked variant, in the order measured.
 SUMMARY_CSV = "summary.csv"
 SUMMARY_VARIANT = "variant"
 # BATCH_AGREEMENT: argmax agreement between batched prediction (the bench's batch size, length-sorted
@@ -34,7 +34,7 @@ SUMMARY_COLUMNS = (
     "gpu_util_mean_percent", "accuracy_source", "host_load_1min", "model_sha256", BATCH_AGREEMENT, PEER_CONFIG,
 )
 
-# A variant's metrics record (common.evaluation; the benchmark writes one per variant under its own folder):
+# A variant's metrics record (common.bench.evaluation; the benchmark writes one per variant under its own folder):
 # the keys the report needs to show a variant at all. A failed benchmark variant's record has STATUS != "ok"
 # and no accuracy.
 RECORD_VARIANT = "variant"

@@ -3,7 +3,7 @@
 Results are appended per item to a hidden part file with a progress log of byte offsets; a killed
 run truncates to the last finished item and resumes. Under ``torchrun`` each rank does
 ``positions % world == rank`` into its own part; rank 0 merges the parts in item order, so the CSV
-is byte-identical to a single-process run. The LIME stages (:mod:`common.lime_stages`) are its users.
+is byte-identical to a single-process run. The LIME stages (:mod:`common.explain.stages`) are its users.
 """
 from __future__ import annotations
 

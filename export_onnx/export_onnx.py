@@ -18,16 +18,12 @@ the folder), and X.manifest.json records parity, opset, source hash and optimize
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.cli import add_shared_flags, stage_parser  # noqa: E402
-from common.export_stage import INT8_MODES, ExportConfig, run  # noqa: E402
-from common.onnx_export import INT8_TEXTS, OPSET  # noqa: E402
-from common.onnx_static import CALIB_ROWS, DEFAULT_STATIC_FORMAT, STATIC_FORMATS  # noqa: E402
-from common.stage import stage_entry  # noqa: E402
+from common.cli import add_shared_flags, stage_parser
+from common.export.stage import INT8_MODES, ExportConfig, run
+from common.export.onnx_export import INT8_TEXTS, OPSET
+from common.quantize.ort_static import CALIB_ROWS, DEFAULT_STATIC_FORMAT, STATIC_FORMATS
+from common.stage import stage_entry
 
 
 def build_parser():

@@ -6,12 +6,8 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
-
-from tools.apply_shrink_to_model import main  # noqa: E402,F401
+from tools.apply_shrink_to_model import main  # noqa: F401
 
 if __name__ == "__main__":
     sys.exit(main())

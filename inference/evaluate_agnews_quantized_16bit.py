@@ -12,12 +12,8 @@ fp32 (0.27x there). The numbers say so; nothing is faked.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
-
-from inference.run_inference_on_model import evaluation_entry  # noqa: E402
+from inference.run_inference_on_model import evaluation_entry
 
 main = evaluation_entry(("fp16", "bf16"), __doc__)
 

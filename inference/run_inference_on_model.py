@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.evaluation import DTYPES, ModelEvaluationConfig, add_eval_arguments, run_evaluation  # noqa: E402
-from common.stage import stage_entry  # noqa: E402
+from common.bench.evaluation import DTYPES, ModelEvaluationConfig, add_eval_arguments, run_evaluation
+from common.stage import stage_entry
 
 
 def evaluation_entry(dtypes: tuple[str, ...] = DTYPES, description: str = __doc__):

@@ -19,14 +19,10 @@ A failing variant is reported in summary.md, not fatal (unless it is the baselin
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.benchmark import BenchConfig, add_benchmark_arguments, run_benchmark  # noqa: E402
-from common.cli import stage_parser  # noqa: E402
-from common.stage import stage_entry  # noqa: E402
+from common.bench.run import BenchConfig, add_benchmark_arguments, run_benchmark
+from common.cli import stage_parser
+from common.stage import stage_entry
 
 
 def build_parser():

@@ -61,7 +61,7 @@ def make_tiny_bert(folder: Path, seed: int = 0) -> Path:
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-    from common.modeling import label_config
+    from common.models.modeling import label_config
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = write_vocab(folder)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.bench_peer import PEER_NAME, cached_build_is_current, optimum_config_for
-from common.bench_summary import _summary_row, best_variant, picks
-from common.bench_timing import best_latency, logits_in_order, pad_batches, thread_settings
+from common.bench.peers.optimum import PEER_NAME, cached_build_is_current, optimum_config_for
+from common.bench.summary import summary_row, best_variant, picks
+from common.bench.timing import best_latency, logits_in_order, pad_batches, thread_settings
 from common.schema import LATENCY_THREADS, PEER_CONFIG, SUMMARY_COLUMNS, THROUGHPUT_VS_PEER
 from tests.conftest import REPO, toy_texts
 
@@ -32,7 +32,7 @@ def _planted_rows():
     ours = [base, _result("pruned30_onnx_int8", 0.893, 300.0, 5.0),  # -0.7 pt: eligible
             _result("pruned60_onnx_int8", 0.85, 900.0, 1.0),        # -5 pt: fastest, never picked
             _result("base_onnx_int8", 0.90, 250.0, 2.0)]
-    return [_summary_row(r, base, peer) for r in ours + [peer]]
+    return [summary_row(r, base, peer) for r in ours + [peer]]
 
 
 def test_ratios_are_computed_from_the_rows():
@@ -42,7 +42,7 @@ def test_ratios_are_computed_from_the_rows():
     assert rows[PEER_NAME][THROUGHPUT_VS_PEER] == 1.0 and rows[PEER_NAME][PEER_CONFIG].startswith("AutoQuant")
     assert not rows["base"].get(PEER_CONFIG)  # only the peer is marked as the peer
     # without a peer there is no ratio to it (never a made-up one)
-    alone = _summary_row(_result("base", 0.9, 100.0, 10.0), _result("base", 0.9, 100.0, 10.0), None)
+    alone = summary_row(_result("base", 0.9, 100.0, 10.0), _result("base", 0.9, 100.0, 10.0), None)
     assert alone.get(THROUGHPUT_VS_PEER) is None and alone["throughput_ratio"] == 1.0
 
 
@@ -93,7 +93,7 @@ def test_cached_build_is_reused_only_for_the_same_base(tmp_path):
 
 def test_both_sides_pad_and_batch_like_the_classifier(tiny_bert):
     """The protocol's batches give the logits the classifier's own batching gives (same padding, same order)."""
-    from common.classifier import load_classifier
+    from common.models.classifier import load_classifier
 
     clf = load_classifier(tiny_bert, device="cpu")
     texts = toy_texts(37)[0] + ["one", "a much longer text than the others with many words in it"]
@@ -175,8 +175,8 @@ def test_peer_built_with_optimum_and_measured_with_the_same_protocol(tiny_bert, 
 def test_batch_agreement_counts_flips_caused_by_batch_mates():
     """The peer's agreement: a model whose scores depend on the batch (as dynamic int8's activation scales do)
     flips rows; a batch-invariant one agrees on all of them; the rows are the ones our variants use."""
-    from common.bench_timing import agreement_indices, batch_vs_single
-    from common.bench_worker import agreement_texts
+    from common.bench.timing import agreement_indices, batch_vs_single
+    from common.bench.worker import agreement_texts
 
     rng = np.random.default_rng(0)
     ids = [list(rng.integers(5, 50, size=rng.integers(3, 12))) for _ in range(40)]
@@ -201,7 +201,7 @@ def test_batch_agreement_counts_flips_caused_by_batch_mates():
 
 
 def test_half_precision_is_skipped_only_on_a_cpu_without_native_support():
-    from common.bench_peer import half_skip_reason
+    from common.bench.cpu import half_skip_reason
 
     avx2 = "flags\t: fpu sse2 avx2 fma\n"
     sapphire = "flags\t: avx2 avx512f avx512_bf16 avx512_fp16 amx_bf16\n"

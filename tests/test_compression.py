@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from analysis.model_properties.run_model_properties import main as properties_main
-from common.classifier import load_classifier
+from common.models.classifier import load_classifier
 from common.cli import UserError
 from common.data import Split, load_test_split
-from common.modeling import load_model_folder
-from common.pruning_spec import SPEC_FILE, PruningSpec
-from common.pruning import (_run_key, build_spec, compute_importance, select_heads, select_neurons,
+from common.models.modeling import load_model_folder
+from common.models.pruning_spec import SPEC_FILE, PruningSpec
+from common.compress.pruning import (_run_key, build_spec, compute_importance, select_heads, select_neurons,
                             shrunk_parameter_count, split_sparsity)
 from export_onnx.save_shrunk_pytorch_model import main as alias_shrink_main
 from inference.evaluate_agnews_quantized_16bit import main as half_main
@@ -193,7 +193,7 @@ def test_shrunk_equals_masked_and_reloads(chain, which):
 
 # ----------------------------------------------------------------------------------------------- int8
 def test_int8_of_shrunk_model_round_trips(chain):
-    from common.quantization import quantize_dynamic_int8
+    from common.models.torch_int8 import quantize_dynamic_int8
 
     out = chain["root"] / "quantized" / "pruned50_8bit.pt"
     assert quantize_main(["--model", str(chain["shrunk"]), "--output", str(out), "--data", str(chain["data"]),
@@ -205,7 +205,7 @@ def test_int8_of_shrunk_model_round_trips(chain):
     assert clf.kind == "torch-int8" and clf.info["pruning"] == "shrunk"
     texts = load_test_split(str(chain["data"]), 40, 0).texts
     model, tokenizer, _ = load_model_folder(chain["shrunk"])
-    from common.classifier import TorchClassifier
+    from common.models.classifier import TorchClassifier
 
     in_memory = TorchClassifier(quantize_dynamic_int8(model), tokenizer, device="cpu").predict_logits(texts)
     np.testing.assert_allclose(clf.predict_logits(texts), in_memory, atol=1e-6)
@@ -222,8 +222,8 @@ def test_int8_of_base_model_is_smaller(tmp_path, tiny_bert, toy_data):
 
 def test_int8_on_a_gpu_device_falls_back_to_cpu(tmp_path, tiny_bert, toy_data, caplog):
     """DEVICE=auto resolves to cuda on a GPU host; the int8 variant must still run (on CPU), not fail."""
-    from common.classifier import load_payload
-    from common.quantization import _load
+    from common.models.classifier import load_payload
+    from common.models.torch_int8 import _load
 
     out = tmp_path / "base_8bit.pt"
     assert quantize_main(["--model", str(tiny_bert), "--output", str(out), "--data", str(toy_data)]) == 0
@@ -311,7 +311,7 @@ def test_16bit_evaluation_matches_fp32_keys_and_predictions(chain, tmp_path):
 
 # ----------------------------------------------------------------------------------------------- properties
 def test_model_properties_of_every_variant_and_table(chain, tmp_path):
-    from common.quantization import quantize_dynamic_int8, save_quantized
+    from common.models.torch_int8 import quantize_dynamic_int8, save_quantized
 
     int8 = tmp_path / "s8.pt"
     model, tokenizer, spec = load_model_folder(chain["shrunk"])
@@ -356,10 +356,10 @@ def test_model_properties_of_every_variant_and_table(chain, tmp_path):
 def test_minilm_pruned_masks_equal_shrunk_on_real_news(ag_news_dir):
     """MiniLM-L6 with a 30% spec from real training rows: shrunk logits == masked logits on real test texts."""
     from common.data import load_dataset
-    from common.modeling import new_classifier
-    from common.pruning_spec import apply_mask_hooks, shrink_model
-    from common.pruning import build_spec
-    from common.shrinking_utils import model_logits
+    from common.models.modeling import new_classifier
+    from common.models.pruning_spec import apply_mask_hooks, shrink_model
+    from common.compress.pruning import build_spec
+    from common.compress.shrink import model_logits
 
     torch.manual_seed(0)
     model, tokenizer = new_classifier("minilm")

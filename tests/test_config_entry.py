@@ -14,20 +14,20 @@ from common.stage import StageConfig, config_entry, config_parser, flag, shared_
 # stage script -> (config module, class, the fewest flags it runs with)
 STAGES = {
     "generate_outputs.generate_lime_csv.run_lime_on_model": (
-        "common.lime_stages", "LimeConfig", ["--model", "m", "--variant", "v", "--output", "o.csv"]),
+        "common.explain.stages", "LimeConfig", ["--model", "m", "--variant", "v", "--output", "o.csv"]),
     "generate_outputs.generate_lime_csv.generate_bert_token_explanations_for_mlp": (
-        "common.lime_stages", "TokenExplanationConfig", ["--model", "m", "--output", "o.csv"]),
+        "common.explain.stages", "TokenExplanationConfig", ["--model", "m", "--output", "o.csv"]),
     "generate_outputs.generate_lime_csv.bench_lime_speed": (
-        "common.lime_bench", "LimeBenchConfig", ["--model", "m", "--onnx", "m.onnx"]),
-    "generate_outputs.sp_lime.run_sp_lime_hf_model": ("common.lime_sp", "SpLimeConfig", ["--model_dir", "m"]),
+        "common.explain.speed", "LimeBenchConfig", ["--model", "m", "--onnx", "m.onnx"]),
+    "generate_outputs.sp_lime.run_sp_lime_hf_model": ("common.explain.sp_lime", "SpLimeConfig", ["--model_dir", "m"]),
     "generate_outputs.deletion_test.run_deletion_test": (
-        "common.deletion", "DeletionTestConfig", ["--base-lime", "b.csv", "--variant-lime", "v.csv", "--output", "o.csv"]),
+        "common.explain.deletion", "DeletionTestConfig", ["--base-lime", "b.csv", "--variant-lime", "v.csv", "--output", "o.csv"]),
     "generate_outputs.deletion_test.build_deletion_report": (
-        "common.deletion_report", "DeletionReportConfig", ["--variant", "d.csv"]),
+        "common.explain.deletion_report", "DeletionReportConfig", ["--variant", "d.csv"]),
     "generate_outputs.lime_similarity_pipeline.run_lime_similarity": (
-        "common.lime_similarity_report", "SimilarityConfig", ["--base", "b.csv", "--noise", "n.csv"]),
-    "analysis.nltk.nltk_analyze_all_models": ("common.pos_analysis", "PosConfig", ["--base", "b.csv", "--noise", "n.csv"]),
-    "generate_outputs.report.build_report": ("common.report_stage", "ReportConfig", []),
+        "common.explain.drift_report", "SimilarityConfig", ["--base", "b.csv", "--noise", "n.csv"]),
+    "analysis.nltk.nltk_analyze_all_models": ("common.explain.pos", "PosConfig", ["--base", "b.csv", "--noise", "n.csv"]),
+    "generate_outputs.report.build_report": ("common.report.stage", "ReportConfig", []),
     "train_mlp_models.evaluate_mlp_models": (
         "common.mlp.evaluation", "EvaluationConfig",
         ["--vanilla", "v.pt", "--xai", "x.pt", "--output-dir", "o", "--explanations", "e.csv"]),

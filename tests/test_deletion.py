@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.deletion import (DELETION_COLUMNS, PER_INSTANCE_COLUMNS, LimeRun, deletion_texts, judge_variant,
+from common.explain.deletion import (DELETION_COLUMNS, PER_INSTANCE_COLUMNS, LimeRun, deletion_texts, judge_variant,
                              measure)
 from tests.conftest import CLASS_WORDS, FILLER, copy_sources, make_tiny_bert
 from tests.test_explanations import run_lime
@@ -95,7 +95,7 @@ def test_comprehensiveness_and_sufficiency_exact_values():
 def keyed_runs():
     """40 texts, each with 2 words of class c's set A, 2 of its set B and 3 fillers. Base keys on A, the
     planted variant on B (same labels everywhere), both explained by real LIME with the same seed."""
-    from common.lime_utils import explain_text, explanation_rows, instance_lime_seed, make_explainer
+    from common.explain.explainer import explain_text, explanation_rows, instance_lime_seed, make_explainer
 
     rng = np.random.default_rng(0)
     set_a = [set(words[:3]) for words in CLASS_WORDS]
@@ -177,7 +177,7 @@ def deletion_args(setup, variant_lime, model, output, *extra):
 
 
 def test_stage_end_to_end_and_report(lime_csvs, tmp_path):
-    from common.classifier import load_classifier
+    from common.models.classifier import load_classifier
     from common.manifest import read_manifest
     from generate_outputs.deletion_test.build_deletion_report import main as report_main
     from generate_outputs.deletion_test.run_deletion_test import main
@@ -284,7 +284,7 @@ def test_missing_lime_csv_or_unnamed_model_exit_2(lime_csvs, tmp_path, caplog):
 def test_dynamic_int8_numbers_do_not_depend_on_the_other_instances(lime_csvs, tmp_path):
     """Dynamic int8 scales activations per batch: an instance's rows must be the same whether it is
     measured with all instances or alone with one other."""
-    from common.classifier import load_classifier
+    from common.models.classifier import load_classifier
     from generate_outputs.deletion_test.run_deletion_test import main
     from train.quantization.run_dynamic_quantization import main as quantize_main
 

@@ -35,7 +35,7 @@ def trained_tiny(tmp_path_factory):
     import torch
 
     from common.data import load_dataset
-    from common.modeling import load_model_folder
+    from common.models.modeling import load_model_folder
 
     tmp_path = tmp_path_factory.mktemp("trained")
     untrained = make_tiny_bert(tmp_path / "untrained")
@@ -65,7 +65,7 @@ def trained_tiny(tmp_path_factory):
 
 # ----------------------------------------------------------------------------------------------- similarity metrics
 def test_similarity_metrics_known_answers():
-    from common.explanation_similarity import pair_metrics
+    from common.explain.similarity import pair_metrics
 
     a = {"goal": 0.5, "match": 0.3, "the": -0.1, "team": 0.2}
     same = pair_metrics(a, dict(a))
@@ -86,8 +86,8 @@ def test_similarity_metrics_known_answers():
 
 # ----------------------------------------------------------------------------------------------- LIME CSV
 def test_lime_csv_reproducible_resumes_and_explains_reference(tmp_path, trained_tiny, tiny_bert, toy_data):
-    from common.classifier import load_classifier
-    from common.lime_utils import LIME_COLUMNS, choose_instances
+    from common.models.classifier import load_classifier
+    from common.explain.explainer import LIME_COLUMNS, choose_instances
     from common.manifest import read_manifest
 
     full = tmp_path / "full" / "v.csv"
@@ -142,7 +142,7 @@ def test_second_name_for_the_same_model_file_reuses_the_rows(tmp_path, tiny_bert
     """base and base_onnx (or pruned20 and pruned20_onnx) are explained through one file: the second CSV is
     the first with the variant renamed, byte for byte what explaining it would have written; another seed,
     another model or an edited source CSV are explained afresh."""
-    from common import lime_utils
+    from common.explain import explainer as lime_utils
     from common.manifest import read_manifest
 
     out = tmp_path / "lime"
@@ -163,7 +163,7 @@ def test_second_name_for_the_same_model_file_reuses_the_rows(tmp_path, tiny_bert
     before = (out / "b.csv").read_bytes()
     assert run_lime(tiny_bert, toy_data, out / "b.csv", variant="b") == 0  # a rerun keeps an up-to-date CSV
     assert calls == [] and (out / "b.csv").read_bytes() == before
-    from common import lime_stages
+    from common.explain import stages as lime_stages
 
     with monkeypatch.context() as patch:  # an edit of any imported toolkit source re-explains
         patch.setattr(lime_stages, "code_fingerprint", lambda: "edited")
@@ -194,7 +194,7 @@ def test_lime_user_errors(tmp_path, tiny_bert, toy_data):
 
 def test_token_explanations_for_mlp_cover_every_class(tmp_path, trained_tiny, toy_data):
     from common.data import load_dataset
-    from common.lime_utils import MLP_COLUMNS
+    from common.explain.explainer import MLP_COLUMNS
     from generate_outputs.generate_lime_csv.generate_bert_token_explanations_for_mlp import main
 
     out = tmp_path / "inter" / "bert_token_explanations.csv"

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from common.classifier import TOKENIZER_FILES, load_classifier
+from common.models.classifier import TOKENIZER_FILES, load_classifier
 from common.cli import UserError
 from tests.conftest import copy_sources, toy_texts
 
@@ -24,9 +24,9 @@ TEXTS = toy_texts(6)[0]
 
 
 def _int8_payload(tiny_bert: Path) -> dict:
-    from common.classifier import tokenizer_files
-    from common.modeling import load_model_folder
-    from common.quantization import FORMAT, SETTINGS, quantize_dynamic_int8
+    from common.models.classifier import tokenizer_files
+    from common.models.modeling import load_model_folder
+    from common.models.torch_int8 import FORMAT, SETTINGS, quantize_dynamic_int8
 
     model, tokenizer, _ = load_model_folder(tiny_bert)
     return {"format": FORMAT, "settings": dict(SETTINGS), "config": model.config.to_dict(), "pruning_spec": None,
@@ -115,8 +115,8 @@ def test_weights_with_unexpected_tensors_are_refused(tiny_bert, tmp_path):
 def test_shrunk_and_masked_folders_with_missing_tensors_are_refused(tiny_bert, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from common.modeling import save_model_folder, load_model_folder
-    from common.pruning_spec import PruningSpec, shrink_model, shrunk_spec
+    from common.models.modeling import save_model_folder, load_model_folder
+    from common.models.pruning_spec import PruningSpec, shrink_model, shrunk_spec
 
     model, tokenizer, _ = load_model_folder(tiny_bert)
     spec = PruningSpec.full(model.config)
@@ -212,9 +212,9 @@ def test_bad_data_ends_the_stage_with_exit_2_and_one_line(tmp_path, tiny_bert, c
 
 # ----------------------------------------------------------------------------------------------- 7 unencodable text
 def test_a_lone_surrogate_does_not_kill_the_batch(tiny_bert, tmp_path, caplog):
-    import common.classifier_base as classifier_module
+    import common.models.base as classifier_module
 
-    from common.onnx_export import export_model
+    from common.export.onnx_export import export_model
 
     onnx_path = tmp_path / "onnx" / "tiny.onnx"
     export_model(tiny_bert, onnx_path, data="", max_len=32)
@@ -260,7 +260,7 @@ def test_malicious_model_pt_in_a_folder_is_refused_in_one_line(tiny_bert, tmp_pa
 
 
 def test_plain_state_dict_folder_still_loads(tiny_bert, tmp_path):
-    from common.modeling import load_model_folder, save_model_folder
+    from common.models.modeling import load_model_folder, save_model_folder
 
     model, tokenizer, _ = load_model_folder(tiny_bert)
     save_model_folder(model, tokenizer, tmp_path / "pt_folder", method="torch_save")
@@ -327,7 +327,7 @@ def _dead_pid() -> int:
 
 def test_stale_temps_of_a_killed_export_are_removed_by_the_next_run(tiny_bert, tmp_path):
     from common.manifest import _HOST
-    from common.onnx_export import export_model
+    from common.export.onnx_export import export_model
 
     folder = tmp_path / "onnx"
     folder.mkdir()
@@ -389,7 +389,7 @@ def _cut_checkpoint(folder: Path, how: str) -> None:
 
 
 def test_checkpoint_completeness_check_can_fail(tmp_path, toy_data):
-    from common.training import checkpoint_problem
+    from common.compress.training import checkpoint_problem
     from train.fine_tuning.run_fine_tune_bert_agnews import main
 
     from tests.conftest import make_tiny_bert
@@ -456,7 +456,7 @@ def test_pruning_rerun_after_a_cut_checkpoint_finishes(tmp_path, tiny_bert, toy_
 
 
 def test_auto_save_steps_gives_about_ten_checkpoints_per_run(tmp_path, toy_data):
-    from common.training import AUTO_CHECKPOINTS_PER_RUN
+    from common.compress.training import AUTO_CHECKPOINTS_PER_RUN
     from train.fine_tuning.run_fine_tune_bert_agnews import main
 
     from tests.conftest import make_tiny_bert
@@ -603,7 +603,7 @@ class _BatchMeanClassifier:
 
 
 def test_batch_agreement_detects_batch_dependence_and_passes_a_batch_invariant_model(tiny_bert):
-    from common.bench_worker import BATCH_AGREEMENT, batch_agreement
+    from common.bench.worker import BATCH_AGREEMENT, batch_agreement
 
     texts = [("word " * n).strip() for n in (1, 2, 3, 5, 8, 13, 2, 1)]
     planted = batch_agreement(_BatchMeanClassifier(), texts, batch_size=4)
@@ -615,7 +615,7 @@ def test_batch_agreement_detects_batch_dependence_and_passes_a_batch_invariant_m
 def test_benchmark_reports_batch_agreement_for_every_variant(tiny_bert, tmp_path, toy_data):
     import csv
 
-    from common.benchmark import BATCH_AGREEMENT, SUMMARY_COLUMNS
+    from common.bench.run import BATCH_AGREEMENT, SUMMARY_COLUMNS
     from inference.run_onnx_benchmark import main
 
     int8 = _save(_int8_payload(tiny_bert), tmp_path / "base_8bit.pt")
@@ -638,7 +638,7 @@ def test_benchmark_reports_batch_agreement_for_every_variant(tiny_bert, tmp_path
 
 
 def test_batch_agreement_is_reused_only_at_the_same_batch_size_and_rows(tmp_path):
-    from common.bench_worker import BATCH_AGREEMENT, agreement_texts, reusable_agreement
+    from common.bench.worker import BATCH_AGREEMENT, agreement_texts, reusable_agreement
 
     previous = tmp_path / "v.json"
     measured = {BATCH_AGREEMENT: 0.97, "batch_agreement_flips": 3, "batch_agreement_n": 100,
@@ -679,7 +679,7 @@ def test_lime_of_dynamic_int8_does_not_depend_on_batch_size(tiny_bert, tmp_path,
     assert len(small) > 0
     pd.testing.assert_frame_equal(small, large)
     # Planted: without the fixed batch composition the same runs differ, so the check above can fail.
-    from common import quantization
+    from common.models import torch_int8 as quantization
 
     original = quantization._load
 
@@ -688,7 +688,7 @@ def test_lime_of_dynamic_int8_does_not_depend_on_batch_size(tiny_bert, tmp_path,
         clf.batch_dependent = False
         return clf
 
-    monkeypatch.setitem(__import__("common.classifier", fromlist=["_PAYLOAD_LOADERS"])._PAYLOAD_LOADERS,
+    monkeypatch.setitem(__import__("common.models.classifier", fromlist=["_PAYLOAD_LOADERS"])._PAYLOAD_LOADERS,
                         quantization.FORMAT, not_flagged)
     with pytest.raises(AssertionError):
         pd.testing.assert_frame_equal(explain(4, "p4"), explain(64, "p64"))

@@ -9,8 +9,8 @@ import numpy as np
 import onnx
 import pytest
 
-import common.onnx_attention as onnx_attention
-from common.onnx_attention import FUSED_DOMAIN, FUSED_OP, fused_attempt, fused_ops_per_layer
+import common.export.attention as onnx_attention
+from common.export.attention import FUSED_DOMAIN, FUSED_OP, fused_attempt, fused_ops_per_layer
 from export_onnx.export_onnx import main
 from tests.test_static_int8 import write_data
 
@@ -39,8 +39,8 @@ def _perturb(folder: Path, sharpen: bool) -> None:
 
 
 def _shrunk_tiny(tiny_bert: Path, data: Path, out: Path, sharpen: bool) -> Path:
-    from common.pruning_spec import LayerSpec, PruningSpec
-    from common.shrinking_utils import shrink_folder
+    from common.models.pruning_spec import LayerSpec, PruningSpec
+    from common.compress.shrink import shrink_folder
 
     _perturb(tiny_bert, sharpen)
     config = json.loads((tiny_bert / "config.json").read_text())
@@ -88,7 +88,7 @@ def shrunk_smooth(tiny_bert, tmp_path):
 def test_fused_graph_equals_torch_on_padded_batches_with_per_layer_head_counts(shrunk, tmp_path):
     import torch
 
-    from common.modeling import load_model_folder
+    from common.models.modeling import load_model_folder
 
     folder, data = shrunk
     fused = tmp_path / "onnx" / "pruned.onnx"
@@ -146,8 +146,8 @@ def test_a_wrong_head_count_fails_parity_and_falls_back_to_the_plain_graph(shrun
 
 def test_a_graph_without_one_fused_op_per_layer_is_not_kept(tiny_bert, tmp_path):
     """The op-count gate: a graph that passes parity but holds no fused op (planted: the plain export) is refused."""
-    from common.modeling import load_model_folder
-    from common.onnx_export import torch_to_onnx
+    from common.models.modeling import load_model_folder
+    from common.export.onnx_export import torch_to_onnx
 
     model, tokenizer, _ = load_model_folder(tiny_bert)
     plain, fused = tmp_path / "plain.onnx", tmp_path / "fused.onnx"
@@ -165,8 +165,8 @@ def test_a_graph_without_one_fused_op_per_layer_is_not_kept(tiny_bert, tmp_path)
 
 def test_export_leaves_the_model_in_eval_mode(tiny_bert, tmp_path):
     """The exporter restores its wrapper's training mode recursively; dropout must not come back on."""
-    from common.modeling import load_model_folder
-    from common.onnx_export import torch_to_onnx
+    from common.models.modeling import load_model_folder
+    from common.export.onnx_export import torch_to_onnx
 
     model, tokenizer, _ = load_model_folder(tiny_bert)
     for fused in (False, True):
@@ -190,8 +190,8 @@ def test_fused_attention_on_an_onnx_source_is_a_clear_error(shrunk, tmp_path, ca
 def test_the_fused_graph_reads_as_the_same_model(shrunk_smooth, tmp_path):
     """Parameter counts and per-layer widths read from the graph (the properties table, the loader) do not
     change with the fusion: the merged Q/K/V bias is the same numbers in one initializer."""
-    from common.model_properties import onnx_properties
-    from common.onnx_models import initializer_counts
+    from common.bench.properties import onnx_properties
+    from common.models.onnx_graph import initializer_counts
 
     folder, data = shrunk_smooth
     plain, fused = tmp_path / "plain" / "pruned.onnx", tmp_path / "fused" / "pruned.onnx"

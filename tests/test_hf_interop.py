@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from common.classifier import load_classifier
-from common.modeling import REMOTE_CODE_FILE, load_model_folder, save_model_folder
-from common.pruning_spec import LayerSpec, PruningSpec
+from common.models.classifier import load_classifier
+from common.models.modeling import REMOTE_CODE_FILE, load_model_folder, save_model_folder
+from common.models.pruning_spec import LayerSpec, PruningSpec
 from tests.conftest import make_tiny_bert, toy_texts
 from tools.apply_shrink_to_model import main as shrink_main
 

@@ -158,8 +158,8 @@ def test_the_dynamic_import_scan_finds_planted_ones(tmp_path):
 # ----------------------------------------------------------------------------------------------- the code
 def test_common_has_no_import_cycle():
     graph = import_graph(ROOT, "common")
-    assert "common.classifier" in graph and graph["common.classifier"] >= {
-        "common.onnx_models", "common.quantization", "common.mlp.model"}, "the loaders are imported explicitly"
+    assert "common.models.classifier" in graph and graph["common.models.classifier"] >= {
+        "common.models.onnx_graph", "common.models.torch_int8", "common.models.mlp_student"}, "the loaders are imported explicitly"
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
@@ -168,6 +168,6 @@ def test_common_imports_nothing_by_name():
     assert dynamic_imports(ROOT, "common") == []
 
 
-@pytest.mark.parametrize("loader", ["common.onnx_models", "common.quantization", "common.mlp.model"])
+@pytest.mark.parametrize("loader", ["common.models.onnx_graph", "common.models.torch_int8", "common.models.mlp_student"])
 def test_loaders_import_the_base_not_the_loader_registry(loader):
-    assert "common.classifier" not in import_graph(ROOT, "common")[loader]
+    assert "common.models.classifier" not in import_graph(ROOT, "common")[loader]

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from common.cli import UserError
-from common.interop import ATOL, THIRDPARTY_SCRIPT, compare, parse_artefacts
-from common.modeling import load_model_folder, save_model_folder
-from common.pruning_spec import LayerSpec, PruningSpec
+from common.bench.interop import ATOL, THIRDPARTY_SCRIPT, compare, parse_artefacts
+from common.models.modeling import load_model_folder, save_model_folder
+from common.models.pruning_spec import LayerSpec, PruningSpec
 from tests.conftest import REPO, make_tiny_bert
 from tools.apply_shrink_to_model import main as shrink_main
 from tools.interop import main as interop_main

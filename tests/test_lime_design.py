@@ -1,4 +1,4 @@
-"""The one design check every explanation-drift stage runs (common/lime_design.py): it passes matching runs, stops
+"""The one design check every explanation-drift stage runs (common/explain/design.py): it passes matching runs, stops
 on each kind of mismatch naming the file, and the three stages word the same mismatch the same way."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from common.cli import UserError
-from common.lime_design import (OTHER_SEED, SAME_SEED, LimeDesign, check_same_design, read_stage_csv,
+from common.explain.design import (OTHER_SEED, SAME_SEED, LimeDesign, check_same_design, read_stage_csv,
                                 single_setting)
 
 TEXTS = {0: "goal match team", 3: "bank profit rises", 6: "chip maker wins"}
@@ -100,10 +100,10 @@ def _lime_csv(path: Path, *, num_samples: int, seed: int = 7) -> Path:
 
 def test_the_three_stages_refuse_the_same_mismatch_with_the_same_sentence(tmp_path):
     """LIME agreement, the deletion test and the POS analysis all call the one check."""
-    from common.deletion import check_same_design as deletion_check
-    from common.deletion import read_lime_run
-    from common.lime_similarity import check_comparable, read_explanations
-    from common.pos_analysis import check_design, load_shares
+    from common.explain.deletion import check_same_design as deletion_check
+    from common.explain.deletion import read_lime_run
+    from common.explain.drift import check_comparable, read_explanations
+    from common.explain.pos import check_design, load_shares
 
     base, other = _lime_csv(tmp_path / "base.csv", num_samples=500), _lime_csv(tmp_path / "other.csv", num_samples=999)
     noise = _lime_csv(tmp_path / "noise.csv", num_samples=500, seed=8)

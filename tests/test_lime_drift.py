@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.explanation_similarity import pair_metrics, signed_rbo
-from common.lime_similarity import (COL_EXTRA, COL_METRIC, COL_N, COL_N_TO_DECIDE, COL_ROLE, COL_VARIANT, COL_VERDICT,
+from common.explain.similarity import pair_metrics, signed_rbo
+from common.explain.drift import (COL_EXTRA, COL_METRIC, COL_N, COL_N_TO_DECIDE, COL_ROLE, COL_VARIANT, COL_VERDICT,
                                     HEADLINE, SECONDARY, SIMILARITY_COLUMNS)
-from common.lime_utils import LIME_COLUMNS
+from common.explain.explainer import LIME_COLUMNS
 from tests.test_explanations import run_lime, trained_tiny  # noqa: F401 (a module-scoped fixture, reused)
 
 SEED = 7
@@ -227,7 +227,7 @@ def _neutralise_top_words(model_dir, out_dir, lime_csv, texts):
     keeping a word only while every instance's predicted label stays the same. Returns the words changed."""
     import torch
 
-    from common.modeling import load_model_folder
+    from common.models.modeling import load_model_folder
 
     model, tokenizer, _ = load_model_folder(model_dir)
     model.eval()
@@ -287,7 +287,7 @@ def test_planted_drift_through_the_lime_stage_flips_the_verdict(tmp_path, traine
 def test_a_positive_control_not_shown_drifted_is_called_out():
     """The positive control is the far end of the scale: unless it comes out drifted, the margin does not
     separate two fine-tunes at these instances, and the report says so (planted: drifted -> no sentence)."""
-    from common.lime_similarity import control_warnings
+    from common.explain.drift import control_warnings
 
     def control(verdict, spearman="drifted"):
         return {"ctrl": {"role": "positive_control", "verdict": verdict, "extra": 0.055, "margin": 0.067,

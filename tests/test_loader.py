@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.classifier import load_classifier
+from common.models.classifier import load_classifier
 from common.cli import UserError
 from tests.conftest import toy_texts
 

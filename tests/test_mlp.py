@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from common.mlp.model import (EXPLANATION_COLUMNS, BowEncoder, MLPClassifier, StudentConfig, attribution, build_mlp,
+from common.models.mlp_student import (EXPLANATION_COLUMNS, BowEncoder, MLPClassifier, StudentConfig, attribution, build_mlp,
                               explanation_loss)
 from common.mlp.training import make_xai_data, prepare_experiment, train_student
 
@@ -155,7 +155,7 @@ def _train(script, tmp_path, data, explanations, output, *extra):
 
 
 def test_scripts_end_to_end_and_load_classifier_round_trip(two_word, tmp_path, tiny_bert):
-    from common.classifier import load_classifier
+    from common.models.classifier import load_classifier
     from common.manifest import read_manifest
     from train_mlp_models import evaluate_mlp_models, sweep_lambda, train_mlp_vanilla, train_mlp_xai_loss
 

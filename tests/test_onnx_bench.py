@@ -13,7 +13,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from common.classifier import load_classifier
+from common.models.classifier import load_classifier
 from tests.conftest import toy_texts, write_vocab
 
 EXPORT = "export_onnx.export_onnx"
@@ -23,7 +23,7 @@ def make_long_bert(folder: Path, seed: int = 0) -> Path:
     """Tiny BERT with 128 positions (the shared fixture has 64), so length-128 inputs are valid."""
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-    from common.modeling import label_config
+    from common.models.modeling import label_config
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = write_vocab(folder)
@@ -136,8 +136,8 @@ def test_int8_export_records_agreement(exported):
 
 
 def test_parity_check_catches_corrupted_weight(exported, tmp_path):
-    from common.onnx_export import ParityError, check_fp32_parity
-    from common.onnx_models import OnnxClassifier, load_onnx_tokenizer
+    from common.export.onnx_export import ParityError, check_fp32_parity
+    from common.models.onnx_graph import OnnxClassifier, load_onnx_tokenizer
 
     model = onnx.load(str(exported["onnx"]))
     target = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)) if "embeddings" not in t.name else 0)
@@ -154,7 +154,7 @@ def test_parity_check_catches_corrupted_weight(exported, tmp_path):
 
 def test_failed_parity_writes_nothing(exported, tmp_path, monkeypatch):
     """End to end: an exporter that corrupts a weight -> exit 2, no .onnx, no manifest."""
-    import common.onnx_export as om
+    import common.export.onnx_export as om
     from export_onnx.export_onnx import main
 
     real_export = om.torch_to_onnx
@@ -178,7 +178,7 @@ def test_failed_parity_writes_nothing(exported, tmp_path, monkeypatch):
 
 
 def test_optimize_applied_or_falls_back_cleanly(exported, tmp_path, monkeypatch):
-    import common.onnx_export as om
+    import common.export.onnx_export as om
     from export_onnx.export_onnx import main
 
     out = tmp_path / "opt" / "m_int8.onnx"
@@ -250,7 +250,7 @@ def test_no_gpu_is_reported_cleanly(tmp_path, monkeypatch):
     """NVML missing or failing -> 'no GPU', empty GPU columns, no exception."""
     import pynvml
 
-    from common.monitoring import GpuProbe, ResourceMonitor
+    from common.bench.monitoring import GpuProbe, ResourceMonitor
 
     def no_library():
         raise pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
@@ -272,8 +272,8 @@ def test_no_gpu_is_reported_cleanly(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------------------------- benchmark
 def test_benchmark_end_to_end(exported, tmp_path, monkeypatch):
-    import common.benchmark
-    from common.benchmark import SUMMARY_COLUMNS, reusable_accuracy
+    import common.bench.run
+    from common.bench.run import SUMMARY_COLUMNS, reusable_accuracy
     from common.manifest import sha256_path
     from inference.run_onnx_benchmark import main
 
@@ -290,7 +290,7 @@ def test_benchmark_end_to_end(exported, tmp_path, monkeypatch):
             "--variant", f"base_onnx_int8={exported['int8']}", "--variant", f"broken_onnx={broken}",
             "--variant", f"base_bf16={exported['model']}"]
     # A CPU without native bf16: the bf16 variant is skipped with the reason, not timed for minutes.
-    monkeypatch.setattr(common.benchmark, "read_cpuinfo", lambda: "flags\t: fpu sse2 avx2 fma\n")
+    monkeypatch.setattr(common.bench.run, "read_cpuinfo", lambda: "flags\t: fpu sse2 avx2 fma\n")
     assert main(argv) == 0
     rows = {r["variant"]: r for r in csv.DictReader((out / "summary.csv").open())}
     assert list(rows) == ["base", "base_onnx", "base_onnx_int8", "broken_onnx", "base_bf16"]
@@ -346,8 +346,8 @@ def test_benchmark_user_errors(exported, tmp_path):
 
 def test_shrunk_and_masked_models_export_with_parity(exported, tmp_path):
     """Per-layer head counts differ after shrinking; the export and the optimizer must cope."""
-    from common.modeling import load_model_folder, save_model_folder
-    from common.pruning_spec import LayerSpec, PruningSpec, shrink_model, shrunk_spec, zero_pruned_weights
+    from common.models.modeling import load_model_folder, save_model_folder
+    from common.models.pruning_spec import LayerSpec, PruningSpec, shrink_model, shrunk_spec, zero_pruned_weights
     from export_onnx.export_onnx import main
 
     model, tokenizer, _ = load_model_folder(exported["model"])
@@ -379,7 +379,7 @@ def test_shrunk_and_masked_models_export_with_parity(exported, tmp_path):
 @pytest.mark.slow
 def test_minilm_export_parity_on_ag_news(ag_news_dir, tmp_path):
     """The real architecture (MiniLM-L6-H384, 12 heads) exported and checked on real AG News texts."""
-    from common.modeling import new_classifier, save_model_folder
+    from common.models.modeling import new_classifier, save_model_folder
     from export_onnx.export_onnx import main
 
     model, tokenizer = new_classifier("minilm")
@@ -392,7 +392,7 @@ def test_minilm_export_parity_on_ag_news(ag_news_dir, tmp_path):
 
 
 def test_int8_retries_without_embedding_quantization_then_fails_cleanly(exported, tmp_path, monkeypatch):
-    import common.onnx_export as om
+    import common.export.onnx_export as om
     from export_onnx.export_onnx import main
 
     real_check = om.check_int8_agreement

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from common.bench_summary import INT8_DTYPE, _summary_row, pareto_front, plot_pareto  # noqa: E402
+from common.bench.summary import INT8_DTYPE, summary_row, pareto_front, plot_pareto  # noqa: E402
 from common.mlp.evaluation import _plot_sweep  # noqa: E402
 from common.mlp.explained import mean_ci, metric_bounds  # noqa: E402
 from common.plot_labels import overlap_count, place_labels  # noqa: E402
@@ -45,15 +45,15 @@ def bench_rows() -> list[dict]:
 
 
 def test_summary_dtype_of_int8_variants_says_int8():
-    rows = {r["variant"]: _summary_row(r, None) for r in bench_rows()}
+    rows = {r["variant"]: summary_row(r, None) for r in bench_rows()}
     assert rows["base_8bit"]["dtype"] == rows["pruned30_onnx_int8"]["dtype"] == INT8_DTYPE
     assert rows["base"]["dtype"] == "fp32" and rows["pruned30_onnx"]["dtype"] == "fp32"
     assert rows["base_bf16"]["dtype"] == "bf16"
 
 
 def test_onnx_parameter_count_has_the_encoder_of_the_properties_table(tiny_bert, tmp_path):
-    from common.classifier import load_classifier
-    from common.model_properties import onnx_properties
+    from common.models.classifier import load_classifier
+    from common.bench.properties import onnx_properties
     from export_onnx.export_onnx import main as export_main
 
     graph = tmp_path / "base.onnx"

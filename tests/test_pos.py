@@ -33,7 +33,7 @@ def nltk_data(monkeypatch) -> Path:
 
 # ----------------------------------------------------------------------------------------------- tokens and tags
 def test_abbreviations_and_contractions_stay_nltk_tokens(nltk_data):
-    from common.pos_tagging import nltk_tagger, tagged_tokens, word_tags
+    from common.explain.pos_tagging import nltk_tagger, tagged_tokens, word_tags
 
     text = "The U.S. economy grew. Eriksson doesn't feel pressure."
     tokens = {text[a:b]: tag for a, b, tag in tagged_tokens(text, nltk_tagger())[0]}
@@ -49,7 +49,7 @@ def test_abbreviations_and_contractions_stay_nltk_tokens(nltk_data):
 def test_html_markup_is_not_a_noun(nltk_data):
     import nltk
 
-    from common.pos_tagging import MARKUP, clean_text, nltk_tagger, word_tags
+    from common.explain.pos_tagging import MARKUP, clean_text, nltk_tagger, word_tags
 
     text = "&lt;b&gt;Stocks&lt;/b&gt; rise at Apple Inc.&lt;AAPL.O&gt; as Bush #39;s  quot;plan quot; J amp;J gains"
     # the planted negative: tagging LIME's \W+ pieces (the old way) calls the escape residue nouns
@@ -64,8 +64,8 @@ def test_html_markup_is_not_a_noun(nltk_data):
 
 
 def test_repeated_word_splits_its_weight_over_its_occurrences_tags():
-    from common.pos_analysis import instance_shares
-    from common.pos_tagging import TAGS, word_tags
+    from common.explain.pos import instance_shares
+    from common.explain.pos_tagging import TAGS, word_tags
 
     def tagger(tokens):  # "plays" is a verb after "team", a noun after "the"
         return [(t, ("VERB" if i and tokens[i - 1] == "team" else "NOUN") if t == "plays" else DICT_TAGS.get(t, "DET"))
@@ -111,7 +111,7 @@ def planted_runs(tmp_path: Path, n: int = 60):
 
 
 def test_planted_pos_drift_is_drifted_and_an_identical_variant_equivalent(tmp_path):
-    from common.pos_analysis import FLOOR, MARGIN_FRACTION, POS_COLUMNS, SHARE_COLUMNS, run_pos_analysis
+    from common.explain.pos import FLOOR, MARGIN_FRACTION, POS_COLUMNS, SHARE_COLUMNS, run_pos_analysis
 
     runs = planted_runs(tmp_path)
     out = tmp_path / "out"
@@ -143,7 +143,7 @@ def test_planted_pos_drift_is_drifted_and_an_identical_variant_equivalent(tmp_pa
 
 
 def test_a_small_shift_on_few_instances_is_inconclusive_with_n_to_decide(tmp_path):
-    from common.pos_analysis import run_pos_analysis
+    from common.explain.pos import run_pos_analysis
 
     runs = planted_runs(tmp_path, n=8)
     rng = np.random.default_rng(1)
@@ -159,7 +159,7 @@ def test_a_small_shift_on_few_instances_is_inconclusive_with_n_to_decide(tmp_pat
 
 
 def test_every_series_has_its_own_colour():
-    from common.pos_report import series_colours
+    from common.explain.pos_report import series_colours
 
     for n in (3, 12, 17, 25):
         colours = series_colours(n)
@@ -188,7 +188,7 @@ def test_stage_end_to_end_with_the_real_tagger(tmp_path, nltk_data):
 ])
 def test_mismatched_designs_stop_with_one_sentence(tmp_path, monkeypatch, caplog, change, message):
     from analysis.nltk.nltk_analyze_all_models import main
-    from common import pos_analysis
+    from common.explain import pos as pos_analysis
 
     runs = planted_runs(tmp_path, n=10)
     target = runs["noise"] if change == "noise_same_seed" else runs["verbs"]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.report import DELETION_COLUMNS, build_report, recommend, variant_table
+from common.report.build import DELETION_COLUMNS, build_report, recommend, variant_table
 
 
 def _metrics(variant, acc, tput, size=10.0):
@@ -203,8 +203,8 @@ def test_report_reads_the_deletion_gate_and_rejects_a_malformed_file(tmp_path, c
 
 
 def test_drift_table_keeps_the_variants_order_with_the_controls_at_the_ends():
-    from common.lime_similarity import ROLE_NEGATIVE_CONTROL, ROLE_POSITIVE_CONTROL
-    from common.report import drift_section
+    from common.explain.drift import ROLE_NEGATIVE_CONTROL, ROLE_POSITIVE_CONTROL
+    from common.report.build import drift_section
 
     names = ["pruned30", "control_seed43", "base_8bit", "base_onnx", "pruned20_onnx_int8", "base_onnx_static"]
     roles = {"base_onnx": ROLE_NEGATIVE_CONTROL, "control_seed43": ROLE_POSITIVE_CONTROL}

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from common.report import peer_paragraph
-from common.report_pick import latency_pick, recommend, variant_table
+from common.report.build import peer_paragraph
+from common.report.pick import latency_pick, recommend, variant_table
 from tests.test_bench_peer import PEER_PYTHON, _bench, needs_peer_venv
 from tests.test_report import METRICS, _deletions, _lime, _similarity
 
@@ -71,7 +71,7 @@ def test_the_report_reads_a_real_benchmark_with_the_peer(tiny_bert, toy_data, tm
     """The benchmark's own summary.csv and records (tiny model, Optimum peer built and measured) into the report."""
     import json
 
-    from common.report import build_report
+    from common.report.build import build_report
 
     out = _bench(tmp_path, tiny_bert, toy_data, "--peer-python", str(PEER_PYTHON), "--peer-cache",
                  str(tmp_path / "optimum_peer"))

@@ -81,7 +81,7 @@ def test_seed_sp_lime_command_takes_the_prefix_folder_as_given(tmp_path):
 
 
 def test_bare_prefix_still_goes_into_output_dir():
-    from common.lime_sp import SpLimeConfig, split_output_prefix
+    from common.explain.sp_lime import SpLimeConfig, split_output_prefix
     from generate_outputs.sp_lime.run_sp_lime_hf_model import main
 
     def config(argv):

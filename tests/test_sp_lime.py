@@ -25,7 +25,7 @@ def planted_explanation(text: str, weights: dict[str, float], label: int):
 
 
 def pick_planted(explanations, num_explanations: int, num_features: int | None):
-    from common.lime_sp import submodular_pick
+    from common.explain.sp_lime import submodular_pick
 
     return submodular_pick(lambda position: explanations[position], len(explanations), num_explanations,
                            num_features)
@@ -42,7 +42,7 @@ def stop_word_case():
 
 
 def test_a_frequent_small_weight_stop_word_does_not_rank_first():
-    from common.lime_sp import global_importance
+    from common.explain.sp_lime import global_importance
 
     explanations = stop_word_case()
     top = [r for r in global_importance(pick_planted(explanations, 3, 3).explanations) if r["scope"] == "all"]
@@ -73,7 +73,7 @@ def test_the_first_pick_is_not_simply_the_longest_text():
 
 
 def test_keep_top_features_keeps_the_largest_weights_and_the_full_list():
-    from common.lime_sp import keep_top_features
+    from common.explain.sp_lime import keep_top_features
 
     exp = planted_explanation("a b c d", {"a": 0.1, "b": -0.4, "c": 0.3, "d": -0.05}, 2)
     keep_top_features(exp, 2)
@@ -116,7 +116,7 @@ def test_num_features_flag_changes_the_coverage_matrix(tmp_path, tiny_bert, toy_
 
 
 def test_per_instance_seeds_independent_masks_and_independent_of_the_other_candidates():
-    from common.lime_sp import lime_explain_position
+    from common.explain.sp_lime import lime_explain_position
 
     seen: list[list[str]] = []
 

@@ -15,13 +15,13 @@ from common.stage import StageConfig, run_stage
 
 # stage script -> its config class (module path, class name)
 STAGES = {
-    "train.fine_tuning.run_fine_tune_bert_agnews": ("common.finetune", "FineTuneConfig"),
-    "train.pruning.run_structural_pruning": ("common.pruning", "PruneConfig"),
-    "train.quantization.run_dynamic_quantization": ("common.quantization_stage", "QuantizeConfig"),
-    "export_onnx.export_onnx": ("common.export_stage", "ExportConfig"),
-    "tools.apply_shrink_to_model": ("common.shrinking_utils", "ShrinkConfig"),
-    "tools.interop": ("common.interop", "InteropConfig"),
-    "analysis.model_properties.run_model_properties": ("common.model_properties", "PropertiesConfig"),
+    "train.fine_tuning.run_fine_tune_bert_agnews": ("common.compress.finetune", "FineTuneConfig"),
+    "train.pruning.run_structural_pruning": ("common.compress.pruning", "PruneConfig"),
+    "train.quantization.run_dynamic_quantization": ("common.quantize.torch_dynamic", "QuantizeConfig"),
+    "export_onnx.export_onnx": ("common.export.stage", "ExportConfig"),
+    "tools.apply_shrink_to_model": ("common.compress.shrink", "ShrinkConfig"),
+    "tools.interop": ("common.bench.interop", "InteropConfig"),
+    "analysis.model_properties.run_model_properties": ("common.bench.properties", "PropertiesConfig"),
     "train_mlp_models.train_mlp_vanilla": ("common.mlp.stages", "TrainingConfig"),
     "train_mlp_models.train_mlp_xai_loss": ("common.mlp.stages", "TrainingConfig"),
     "train_mlp_models.evaluate_mlp_models": ("common.mlp.evaluation", "EvaluationConfig"),
@@ -84,7 +84,7 @@ def test_each_stage_config_has_exactly_its_parser_flags(script):
 def test_a_flag_the_config_does_not_know_is_refused(tmp_path):
     """The planted positive of the test above: a parser that grew a flag its config lacks fails loudly."""
     from train.quantization.run_dynamic_quantization import build_parser
-    from common.quantization_stage import QuantizeConfig
+    from common.quantize.torch_dynamic import QuantizeConfig
 
     parser = build_parser()
     parser.add_argument("--new-knob", type=int, default=1)

@@ -46,12 +46,12 @@ def test_the_generator_sees_lazy_imports_plugins_and_the_imports_hand_lists_miss
     # the two drifts the hand-kept lists had
     assert "common/metrics.py" in deps["train/fine_tuning/run_fine_tune_bert_agnews.py"]
     assert "common/metrics.py" in deps["train/pruning/run_structural_pruning.py"]
-    assert "common/explanation_similarity.py" in deps["train_mlp_models/evaluate_mlp_models.py"]
-    # loader plugins named by string in common/classifier.py are followed
+    assert "common/explain/similarity.py" in deps["train_mlp_models/evaluate_mlp_models.py"]
+    # loader plugins named by string in common/models/classifier.py are followed
     lime = deps["generate_outputs/generate_lime_csv/run_lime_on_model.py"]
-    assert {"common/onnx_models.py", "common/quantization.py", "common/mlp/model.py"} <= lime
+    assert {"common/models/onnx_graph.py", "common/models/torch_int8.py", "common/models/mlp_student.py"} <= lime
     # ... but only what is imported: the report does not depend on the models' code
-    assert "common/training.py" not in deps["generate_outputs/report/build_report.py"]
+    assert "common/compress/training.py" not in deps["generate_outputs/report/build_report.py"]
     assert "common/mlp/evaluation.py" not in lime
 
 
@@ -113,11 +113,11 @@ def test_touching_a_module_rebuilds_exactly_the_artefacts_whose_stages_import_it
 
 
 @pytest.mark.parametrize("module,must,must_not", [
-    ("common/report.py", {"outputs/reports/report.md"}, {"models/fine_tuned/bert_agnews/manifest.json"}),
-    ("common/pos_analysis.py", {"outputs/reports/pos_analysis.md"}, {"outputs/lime/base.csv"}),
+    ("common/report/build.py", {"outputs/reports/report.md"}, {"models/fine_tuned/bert_agnews/manifest.json"}),
+    ("common/explain/pos.py", {"outputs/reports/pos_analysis.md"}, {"outputs/lime/base.csv"}),
     ("common/metrics.py", {"models/fine_tuned/bert_agnews/manifest.json", "models/pruned/bert_agnews_20pct/manifest.json"},
      set()),
-    ("common/explanation_similarity.py", {"outputs/reports/mlp.md"}, {"models/onnx/base.onnx"}),
+    ("common/explain/similarity.py", {"outputs/reports/mlp.md"}, {"models/onnx/base.onnx"}),
 ])
 def test_known_edges(tree, module, must, must_not):
     rules = database(tree)

@@ -11,7 +11,7 @@ import onnx
 import pandas as pd
 import pytest
 
-from common.classifier import load_classifier
+from common.models.classifier import load_classifier
 from common.manifest import sha256_path
 from export_onnx.export_onnx import main
 from tests.conftest import toy_texts
@@ -93,8 +93,8 @@ def test_static_graph_agrees_with_fp32_and_its_manifest_says_how_it_was_built(gr
 
 
 def test_batch_predictions_equal_one_by_one_for_static_not_for_dynamic(graphs):
-    from common.bench_summary import reported_dtype
-    from common.bench_worker import agreement_only
+    from common.bench.summary import reported_dtype
+    from common.bench.worker import agreement_only
 
     texts = toy_texts(80, 2)[0] + ["market " * 60, "goal", "a new report on the chip market today"]
     static = load_classifier(graphs["static"], device="cpu", threads=1)
@@ -227,7 +227,7 @@ def test_format_comparison_tool_measures_every_format_beside_dynamic(graphs, tmp
 
 def test_feed_reader_reads_every_feed_once_and_rewinds():
     """ONNX Runtime's CalibrationDataReader protocol: each feed once, then None; rewind starts over."""
-    from common.onnx_static import FeedReader
+    from common.quantize.ort_static import FeedReader
 
     feeds = [{"input_ids": np.full((1, 2), i, dtype=np.int64)} for i in range(3)]
     reader = FeedReader(feeds)
@@ -238,7 +238,7 @@ def test_feed_reader_reads_every_feed_once_and_rewinds():
 
 
 def test_plans_quantize_weight_matmuls_and_the_fallback_keeps_ffn_outputs_in_fp32(graphs):
-    from common.onnx_static import FFN_OUTPUT_FP32, MATMULS_ONLY, STATIC_PLANS, WEIGHT_MATMULS, nodes_for_plan
+    from common.quantize.ort_static import FFN_OUTPUT_FP32, MATMULS_ONLY, STATIC_PLANS, WEIGHT_MATMULS, nodes_for_plan
 
     assert STATIC_PLANS == (WEIGHT_MATMULS, FFN_OUTPUT_FP32, MATMULS_ONLY)
     graph = onnx.load(str(graphs["fp32"])).graph
@@ -263,8 +263,8 @@ def test_a_plan_failing_the_parity_rule_falls_back_to_the_next_and_both_are_reco
     """Planted failure: the first plan writes the reference's graph with negated logits (it cannot agree); the
     rule records that attempt and keeps the second plan's graph."""
     from common.data import load_split
-    from common.onnx_export import quantize_with_fallback
-    from common.onnx_static import WEIGHT_MATMULS
+    from common.export.onnx_export import quantize_with_fallback
+    from common.quantize.ort_static import WEIGHT_MATMULS
 
     class Ladder:
         choices = ("planted_wrong", WEIGHT_MATMULS)

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from common.cli import UserError
-from common.lime_similarity import HEADLINE, ROLE_NOISE_FLOOR, ROLE_VARIANT, SIMILARITY_COLUMNS, SIMILARITY_CSV
+from common.explain.drift import HEADLINE, ROLE_NOISE_FLOOR, ROLE_VARIANT, SIMILARITY_COLUMNS, SIMILARITY_CSV
 from common.schema import DELETION_COLUMNS, DELETION_CSV, DELETION_GATE
-from common.sweep import pick, pick_sentences, refinetune_sentence, sweep_rows
+from common.report.sweep import pick, pick_sentences, refinetune_sentence, sweep_rows
 from generate_outputs.sweep.build_sweep import main
 from tests.conftest import copy_sources
 
@@ -24,14 +24,14 @@ TEST_SHA = "t" * 64
 
 
 def record(name: str, accuracy: float, throughput: float, kind: str = "onnx-int8", size_mb: float = 20.0) -> dict:
-    """A benchmark record as common.benchmark writes it (the keys the sweep reads)."""
+    """A benchmark record as common.bench.run writes it (the keys the sweep reads)."""
     return {"variant": name, "status": "ok", "kind": kind, "accuracy": accuracy, "n_test": 7600,
             "throughput_samples_per_s": throughput, "latency_ms_p50": 1000 / throughput, "size_mb": size_mb,
             "test_sha256": TEST_SHA}
 
 
 def pruning_manifest(pct: int, after_pruning: float, after_refinetune: float) -> dict:
-    """The keys of a pruning stage manifest (common.pruning) that the sweep reads."""
+    """The keys of a pruning stage manifest (common.compress.pruning) that the sweep reads."""
     return {"stage": "structural_pruning", "arguments": {"epochs": 2}, "sparsity_requested_pct": float(pct),
             "sparsity_achieved": {"encoder_parameters": pct / 100 + 0.002, "heads": pct / 100},
             "accuracy_after_pruning": after_pruning, "accuracy_after_refinetune": after_refinetune,
@@ -306,7 +306,7 @@ def test_bad_input_is_one_sentence_exit_2_and_nothing_written(tmp_path, caplog, 
 
 
 def test_records_of_different_test_rows_are_refused(tmp_path):
-    from common.sweep import load_records
+    from common.report.sweep import load_records
 
     records, _ = planted({20: -0.1})
     paths = []
@@ -434,7 +434,7 @@ def test_the_stage_config_is_its_flags_and_refuses_an_unknown_key():
     import dataclasses
 
     from common.stage import StageConfig
-    from common.sweep import SweepConfig
+    from common.report.sweep import SweepConfig
 
     parsed = vars(main.build_parser().parse_args(["--record", "b.bench.json"]))
     assert issubclass(SweepConfig, StageConfig) and SweepConfig.__dataclass_params__.frozen

@@ -13,14 +13,10 @@ written unless the shrunk logits equal the masked model's (max |diff| <= 1e-5) o
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.cli import add_shared_flags, stage_parser  # noqa: E402
-from common.shrinking_utils import SAVE_METHODS, ShrinkConfig, run  # noqa: E402
-from common.stage import stage_entry  # noqa: E402
+from common.cli import add_shared_flags, stage_parser
+from common.compress.shrink import SAVE_METHODS, ShrinkConfig, run
+from common.stage import stage_entry
 
 
 def build_parser():

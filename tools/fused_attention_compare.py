@@ -10,15 +10,11 @@ fused to plain, parity, fused ops per layer) and its JSON manifest. It times inf
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.cli import add_shared_flags, stage_parser  # noqa: E402
-from common.fused_attention_compare import FusedCompareConfig, run  # noqa: E402
-from common.onnx_static import CALIB_ROWS, DEFAULT_STATIC_FORMAT, STATIC_FORMATS  # noqa: E402
-from common.stage import stage_entry  # noqa: E402
+from common.cli import add_shared_flags, stage_parser
+from tools.lab.fused_attention import FusedCompareConfig, run
+from common.quantize.ort_static import CALIB_ROWS, DEFAULT_STATIC_FORMAT, STATIC_FORMATS
+from common.stage import stage_entry
 
 
 def build_parser():

@@ -1,9 +1,9 @@
 """The benchmark's peer: Hugging Face Optimum's dynamic int8, built and measured as its users would run it.
 
-    PYTHONPATH=. .venv-interop/bin/python tools/optimum_peer.py SPEC.json   (internal; common/bench_peer.py drives it)
+    PYTHONPATH=. .venv-interop/bin/python tools/optimum_peer.py SPEC.json   (internal; common/bench/peers/optimum.py drives it)
 
 Runs in the Optimum venv (Optimum pins transformers < 4.58), so it imports nothing from the toolkit but
-:mod:`common.bench_timing`, which needs only numpy: the very loop our variants are timed with.
+:mod:`common.bench.timing`, which needs only numpy: the very loop our variants are timed with.
 
 ``task: build``: export the base HF folder with ``ORTModelForSequenceClassification.from_pretrained(folder,
 export=True)`` and quantize it with ``ORTQuantizer`` and ``AutoQuantizationConfig.<config>(is_static=False)``
@@ -22,7 +22,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from common.bench_timing import batch_vs_single, latency, load_inputs, logits_in_order, throughput
+from common.bench.timing import batch_vs_single, latency, load_inputs, logits_in_order, throughput
 
 QUANTIZED_FILE = "model_quantized.onnx"
 

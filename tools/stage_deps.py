@@ -7,7 +7,7 @@ the code the way hand-kept lists do. Counted as an import of a repository module
 * ``import a.b``, ``from a import b`` (``b`` a module or a name in ``a``), ``from a.b import c``,
   at any depth of the file (imports inside functions count: most are lazy here);
 * a string constant that is exactly a repository module's dotted name, e.g. the loader plugins
-  ``common.classifier`` imports by name (``"common.onnx_models"``), so plugins are followed too
+  ``common.models.classifier`` imports by name (``"common.models.onnx_graph"``), so plugins are followed too
   (dotted names only: a bare folder name such as ``"train"`` is not an import).
 
 A package's ``__init__.py`` is a prerequisite of every module under it (Python runs it first).
@@ -27,15 +27,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Folders holding stage scripts (entry points) and the shared library.
 STAGE_DIRS = ("train", "inference", "export_onnx", "tools", "generate_outputs", "analysis", "train_mlp_models")
-SKIP_DIRS = {".venv", ".git", "tests", "models", "outputs", "__pycache__", ".deps", "docker"}
+# Top-level folders that hold no importable code of ours (``models/`` is the artefact folder; common/models/
+# is code, so these are skipped at the top only), and folders skipped at any depth.
+SKIP_TOP_DIRS = {".venv", ".git", "tests", "models", "outputs", ".deps", "docker"}
+SKIP_DIRS = {"__pycache__"}
 
 
 def module_files(root: Path = ROOT) -> dict[str, Path]:
     """Dotted module name -> file, for every .py file of the repository (packages by __init__)."""
     out: dict[str, Path] = {}
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".venv"))
         rel = Path(dirpath).relative_to(root)
+        skip = SKIP_DIRS | (SKIP_TOP_DIRS if rel == Path(".") else set())
+        dirnames[:] = sorted(d for d in dirnames if d not in skip and not d.startswith("."))
         for name in filenames:
             if not name.endswith(".py"):
                 continue

@@ -9,15 +9,11 @@ batch-vs-one-by-one agreement, size) and its JSON manifest. It times inference: 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.cli import add_shared_flags, stage_parser  # noqa: E402
-from common.onnx_static import CALIB_ROWS, STATIC_FORMATS  # noqa: E402
-from common.stage import stage_entry  # noqa: E402
-from common.static_formats import StaticFormatsConfig, run  # noqa: E402
+from common.cli import add_shared_flags, stage_parser
+from common.quantize.ort_static import CALIB_ROWS, STATIC_FORMATS
+from common.stage import stage_entry
+from tools.lab.static_formats import StaticFormatsConfig, run
 
 
 def build_parser():

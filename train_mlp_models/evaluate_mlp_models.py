@@ -15,13 +15,9 @@ from those numbers. Finished (student, seed) evaluations are cached in the outpu
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.mlp.evaluation import EvaluationConfig, run_evaluation  # noqa: E402
-from common.stage import config_entry  # noqa: E402
+from common.mlp.evaluation import EvaluationConfig, run_evaluation
+from common.stage import config_entry
 
 main = config_entry(__doc__, EvaluationConfig, run_evaluation)
 

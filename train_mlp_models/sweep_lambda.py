@@ -12,15 +12,11 @@ the output folder, so an interrupted sweep resumes.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.cli import add_shared_flags, stage_parser  # noqa: E402
-from common.mlp.evaluation import SweepConfig, run_sweep  # noqa: E402
-from common.mlp.stages import add_student_arguments  # noqa: E402
-from common.stage import stage_entry  # noqa: E402
+from common.cli import add_shared_flags, stage_parser
+from common.mlp.evaluation import SweepConfig, run_sweep
+from common.mlp.stages import add_student_arguments
+from common.stage import stage_entry
 
 
 def build_parser():

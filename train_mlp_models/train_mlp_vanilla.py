@@ -13,12 +13,8 @@ trains on BERT's predicted labels / probabilities instead of the true labels. Se
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[1] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.mlp.stages import training_main  # noqa: E402
+from common.mlp.stages import training_main
 
 main = training_main("cross_entropy", __doc__)
 

@@ -10,14 +10,10 @@ Any variant: a model folder (fine-tuned, pruned, shrunk), a dynamic-int8 .pt or 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.cli import stage_parser  # noqa: E402
-from common.model_properties import PropertiesConfig, run  # noqa: E402
-from common.stage import stage_entry  # noqa: E402
+from common.cli import stage_parser
+from common.bench.properties import PropertiesConfig, run
+from common.stage import stage_entry
 
 
 def build_parser():

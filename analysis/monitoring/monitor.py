@@ -14,14 +14,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.cli import UserError, stage_main  # noqa: E402
-from common.manifest import write_json_atomic  # noqa: E402
-from common.monitoring import monitor_command  # noqa: E402
+from common.cli import UserError, stage_main
+from common.manifest import write_json_atomic
+from common.bench.monitoring import monitor_command
 
 log = logging.getLogger("analysis.monitoring")
 

@@ -15,13 +15,9 @@ CIs), pos_analysis.md/.png/.manifest.json. A missing tagger is an error naming `
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.pos_analysis import PosConfig, run_pos_stage  # noqa: E402
-from common.stage import config_entry  # noqa: E402
+from common.explain.pos import PosConfig, run_pos_stage
+from common.stage import config_entry
 
 main = config_entry(__doc__, PosConfig, run_pos_stage)
 

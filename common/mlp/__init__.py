@@ -35,7 +35,7 @@ the XAI loss: explanation agreement is measured on those held-out instances only
 train both students by cross-entropy like every other training row, so vanilla and XAI differ only in
 the explanation term.
 
-Evaluation. Agreement metrics are :func:`common.explanation_similarity.pair_metrics` (Spearman over
+Evaluation. Agreement metrics are :func:`common.explain.similarity.pair_metrics` (Spearman over
 the union of both explanations' words, a missing word weighing 0; top-5/10 Jaccard by |weight|), on
 the held-out instances, for BERT's predicted class and averaged over all classes; the student is
 explained both by its own attribution and by LIME through ``load_classifier`` (BERT's seed and
@@ -45,6 +45,10 @@ generalise". Means and 95 % t-intervals are over student seeds; XAI - vanilla is
 
 Payload ``models/mlp/<name>.pt`` (format ``mlp_bow``, ``torch.load(weights_only=True)``): the
 vocabulary (a list of strings), the tokenisation, the hyper-parameters, the seeds and **every seed's
-state dict**; :func:`common.classifier.load_classifier` returns the first seed's student unless
+state dict**; :func:`common.models.classifier.load_classifier` returns the first seed's student unless
 ``seed=`` is passed.
 """
+
+# The modules other packages may import (tests/test_import_graph.py checks it). The student network itself
+# is :mod:`common.models.mlp_student` (the loader reads it); this package holds the stages.
+__all__ = ["evaluation", "explained", "stages", "training"]

@@ -14,11 +14,11 @@ import numpy as np
 
 from common.cli import UserError
 from common.manifest import digest
-from common.mlp.model import MLPClassifier, PAYLOAD_FORMAT, StudentConfig
+from common.models.mlp_student import MLPClassifier, PAYLOAD_FORMAT, StudentConfig
 from common.mlp.explained import fmt_ci, lime_agreement, mean_ci, metric_bounds, summarise_agreement
 from common.mlp.training import (Experiment, ResultCache, prepare_experiment, student_metrics, teacher_probabilities,
                                  train_seeds, training_targets)
-from common.mlp.stages import StudentFlags, _check_seeds, _input_paths, cache_dir_for, config_from_args
+from common.mlp.stages import StudentFlags, check_seeds, input_paths, cache_dir_for, config_from_args
 from common.stage import StageConfig, flag, shared_flag
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ REPORT_METRICS = [  # (key, label in the report)
 
 
 def _student_payload_info(path: Path) -> dict:
-    from common.classifier import load_payload
+    from common.models.classifier import load_payload
 
     if not path.is_file():
         raise UserError(f"Student {path} does not exist; train it first (make {path}).")
@@ -116,7 +116,7 @@ def run_evaluation(args: EvaluationConfig) -> int:
     import pandas as pd
     from tabulate import tabulate
 
-    from common.classifier import load_classifier
+    from common.models.classifier import load_classifier
     from common.threads import set_threads
     from common.manifest import base_manifest, sha256_path, write_json_atomic, write_text_atomic
 
@@ -282,7 +282,7 @@ def run_sweep(args: SweepConfig) -> int:
     lambdas = sorted({float(v) for v in args.lambdas})
     if not lambdas or any(v < 0 or not math.isfinite(v) for v in lambdas):
         raise UserError(f"--lambdas {args.lambdas} must be finite numbers >= 0.")
-    seeds = _check_seeds(args.seeds)
+    seeds = check_seeds(args.seeds)
     set_threads(args.threads)
     output_dir = Path(args.output_dir)
     base_config = config_from_args(args, 0.0)
@@ -344,7 +344,7 @@ def run_sweep(args: SweepConfig) -> int:
         "",
     ]
     manifest = base_manifest("mlp_sweep", {k: v for k, v in args.to_dict().items() if k != "threads"}, seeds[0],
-                             inputs=_input_paths(args))
+                             inputs=input_paths(args))
     manifest.update({"lambdas": lambdas, "seeds": seeds, "hyper_parameters": base_config.to_dict(),
                      "heldout_rows": exp.heldout_rows.tolist(), "wall_seconds": round(time.time() - started, 3),
                      "metrics": summary})

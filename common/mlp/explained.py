@@ -13,9 +13,9 @@ from typing import Sequence
 import numpy as np
 
 from common import NUM_LABELS
-from common.classifier import Classifier
+from common.models.classifier import Classifier
 from common.cli import UserError
-from common.mlp.model import (AGREEMENT_METRICS, BowEncoder, EXPLANATION_COLUMNS, MLPClassifier, attribution, dense,
+from common.models.mlp_student import (AGREEMENT_METRICS, BowEncoder, EXPLANATION_COLUMNS, MLPClassifier, attribution, dense,
                               explanation_loss, fold_case)
 
 log = logging.getLogger(__name__)
@@ -112,8 +112,8 @@ def target_matrix(explained: ExplainedSet, pairs: Sequence[tuple[int, int]], enc
 
 # ----------------------------------------------------------------------------------------------- agreement
 def agreement(reference: dict[str, float], other: dict[str, float]) -> dict[str, float]:
-    """Spearman over the union of words and top-5/10 Jaccard by |weight| (common.explanation_similarity)."""
-    from common.explanation_similarity import pair_metrics
+    """Spearman over the union of words and top-5/10 Jaccard by |weight| (common.explain.similarity)."""
+    from common.explain.similarity import pair_metrics
 
     metrics = pair_metrics(reference, other)
     return {m: metrics[m] for m in AGREEMENT_METRICS}
@@ -145,7 +145,7 @@ def lime_agreement(clf: Classifier, explained: ExplainedSet, rows: Sequence[int]
     """Per (held-out row, class): LIME on the student (same seed and num_samples as BERT's) vs BERT's LIME."""
     from tqdm import tqdm
 
-    from common.lime_utils import FastClassifierFn, explain_text, explanation_rows, instance_lime_seed, make_explainer
+    from common.explain.explainer import FastClassifierFn, explain_text, explanation_rows, instance_lime_seed, make_explainer
 
     explainer = make_explainer(explained.seed)
     fn = FastClassifierFn(clf)

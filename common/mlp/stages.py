@@ -16,7 +16,7 @@ import numpy as np
 
 from common.cli import UserError, add_shared_flags
 from common.manifest import digest
-from common.mlp.model import (MLPClassifier, PAYLOAD_FORMAT, StudentConfig, TARGETS, XAI_CLASSES, build_payload,
+from common.models.mlp_student import (MLPClassifier, PAYLOAD_FORMAT, StudentConfig, TARGETS, XAI_CLASSES, build_payload,
                               save_payload)
 from common.mlp.explained import fmt_ci, mean_ci, metric_bounds
 from common.mlp.training import prepare_experiment, student_metrics, train_seeds, training_targets
@@ -159,7 +159,7 @@ def cache_dir_for(args) -> Path:
     return Path("outputs/intermediate_data")
 
 
-def _check_seeds(seeds: Sequence[int]) -> list[int]:
+def check_seeds(seeds: Sequence[int]) -> list[int]:
     if not seeds:
         raise UserError("--seeds needs at least one seed.")
     if len(set(seeds)) != len(seeds):
@@ -167,7 +167,7 @@ def _check_seeds(seeds: Sequence[int]) -> list[int]:
     return [int(s) for s in seeds]
 
 
-def _input_paths(args) -> dict:
+def input_paths(args) -> dict:
     data = args.data if args.data and Path(args.data).exists() else None
     return {"data": data, "explanations": args.explanations or None, "teacher": args.teacher or None}
 
@@ -177,18 +177,18 @@ def run_training(args: TrainingConfig) -> int:
     """``train_mlp_vanilla`` (loss='cross_entropy') and ``train_mlp_xai_loss`` (loss='xai')."""
     import time
 
-    from common.classifier import load_classifier
+    from common.models.classifier import load_classifier
     from common.threads import set_threads
     from common.manifest import base_manifest, manifest_path_for, read_manifest, write_json_atomic
 
     output, loss = Path(args.output), args.loss
     xai_lambda = float(args.xai_lambda) if loss == "xai" else 0.0
     config = config_from_args(args, xai_lambda)
-    seeds = _check_seeds(args.seeds)
+    seeds = check_seeds(args.seeds)
     set_threads(args.threads)
     started = time.time()
     run_args = args.recorded_arguments()
-    inputs = _input_paths(args)
+    inputs = input_paths(args)
     if config.targets == "true":
         inputs.pop("teacher")
     manifest = base_manifest(f"mlp_{loss}", run_args, seeds[0], inputs=inputs)

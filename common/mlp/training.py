@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from common.cli import UserError
-from common.mlp.model import BowEncoder, MLPClassifier, StudentConfig, attribution, build_mlp, dense, explanation_loss
+from common.models.mlp_student import BowEncoder, MLPClassifier, StudentConfig, attribution, build_mlp, dense, explanation_loss
 from common.mlp.explained import (ExplainedSet, heldout_explanation_loss, own_agreement, read_explained,
                                   split_explained, summarise_agreement, target_matrix)
 from common.prediction_cache import cache_path, cached_predictions, prediction_key
@@ -113,7 +113,7 @@ def train_student(train_features, targets: np.ndarray, config: StudentConfig, se
 def teacher_probabilities(teacher: str | Path, texts: Sequence[str], cache_dir: str | Path, device: str = "auto",
                           max_len: int = 128) -> np.ndarray:
     """BERT's probabilities for ``texts``, computed once per (teacher, texts, max_len) and cached as .npy."""
-    from common.classifier import load_classifier
+    from common.models.classifier import load_classifier
 
     teacher = Path(teacher)
     if not teacher.exists():

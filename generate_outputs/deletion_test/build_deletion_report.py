@@ -11,13 +11,9 @@ verdict; own faithfulness).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.deletion_report import DeletionReportConfig, run_deletion_report  # noqa: E402
-from common.stage import config_entry  # noqa: E402
+from common.explain.deletion_report import DeletionReportConfig, run_deletion_report
+from common.stage import config_entry
 
 main = config_entry(__doc__, DeletionReportConfig, run_deletion_report)
 

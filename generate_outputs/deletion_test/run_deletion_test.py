@@ -13,19 +13,15 @@ alone) on base and on the variant, and the variant's own top-k words on the vari
 per-instance long CSV (instance_id, explained_label, words_from, model, k, n_words, words,
 predicted_full, p_full, p_removed, p_kept, comprehensiveness, sufficiency) and a manifest beside
 it with the four verdicts (same_evidence, same_evidence_sufficiency, own_comprehensiveness,
-own_sufficiency); the margin rule is in common/deletion.py. Each instance's texts are one forward
+own_sufficiency); the margin rule is in common/explain/deletion.py. Each instance's texts are one forward
 batch per model (a fixed composition: dynamic int8 gives the same numbers in any run).
 """
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.deletion import DeletionTestConfig, run_deletion_test  # noqa: E402
-from common.stage import config_entry  # noqa: E402
+from common.explain.deletion import DeletionTestConfig, run_deletion_test
+from common.stage import config_entry
 
 main = config_entry(__doc__, DeletionTestConfig, run_deletion_test)
 

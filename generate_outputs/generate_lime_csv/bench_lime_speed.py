@@ -11,13 +11,9 @@ spent outside the model call (goal <= 5 %) and how closely the two setups' expla
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.lime_bench import LimeBenchConfig, run_bench  # noqa: E402
-from common.stage import config_entry  # noqa: E402
+from common.explain.speed import LimeBenchConfig, run_bench
+from common.stage import config_entry
 
 main = config_entry(__doc__, LimeBenchConfig, run_bench)
 

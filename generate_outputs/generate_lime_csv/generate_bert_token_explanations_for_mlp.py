@@ -13,13 +13,9 @@ num_samples, seed - one row per instance x class x word. Resumable like run_lime
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.lime_stages import TokenExplanationConfig, run_token_explanations  # noqa: E402
-from common.stage import config_entry  # noqa: E402
+from common.explain.stages import TokenExplanationConfig, run_token_explanations
+from common.stage import config_entry
 
 main = config_entry(__doc__, TokenExplanationConfig, run_token_explanations)
 

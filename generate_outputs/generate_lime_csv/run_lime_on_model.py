@@ -15,13 +15,9 @@ rank 0 merges the parts into the same bytes a single process writes.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.lime_stages import LimeConfig, run_lime_on_model  # noqa: E402
-from common.stage import config_entry  # noqa: E402
+from common.explain.stages import LimeConfig, run_lime_on_model
+from common.stage import config_entry
 
 main = config_entry(__doc__, LimeConfig, run_lime_on_model)
 

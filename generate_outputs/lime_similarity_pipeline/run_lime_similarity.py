@@ -10,22 +10,18 @@
 
 Base and every variant are explained with LIME seed S, the noise run (base) with another seed. Per
 instance, extra disagreement = m(base@S, noise) - m(variant@S, noise), judged against a margin of a
-quarter of LIME's own seed-to-seed disagreement (common.lime_similarity has the details).
+quarter of LIME's own seed-to-seed disagreement (common.explain.drift has the details).
 Writes lime_similarity.csv (one row per variant x metric; columns in
-common.lime_similarity.SIMILARITY_COLUMNS), lime_similarity_per_instance.csv,
+common.explain.drift.SIMILARITY_COLUMNS), lime_similarity_per_instance.csv,
 lime_similarity.md, lime_similarity.png (extra disagreement vs the margin) and, with --curve,
 lime_sample_curve.csv/.png (seed-to-seed agreement of the base model's explanations per num_samples).
 """
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.lime_similarity_report import SimilarityConfig, run_similarity_stage  # noqa: E402
-from common.stage import config_entry  # noqa: E402
+from common.explain.drift_report import SimilarityConfig, run_similarity_stage
+from common.stage import config_entry
 
 main = config_entry(__doc__, SimilarityConfig, run_similarity_stage)
 

@@ -11,13 +11,9 @@ folder, so records of variants built earlier (another PRUNE_PCTS) cannot enter i
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.report_stage import ReportConfig, run_report  # noqa: E402
-from common.stage import config_entry  # noqa: E402
+from common.report.stage import ReportConfig, run_report
+from common.stage import config_entry
 
 main = config_entry(__doc__, ReportConfig, run_report)
 

@@ -23,13 +23,9 @@ explanation counting only its top ``--num-features`` words by |weight|. Outputs:
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.lime_sp import SpLimeConfig, run_sp_lime  # noqa: E402
-from common.stage import config_entry  # noqa: E402
+from common.explain.sp_lime import SpLimeConfig, run_sp_lime
+from common.stage import config_entry
 
 main = config_entry(__doc__, SpLimeConfig, run_sp_lime)
 

@@ -9,18 +9,14 @@ Writes sweep.csv (one row per variant: sparsity requested and achieved, accuracy
 x peer, latency p50, size, accuracy after pruning and after re-fine-tuning, explanation verdicts, eligible,
 pick), frontier.png (accuracy vs throughput per quantization mode, base and the Optimum peer as references,
 the 1-pt band, the pick), sweep.manifest.json and, last, sweep.md. The pick: the most compressed variant within
-1 pt of base accuracy whose explanation verdicts, where built, are `equivalent` (common/sweep.py).
+1 pt of base accuracy whose explanation verdicts, where built, are `equivalent` (common/report/sweep.py).
 """
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.stage import config_entry  # noqa: E402
-from common.sweep import SweepConfig, run_sweep  # noqa: E402
+from common.stage import config_entry
+from common.report.sweep import SweepConfig, run_sweep
 
 main = config_entry(__doc__, SweepConfig, run_sweep)
 

@@ -9,15 +9,11 @@ Rerunning after an interruption resumes from the last checkpoint.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.cli import stage_parser  # noqa: E402
-from common.finetune import FineTuneConfig, fine_tune  # noqa: E402
-from common.stage import stage_entry  # noqa: E402
-from common.training import add_training_arguments  # noqa: E402
+from common.cli import stage_parser
+from common.compress.finetune import FineTuneConfig, fine_tune
+from common.stage import stage_entry
+from common.compress.training import add_training_arguments
 
 
 def build_parser():

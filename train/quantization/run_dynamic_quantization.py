@@ -10,14 +10,10 @@ dict - no pickled module - and loads with ``load_classifier`` (``weights_only=Tr
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-if not __package__:  # run as a file: rerun as `python -m` runs it (script_shim.py)
-    __import__("runpy").run_path(str(Path(__file__).resolve().parents[2] / "script_shim.py"))["run_as_module"](__file__)
-
-from common.cli import add_shared_flags, stage_parser  # noqa: E402
-from common.quantization_stage import QuantizeConfig, run  # noqa: E402
-from common.stage import stage_entry  # noqa: E402
+from common.cli import add_shared_flags, stage_parser
+from common.quantize.torch_dynamic import QuantizeConfig, run
+from common.stage import stage_entry
 
 
 def build_parser():

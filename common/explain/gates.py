@@ -1,0 +1,31 @@
+"""The explanation gates a variant must pass to ship, one row each: both shipping rules read this table.
+
+The report's rule (:func:`common.report.pick.recommend`) reads a gate's verdict from its variant table
+(``table_column``, with ``decide_column`` for "how many instances would decide"); the sweep's rule
+(:func:`common.report.sweep.pick`) from its rows (``sweep_column``, also a column of sweep.csv). A new gate is
+one row here plus the stage that writes its report file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.explain.drift import SIMILARITY_CSV
+from common.schema import DELETION_CSV
+
+
+@dataclass(frozen=True)
+class Gate:
+    label: str           # how the reports name it
+    report_file: str     # outputs/reports/<report_file>: where its verdicts come from
+    table_column: str    # the verdict in the report's variant table
+    decide_column: str   # the report's "about N instances would decide" column
+    sweep_column: str    # the verdict in the sweep's rows and sweep.csv
+    short: str           # "the <short> gate is missing"
+
+
+GATES: tuple[Gate, ...] = (
+    Gate("LIME agreement", SIMILARITY_CSV, "expl_verdict", "expl_n_to_decide", "lime_verdict",
+         "LIME agreement"),
+    Gate("deletion test", DELETION_CSV, "deletion_verdict", "deletion_n_to_decide", "deletion_verdict",
+         "deletion"),
+)

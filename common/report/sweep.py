@@ -1,0 +1,428 @@
+"""The sparsity sweep: accuracy vs speed at every pruning percentage, the frontier plot and the pick.
+
+Inputs are files the caller names, never logs: the records of ONE benchmark run (``<variant>.bench.json``:
+base fp32, base's dynamic and static int8 graphs, every percentage's, and the Optimum peer's record), each
+percentage's pruning manifest (sparsity achieved, accuracy right after pruning and after re-fine-tuning,
+re-fine-tuning wall time) and, where they were built, the explanation verdicts (lime_similarity.csv,
+deletion.csv). Outputs: sweep.csv, frontier.png, sweep.manifest.json and, last (the Make target), sweep.md.
+
+**The pick** (:func:`pick`): the most compressed variant (highest achieved encoder sparsity; tie: the
+fastest) within ``ACCURACY_TOLERANCE_PT`` of base accuracy. Where a variant has explanation verdicts, both the
+LIME agreement and the deletion test must say ``equivalent``; where it has none but another graph of the same
+pruned model, or of a less pruned one, is ``drifted`` on that gate, it is presumed drifted
+(:func:`_sibling_drift`); otherwise the pick says it rests on accuracy and speed alone and names the command
+that would decide. Nothing eligible: keep base.
+When the gates rejected the fastest variant within the tolerance, the pick says so, with its ratio to the peer:
+the price of explanations that stay equivalent.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.bench.summary import fmt_number
+from common.cli import UserError
+from common.report.inputs import read_json_object
+from common.report.frontier import plot_frontier
+from common.report.pick import ACCURACY_TOLERANCE_PT, PEER_TARGET_RATIO
+from common.schema import RECORD_ACCURACY, RECORD_STATUS, RECORD_THROUGHPUT, RECORD_VARIANT
+from common.stage import StageConfig, flag
+from common.explain.gates import GATES
+from common.explain.verdict import DRIFTED, EQUIVALENT
+
+log = logging.getLogger(__name__)
+
+# The after-re-fine-tuning drop "grows with sparsity" when the most pruned percentage loses more than this many
+# points beyond the least pruned one: half the shipping tolerance, well above the 0.1-0.2 pt that separate
+# two evaluations of one model on 7,600 rows, so noise alone does not trigger the advice.
+DROP_GROWTH_PT = ACCURACY_TOLERANCE_PT / 2
+# The record's kind (from the artefact, common.models.onnx_graph) -> the sweep's quantization mode.
+QUANT_MODES = {"onnx-int8": "dynamic", "onnx-int8-static": "static"}
+MODE_ORDER = {"fp32": 0, "dynamic": 1, "static": 2}
+PRUNED_NAME = re.compile(r"^pruned(\d+)_")
+DECIDE_NOTE = ("minutes per variant once the report's LIME is built, hours before; keep LIME_EXTRA on later "
+               "`make report`/`make sweep` runs, or their verdicts are rebuilt without these variants")
+SWEEP_COLUMNS = ["variant", "status", "quantization", "sparsity_requested_pct", "encoder_sparsity", "accuracy",
+                 "accuracy_delta_pt", "throughput_samples_per_s", "x_base", "x_peer", "latency_ms_p50", "size_mb",
+                 "n_test", "accuracy_after_pruning", "accuracy_after_refinetune", "refinetune_drop_pt",
+                 "refinetune_recovered_pt", "refinetune_wall_s", "lime_verdict", "deletion_verdict",
+                 "explanation_failures", "eligible", "pick"]
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+def load_records(paths: list[str]) -> dict[str, dict]:
+    """variant -> its benchmark record, for exactly the files given; failed variants kept (status says why)."""
+    records = {}
+    for path in map(Path, paths):
+        record = read_json_object(path, "a benchmark record", "run `make sweep` (one benchmark run writes every record)")
+        if RECORD_VARIANT not in record or RECORD_STATUS not in record:
+            raise UserError(f"{path} lacks `{RECORD_VARIANT}`/`{RECORD_STATUS}`: it is not a benchmark record; "
+                            "run `make sweep` to rewrite it.")
+        if record[RECORD_VARIANT] in records:
+            raise UserError(f"{path}: variant {record[RECORD_VARIANT]} is given twice; pass each record once.")
+        records[record[RECORD_VARIANT]] = {**record, "_path": str(path)}
+    tests = {r.get("test_sha256") for r in records.values() if r[RECORD_STATUS] == "ok"}
+    if len(tests) > 1:
+        raise UserError("The benchmark records were measured on different test rows (test_sha256 differs); "
+                        "run `make sweep` so one benchmark run measures them all.")
+    return records
+
+
+def load_pruning(paths: list[str]) -> dict[int, dict]:
+    """requested percentage -> what the sweep shows of that pruning run (its manifest)."""
+    out = {}
+    for path in map(Path, paths):
+        manifest = read_json_object(path, "a pruning manifest", f"build it with `make {path}`")
+        try:
+            pct = int(round(float(manifest["sparsity_requested_pct"])))
+            out[pct] = {
+                "encoder_sparsity": float(manifest["sparsity_achieved"]["encoder_parameters"]),
+                "accuracy_after_pruning": float(manifest["accuracy_after_pruning"]),
+                "accuracy_after_refinetune": float(manifest["accuracy_after_refinetune"]),
+                "refinetune_wall_s": float(manifest["training"]["train_wall_s"]),
+                "source_accuracy": manifest.get("source_accuracy"),
+                "epochs": (manifest.get("arguments") or {}).get("epochs"),
+                "path": str(path),
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{path} lacks the pruning result {exc} (an older pruning run?); rebuild it with "
+                            f"`make {path}`.") from None
+    return out
+
+
+def load_peer(path: str) -> dict | None:
+    """The Optimum peer's record (ok, skipped or failed); None when no --peer-record was given."""
+    if not path:
+        return None
+    return read_json_object(Path(path), "the Optimum peer's record", "run `make sweep` (the benchmark run writes it)")
+
+
+def load_verdicts(reports_dir: str) -> tuple[dict, dict]:
+    """variant -> LIME agreement verdict, variant -> deletion verdict; empty where the report was not built."""
+    from common.report.inputs import load_deletion, load_similarity
+
+    folder = Path(reports_dir)
+    lime = {name: entry.get("verdict") for name, entry in load_similarity(folder).items() if entry.get("verdict")}
+    deletion = {name: entry.get("verdict") for name, entry in (load_deletion(folder) or {}).items()
+                if isinstance(entry.get("verdict"), str)}
+    return lime, deletion
+
+
+# ----------------------------------------------------------------------------------------------- rows
+def sweep_rows(records: dict[str, dict], pruning: dict[int, dict], peer: dict | None, baseline: str,
+               lime: dict | None = None, deletion: dict | None = None) -> list[dict]:
+    """One row per benchmarked variant (the peer excluded: it is the reference, see :func:`peer_row`)."""
+    base = records.get(baseline)
+    if base is None or base[RECORD_STATUS] != "ok":
+        why = "no record was given" if base is None else base[RECORD_STATUS]
+        raise UserError(f"The baseline {baseline} has no usable benchmark record ({why}); pass its "
+                        f"--record outputs/sweep/{baseline}.bench.json from a run where it succeeded.")
+    peer_speed = peer[RECORD_THROUGHPUT] if peer and peer.get(RECORD_STATUS) == "ok" else None
+    rows = []
+    for name, record in records.items():
+        match = PRUNED_NAME.match(name)
+        pct = int(match.group(1)) if match else 0
+        if match and pct not in pruning:
+            raise UserError(f"{record['_path']} is variant {name} but no --pruning-manifest has sparsity {pct}; "
+                            f"pass models/pruned/bert_agnews_{pct}pct/manifest.json.")
+        prune = pruning.get(pct, {})
+        ok = record[RECORD_STATUS] == "ok"
+        source = prune.get("source_accuracy") or base[RECORD_ACCURACY]
+        row = {
+            "variant": name, "status": record[RECORD_STATUS],
+            "quantization": QUANT_MODES.get(record.get("kind"), "fp32") if ok else None,
+            "sparsity_requested_pct": pct, "encoder_sparsity": prune.get("encoder_sparsity", 0.0),
+            "accuracy": record.get(RECORD_ACCURACY),
+            "accuracy_delta_pt": 100 * (record[RECORD_ACCURACY] - base[RECORD_ACCURACY]) if ok else None,
+            "throughput_samples_per_s": record.get(RECORD_THROUGHPUT),
+            "x_base": record[RECORD_THROUGHPUT] / base[RECORD_THROUGHPUT] if ok else None,
+            "x_peer": record[RECORD_THROUGHPUT] / peer_speed if ok and peer_speed else None,
+            "latency_ms_p50": record.get("latency_ms_p50"), "size_mb": record.get("size_mb"),
+            "n_test": record.get("n_test"),
+            "accuracy_after_pruning": prune.get("accuracy_after_pruning"),
+            "accuracy_after_refinetune": prune.get("accuracy_after_refinetune"),
+            "refinetune_drop_pt": 100 * (source - prune["accuracy_after_refinetune"]) if prune else None,
+            "refinetune_recovered_pt": (100 * (prune["accuracy_after_refinetune"] - prune["accuracy_after_pruning"])
+                                        if prune else None),
+            "refinetune_wall_s": prune.get("refinetune_wall_s"),
+            "lime_verdict": (lime or {}).get(name), "deletion_verdict": (deletion or {}).get(name),
+        }
+        rows.append(row)
+    return rows
+
+
+def peer_row(peer: dict | None, base: dict) -> dict | None:
+    """The peer as a reference row of the table (None when it was not measured)."""
+    if not peer or peer.get(RECORD_STATUS) != "ok":
+        return None
+    return {"variant": peer[RECORD_VARIANT], "quantization": "dynamic (Optimum)", "accuracy": peer[RECORD_ACCURACY],
+            "accuracy_delta_pt": 100 * (peer[RECORD_ACCURACY] - base["accuracy"]),
+            "throughput_samples_per_s": peer[RECORD_THROUGHPUT],
+            "x_base": peer[RECORD_THROUGHPUT] / base["throughput_samples_per_s"], "x_peer": 1.0,
+            "latency_ms_p50": peer.get("latency_ms_p50"), "size_mb": peer.get("size_mb"),
+            "config": peer.get("peer_config")}
+
+
+# ----------------------------------------------------------------------------------------------- the pick
+def _gate_failures(row: dict, rows: list[dict] = ()) -> list[str]:
+    """The explanation gates a variant has a verdict for and does not pass and, for a gate it has no verdict
+    for, a ``drifted`` verdict of a sibling graph (see :func:`_sibling_drift`)."""
+    out = []
+    for gate in GATES:
+        label, key = gate.label, gate.sweep_column
+        if row.get(key):
+            if row[key] != EQUIVALENT:
+                out.append(f"{label} {row[key]}")
+        elif (evidence := _sibling_drift(row, rows, key)) is not None:
+            out.append(f"{label} drifted, presumed from `{evidence[0]}` ({evidence[1]})")
+    return out
+
+
+def _sibling_drift(row: dict, rows, key: str) -> tuple[str, str] | None:
+    """The evidence that presumes an unexplained pruned graph ``drifted`` on this gate: a graph of the same
+    pruned model (same percentage, another quantization) or of a less pruned one that is ``drifted``, named with
+    why. Pruning, not the int8 mode, moves the explanations, and removing more moves them further (AG News: at
+    20 % every graph is inconclusive, at 30 % the fp32, torch int8, dynamic and static int8 graphs are all
+    drifted, and the 60 % int8 graph drifts more than the 30 % ones, +0.077 vs +0.047 RBO; base's own int8 graphs
+    are equivalent). Explaining the graph (LIME_EXTRA) replaces the presumption with its own verdict. Unpruned
+    graphs presume nothing: they differ from base by quantization only."""
+    pct = row.get("sparsity_requested_pct") or 0
+    if not pct:
+        return None
+    drifted = [r for r in rows if r is not row and 0 < (r.get("sparsity_requested_pct") or 0) <= pct
+               and r.get(key) == DRIFTED]
+    if not drifted:
+        return None
+    closest = max(drifted, key=lambda r: r["sparsity_requested_pct"])
+    how = "the same pruned model" if closest["sparsity_requested_pct"] == pct else "less pruned"
+    return closest["variant"], how
+
+
+def _missing_gates(row: dict) -> list[str]:
+    return [gate.label for gate in GATES if not row.get(gate.sweep_column)]
+
+
+def _decide_command(names: list[str]) -> str:
+    """The one command whose verdicts would decide these variants and redo the sweep with them: LIME_EXTRA adds
+    them to the report's explained variants (LIME_VARIANTS), so the report keeps its rows and controls."""
+    return f"make sweep LIME_EXTRA='{' '.join(names)}'"
+
+
+def pick(rows: list[dict], baseline: str = "base") -> dict:
+    """The most compressed eligible variant (see the module docstring), with the reasons for every variant that
+    was more compressed but rejected, the fastest eligible variant and the sentences that say so."""
+    measured = [r for r in rows if r["status"] == "ok" and r["variant"] != baseline]
+    within = [r for r in measured if r["accuracy_delta_pt"] >= -ACCURACY_TOLERANCE_PT - 1e-9]  # exactly 1 pt is in
+    failures = {r["variant"]: _gate_failures(r, rows) for r in measured}  # measured or presumed, once per variant
+    eligible = [r for r in within if not failures[r["variant"]]]
+    by_compression = sorted(eligible, key=lambda r: (-r["encoder_sparsity"], -r["throughput_samples_per_s"]))
+    chosen = by_compression[0] if by_compression else None
+    fastest = max(eligible, key=lambda r: r["throughput_samples_per_s"], default=None)
+    floor = chosen["encoder_sparsity"] if chosen else -1.0
+    rejected = {}
+    for r in sorted(measured, key=lambda r: (-r["encoder_sparsity"], -r["throughput_samples_per_s"])):
+        if r in eligible or r["encoder_sparsity"] < floor:
+            continue
+        if r not in within:
+            rejected[r["variant"]] = f"{r['accuracy_delta_pt']:+.2f} pt"
+        else:
+            rejected[r["variant"]] = "; ".join(failures[r["variant"]])
+    # The speed frontier without the explanation gates: what the gates cost, said beside the pick.
+    ungated = max(within, key=lambda r: r["throughput_samples_per_s"], default=None)
+    return {"ungated_fastest": ungated, "ungated_failures": failures[ungated["variant"]] if ungated else [],
+            "failures": failures,
+            "variant": chosen["variant"] if chosen else None, "row": chosen,
+            "eligible": [r["variant"] for r in by_compression],
+            "fastest": fastest["variant"] if fastest else None, "fastest_row": fastest, "rejected": rejected,
+            "unverified": _missing_gates(chosen) if chosen else [],
+            # LIME costs minutes per variant: the command names the pick and the fastest eligible variant only
+            "undecided": list(dict.fromkeys(r["variant"] for r in (chosen, fastest) if r and _missing_gates(r)))}
+
+
+def pick_sentences(choice: dict, peer: dict | None, baseline: str) -> list[str]:
+    """The pick in words: what to ship and why, the 2x-the-peer target, the fastest eligible variant."""
+    tol = f"{ACCURACY_TOLERANCE_PT:g} pt"
+    rejected = ", ".join(f"`{name}` ({why})" for name, why in choice["rejected"].items())
+    row = choice["row"]
+    if row is None:
+        return [f"**Keep `{baseline}`**: no compressed variant is within {tol} of its accuracy with explanations "
+                "that are not drifted" + (f" (rejected: {rejected})." if rejected else "."), *_ungated_sentence(choice, row)]
+    out = [f"**Ship `{row['variant']}`**: the most compressed variant within {tol} of `{baseline}` - encoder "
+           f"sparsity {100 * row['encoder_sparsity']:.1f} % (requested {row['sparsity_requested_pct']} %), "
+           f"{row['quantization']} quantization, accuracy {row['accuracy']:.4f} ({row['accuracy_delta_pt']:+.2f} pt), "
+           f"{row['throughput_samples_per_s']:.1f} samples/s = {row['x_base']:.2f}x `{baseline}`, "
+           f"{row['size_mb']:.1f} MB."]
+    if rejected:
+        out.append(f"As or more compressed but rejected: {rejected}.")
+    if row["x_peer"] is not None:
+        reach = "reaches" if row["x_peer"] >= PEER_TARGET_RATIO else "falls short of"
+        out.append(f"It {reach} the {PEER_TARGET_RATIO:.1f}x-the-peer target: {row['x_peer']:.2f}x the throughput "
+                   f"of Optimum's int8 ({peer[RECORD_THROUGHPUT]:.1f} samples/s, measured in the same run).")
+    else:
+        why = (peer or {}).get(RECORD_STATUS, "no peer record was given")
+        out.append(f"The Optimum peer was not measured ({why}), so the {PEER_TARGET_RATIO:.1f}x-the-peer target "
+                   "is not checked; run `make .venv-interop/.installed`, then `make sweep` again.")
+    fast = choice["fastest_row"]
+    if fast["variant"] == row["variant"]:
+        out.append("It is also the fastest eligible variant.")
+    else:
+        ratio = f", {fast['x_peer']:.2f}x the peer" if fast["x_peer"] is not None else ""
+        out.append(f"The fastest eligible variant is `{fast['variant']}` ({fast['throughput_samples_per_s']:.1f} "
+                   f"samples/s, {fast['accuracy_delta_pt']:+.2f} pt{ratio}): pick it when speed matters more than size.")
+    out += _ungated_sentence(choice, row)
+    if not choice["unverified"]:
+        out.append("Its explanations are `equivalent` to base's on both the LIME agreement and the deletion test.")
+    elif len(choice["unverified"]) == len(GATES):
+        out.append("No explanation verdict exists for it, so this pick rests on accuracy and speed alone; "
+                   f"`{_decide_command(choice['undecided'])}` would decide ({DECIDE_NOTE}).")
+    else:
+        present = [gate.label for gate in GATES if gate.label not in choice["unverified"]]
+        out.append(f"Its {' and '.join(choice['unverified'])} verdict is missing, so this pick rests on the "
+                   f"{' and '.join(present)} (`equivalent`), accuracy and speed; "
+                   f"`{_decide_command(choice['undecided'])}` would decide ({DECIDE_NOTE}).")
+    return out
+
+
+def _ungated_sentence(choice: dict, row: dict | None) -> list[str]:
+    """What the explanation gates cost: the fastest variant within the accuracy tolerance, when the gates
+    rejected it."""
+    fast = choice.get("ungated_fastest")
+    if fast is None or not choice.get("ungated_failures") or (row is not None and fast["variant"] == row["variant"]):
+        return []
+    ratio = f" = {fast['x_peer']:.2f}x the peer" if fast.get("x_peer") is not None else ""
+    return [f"Without the explanation gates the fastest within {ACCURACY_TOLERANCE_PT:g} pt would be `{fast['variant']}` "
+            f"({fast['throughput_samples_per_s']:.1f} samples/s{ratio}, {fast['accuracy_delta_pt']:+.2f} pt), but its "
+            f"{'; '.join(choice['ungated_failures'])}: accurate enough, but "
+            + ("it does not reason like base." if any(DRIFTED in f for f in choice["ungated_failures"])
+               else "its explanations are not shown to match base's.")]
+
+
+def refinetune_sentence(pruning: dict[int, dict], base_accuracy: float) -> str:
+    """Whether re-fine-tuning recovers what pruning costs, i.e. whether more epochs would pay."""
+    if not pruning:
+        return ""
+    pcts = sorted(pruning)
+    drops = {p: 100 * ((pruning[p]["source_accuracy"] or base_accuracy) - pruning[p]["accuracy_after_refinetune"])
+             for p in pcts}
+    recovered = {p: 100 * (pruning[p]["accuracy_after_refinetune"] - pruning[p]["accuracy_after_pruning"]) for p in pcts}
+    trail = ", ".join(f"{drops[p]:+.2f} pt at {p} %" for p in pcts)
+    epochs = pruning[pcts[-1]].get("epochs")
+    if len(pcts) > 1 and drops[pcts[-1]] - drops[pcts[0]] > DROP_GROWTH_PT:
+        return (f"The accuracy drop left after re-fine-tuning grows with sparsity ({trail}), although re-fine-tuning "
+                f"recovered {recovered[pcts[-1]]:+.2f} pt at {pcts[-1]} %: more re-fine-tuning epochs (PRUNE_EPOCHS, "
+                f"{epochs if epochs is not None else 'unknown'} here) may pay at high sparsity; measure before relying "
+                "on it.")
+    return (f"The accuracy drop left after re-fine-tuning does not grow with sparsity ({trail}): re-fine-tuning "
+            "recovers what pruning costs at every percentage, so more epochs would not obviously pay.")
+
+
+# ----------------------------------------------------------------------------------------------- outputs
+def sweep_markdown(rows: list[dict], reference: dict | None, choice: dict, sentences: list[str], refine: str,
+                   context: dict) -> str:
+    from tabulate import tabulate
+
+    headers = ["variant", "quant", "pct", "encoder sparsity %", "accuracy", "Δ pt", "samples/s", "x base",
+               "x peer", "p50 ms", "MB", "acc. after pruning", "acc. after re-FT", "re-FT s", "LIME", "deletion"]
+    table = []
+    for r in sorted(rows, key=lambda r: (MODE_ORDER.get(r["quantization"], len(MODE_ORDER)), r["sparsity_requested_pct"])):
+        name = f"**{r['variant']}** (pick)" if r["variant"] == choice["variant"] else r["variant"]
+        if r["status"] != "ok":
+            table.append([name, "", r["sparsity_requested_pct"], "", r["status"]] + [""] * 11)
+            continue
+        table.append([name, r["quantization"], r["sparsity_requested_pct"], fmt_number(100 * r["encoder_sparsity"], 1),
+                      fmt_number(r["accuracy"], 4), fmt_number(r["accuracy_delta_pt"], 2), fmt_number(r["throughput_samples_per_s"], 1),
+                      fmt_number(r["x_base"], 2), fmt_number(r["x_peer"], 2), fmt_number(r["latency_ms_p50"], 2), fmt_number(r["size_mb"], 1),
+                      fmt_number(r["accuracy_after_pruning"], 4), fmt_number(r["accuracy_after_refinetune"], 4),
+                      fmt_number(r["refinetune_wall_s"], 0), r["lime_verdict"] or "", r["deletion_verdict"] or ""])
+    if reference:
+        table.append([f"{reference['variant']} (peer)", reference["quantization"], "", "",
+                      fmt_number(reference["accuracy"], 4), fmt_number(reference["accuracy_delta_pt"], 2),
+                      fmt_number(reference["throughput_samples_per_s"], 1), fmt_number(reference["x_base"], 2), "1.00",
+                      fmt_number(reference["latency_ms_p50"], 2), fmt_number(reference["size_mb"], 1)] + [""] * 5)
+    lines = [
+        "# Sparsity sweep: the accuracy-speed frontier", "",
+        f"One benchmark run over {len(rows)} variants (`{context['bench_dir']}`): accuracy on {context['n_test']} test "
+        f"rows, throughput at batch 32, batch-1 latency p50; `x base` against `{context['baseline']}` (PyTorch fp32) "
+        "and `x peer` against Optimum's dynamic int8 for this CPU, both measured in the same run. `pct` is the "
+        "requested pruning percentage, `encoder sparsity` the share of encoder parameters removed. `acc. after "
+        "pruning` / `acc. after re-FT`: the pruning stage's accuracy of the masked fp32 model before and after "
+        "re-fine-tuning (`re-FT s`: its wall time). `LIME` / `deletion`: the explanation verdicts, blank where "
+        "not built.", "",
+        tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), "",
+        " ".join(sentences), "",
+        refine, "",
+        "![accuracy vs throughput per quantization mode](frontier.png)",
+    ]
+    if reference is None:
+        lines += ["", f"Note: the Optimum peer was not measured ({context['peer_status']})."]
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:
+        lines += ["", "Failed variants:"] + [f"- `{r['variant']}`: {r['status']}" for r in failed]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class SweepConfig(StageConfig):
+    """``generate_outputs/sweep/build_sweep.py``'s flags."""
+
+    record: list[str] = flag([], action="append", metavar="BENCH_JSON",
+                             help="a <variant>.bench.json of the sweep's benchmark run (repeat; base included)")
+    pruning_manifest: list[str] = flag([], action="append", metavar="MANIFEST",
+                                       help="models/pruned/bert_agnews_<p>pct/manifest.json of each percentage (repeat)")
+    peer_record: str = flag("", help="the run's optimum_int8.bench.json (the peer; empty: none)")
+    reports_dir: str = flag("outputs/reports", help="where lime_similarity.csv and deletion.csv are read, if built")
+    baseline: str = flag("base", help="the variant accuracy deltas and x base are relative to")
+    output_dir: str = flag("outputs/sweep", help="where sweep.{md,csv}, frontier.png and sweep.manifest.json go")
+
+    def check(self) -> None:
+        if not self.record:
+            raise UserError("Pass the sweep's benchmark records with --record outputs/sweep/<variant>.bench.json.")
+
+
+def run_sweep(config: SweepConfig) -> int:
+    """``generate_outputs.sweep.build_sweep``: see that script's docstring."""
+    import pandas as pd
+
+    from common.manifest import base_manifest, write_json_atomic, write_text_atomic
+
+    # Every input is read and checked before anything is written: a bad input leaves no partial sweep.
+    records = load_records(config.record)
+    pruning = load_pruning(config.pruning_manifest)
+    peer = load_peer(config.peer_record)
+    lime, deletion = load_verdicts(config.reports_dir)
+    rows = sweep_rows(records, pruning, peer, config.baseline, lime, deletion)
+    base = records[config.baseline]
+    reference = peer_row(peer, base)
+    choice = pick(rows, config.baseline)
+    sentences = pick_sentences(choice, peer, config.baseline)
+    refine = refinetune_sentence(pruning, base[RECORD_ACCURACY])
+    for row in rows:
+        row["explanation_failures"] = "; ".join(choice["failures"].get(row["variant"], []))
+        row["eligible"] = row["variant"] in choice["eligible"]
+        row["pick"] = row["variant"] == choice["variant"]
+    context = {"bench_dir": str(Path(config.record[0]).parent), "n_test": base.get("n_test"),
+               "baseline": config.baseline, "peer_status": (peer or {}).get(RECORD_STATUS, "no --peer-record")}
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    plot_frontier(rows, reference, config.baseline, choice["variant"], output_dir / "frontier.png")
+    write_text_atomic(output_dir / "sweep.csv", pd.DataFrame(rows, columns=SWEEP_COLUMNS).to_csv(
+        index=False, float_format="%.6g"))
+    inputs = {**{f"record_{name}": r["_path"] for name, r in records.items()},
+              **{f"pruning_{pct}": p["path"] for pct, p in pruning.items()},
+              "peer_record": config.peer_record or None,
+              **{name: Path(config.reports_dir) / name for name in ("lime_similarity.csv", "deletion.csv")}}
+    manifest = base_manifest("sparsity_sweep", config.to_dict(), inputs=inputs)
+    manifest.update({"accuracy_tolerance_pt": ACCURACY_TOLERANCE_PT, "peer_target_ratio": PEER_TARGET_RATIO,
+                     "pick": choice["variant"], "fastest_eligible": choice["fastest"],
+                     "rejected_more_compressed": choice["rejected"], "pick_unverified_gates": choice["unverified"],
+                     "ungated_fastest": (choice["ungated_fastest"] or {}).get("variant"),
+                     "ungated_fastest_failures": choice["ungated_failures"],
+                     "pick_x_peer": choice["row"]["x_peer"] if choice["row"] else None,
+                     "peer": reference, "rows": rows, "pick_text": sentences, "refinetune_text": refine})
+    write_json_atomic(output_dir / "sweep.manifest.json", manifest)
+    # sweep.md is the Make target: written last.
+    write_text_atomic(output_dir / "sweep.md", sweep_markdown(rows, reference, choice, sentences, refine, context))
+    log.info("sweep: %d variants; pick %s", len(rows), choice["variant"] or f"none (keep {config.baseline})")
+    return 0
