@@ -1,4 +1,5 @@
-"""Docker images (no engine here): both install from `make setup`'s requirements.txt, and hadolint passes.
+"""Docker images (no engine here): both install from `make setup`'s requirements.txt, then the toolkit by
+`make setup` itself, and hadolint passes.
 
 The Dockerfiles are parsed, not built: every pin in requirements.txt must reach the image unmodified,
 except the CUDA image's documented ``onnxruntime`` -> ``onnxruntime-gpu`` swap at the same version,
@@ -66,11 +67,11 @@ def _commands(path: Path) -> list[str]:
     return [cmd.strip() for run in _runs(path) for cmd in re.split(r"&&|;", run) if cmd.strip()]
 
 
-def _setup_recipe() -> list[str]:
+def _setup_recipe(stamp: str = ".venv/.requirements", prerequisite: str = "requirements.txt") -> list[str]:
     lines = (REPO / "Makefile").read_text().splitlines()
     assert any(re.match(r"^setup:.*\.venv/\.installed", line) for line in lines), "`make setup` must build .venv"
-    start = next(i for i, line in enumerate(lines) if line.startswith(".venv/.installed:"))
-    assert "requirements.txt" in lines[start].split(":", 1)[1], "the venv must be rebuilt when requirements change"
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{stamp}:"))
+    assert prerequisite in lines[start].split(":", 1)[1], f"{stamp} must be rebuilt when {prerequisite} changes"
     recipe = []
     for line in lines[start + 1:]:
         if not line.startswith("\t"):
@@ -91,6 +92,9 @@ def test_make_setup_installs_exactly_requirements_txt():
     installs = [cmd for cmd in recipe if " install " in cmd]
     assert all(cmd.endswith("-r requirements.txt") or cmd.endswith("--upgrade pip") for cmd in installs), installs
     assert REQUIREMENTS["torch"] and REQUIREMENTS["onnxruntime"]
+    # Then the toolkit itself, editable, resolving and downloading nothing (the pins above are the dependencies).
+    package = _setup_recipe(".venv/.installed", ".venv/.requirements")
+    assert [cmd for cmd in package if " install " in cmd] == [".venv/bin/pip install --no-deps --no-build-isolation -e ."]
 
 
 @pytest.mark.parametrize("flavour", sorted(DOCKERFILES))
@@ -116,10 +120,12 @@ def test_image_shape(flavour):
 
 def test_cpu_image_runs_make_setup_with_cpu_torch():
     commands = _commands(DOCKERFILES["cpu"])
-    setup = [c for c in commands if re.search(r"(^|\s)make setup$", c)]
+    setup = [c for c in commands if re.search(r"(^|\s)make \.venv/\.requirements$", c)]
     assert len(setup) == 1, commands
     # The CPU wheel of the same pinned torch: only an extra index, requirements.txt untouched.
     assert setup[0].startswith("PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu ")
+    # After the source is copied, `make setup` installs the toolkit (its requirements stamp kept).
+    assert commands[-2:] == ["touch .venv/.requirements", "make setup"], commands
     assert not [c for c in commands if "pip" in c.split()[:2] or "pip install" in c], "installs beside make setup"
     assert not [c for c in commands if "requirements.txt" in c and "make setup" not in c]
     copy = next(args for k, args in _instructions(DOCKERFILES["cpu"]) if k == "COPY" and "requirements.txt" in args)
@@ -152,7 +158,8 @@ def test_cuda_image_swaps_only_onnxruntime_for_the_gpu_build(tmp_path):
     installs = [c for c in commands if "pip install" in c]
     assert f".venv/bin/pip install -r {derived}" in installs, installs
     assert all(c.endswith(f"-r {derived}") or c.endswith("--upgrade pip") for c in installs), installs
-    assert "python3 -m venv .venv" in commands and "touch .venv/.installed" in commands
+    assert "python3 -m venv .venv" in commands and "touch .venv/.requirements" in commands
+    assert commands[-2:] == ["touch .venv/.requirements", "make setup"], commands
     # No index switch: torch==<pin> from PyPI is the CUDA build on Linux x86_64.
     assert "--index-url" not in " ".join(commands)
 

@@ -1,7 +1,8 @@
 """Shrunk folders load in plain transformers, without the toolkit (issue 14).
 
-A subprocess with a clean PYTHONPATH and its cwd outside the repository (so ``import common`` fails -
-asserted) loads both kinds of shrunk folder (``save_pretrained`` and ``torch_save``) with
+A subprocess with a clean PYTHONPATH, its cwd outside the repository and without the toolkit's editable
+install (``-S``: no site processing, so no ``.pth`` finder; site-packages put on ``sys.path`` by hand), so
+``import common`` fails - asserted - loads both kinds of shrunk folder (``save_pretrained`` and ``torch_save``) with
 ``AutoModelForSequenceClassification.from_pretrained(..., trust_remote_code=True)`` and through
 ``pipeline``; its logits must match ``load_classifier``'s within 1e-5.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +31,7 @@ SPEC_LAYERS = [LayerSpec([2], [0, 3, 8, 20, 36]), LayerSpec([0, 1, 3], list(rang
 
 PLAIN_LOADER = r"""
 import json, sys
+sys.path[:0] = json.loads(sys.argv.pop(1))  # the venv's packages, but not the .pth that installs the toolkit
 try:
     import common  # noqa: F401
 except ImportError:
@@ -58,7 +61,7 @@ def clean_env(tmp: Path) -> dict:
 
 
 def load_in_plain_transformers(folder: Path, texts: list[str], cwd: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", PLAIN_LOADER, str(folder), json.dumps(texts)], cwd=cwd,
+    done = subprocess.run([sys.executable, "-S", "-c", PLAIN_LOADER, json.dumps(site.getsitepackages()), str(folder), json.dumps(texts)], cwd=cwd,
                           env=clean_env(cwd), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

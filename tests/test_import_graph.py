@@ -1,7 +1,14 @@
-"""The import graph of ``common/`` is acyclic and visible to a tool: every import is an explicit
-``import``/``from`` statement (at module level or inside a function), none goes through
-``importlib.import_module`` or ``__import__``, so no loader plugin is hidden from the reader or from
-``tools/stage_deps.py``."""
+"""The import graph of ``common/`` is acyclic, layered and visible to a tool.
+
+* Every import is an explicit ``import``/``from`` statement (at module level or inside a function), none goes
+  through ``importlib.import_module`` or ``__import__``, so no loader plugin is hidden from the reader or from
+  ``tools/stage_deps.py``.
+* The packages form layers (:data:`LAYERS`, lowest first; ``common/README.md`` draws them): a module imports
+  from its own package or from a lower layer, never upward or sideways.
+* A module of another package is imported only if that package's ``__init__`` lists it in ``__all__``, and no
+  module imports another's ``_private`` name (stage scripts and tools included; tests may reach inside).
+* ``common/`` keeps at most :data:`MAX_TOP_MODULES` modules at its top and no module over :data:`MAX_LINES`.
+"""
 from __future__ import annotations
 
 import ast
@@ -10,6 +17,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# package -> layer; the top-level modules of ``common`` are the package "common".
+LAYERS = {"common": 0, "common.models": 1, "common.compress": 2, "common.quantize": 2, "common.export": 3,
+          "common.bench": 4, "common.explain": 4, "common.mlp": 5, "common.report": 5}
+# Folders whose code imports ``common`` as a client (stage scripts, tools, lab code); tests are not clients.
+CLIENT_DIRS = ("train", "inference", "export_onnx", "tools", "generate_outputs", "analysis", "train_mlp_models")
+MAX_TOP_MODULES = 15
+MAX_LINES = 450
 
 
 def package_modules(root: Path, package: str) -> dict[str, Path]:
@@ -171,3 +185,150 @@ def test_common_imports_nothing_by_name():
 @pytest.mark.parametrize("loader", ["common.models.onnx_graph", "common.models.torch_int8", "common.models.mlp_student"])
 def test_loaders_import_the_base_not_the_loader_registry(loader):
     assert "common.models.classifier" not in import_graph(ROOT, "common")[loader]
+
+
+# ----------------------------------------------------------------------------------------------- layers
+def package_of(module: str, layers: dict[str, int]) -> str | None:
+    """The layered package ``module`` belongs to (the longest prefix in ``layers``), None outside them."""
+    parts = module.split(".")
+    for i in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:i])
+        if prefix in layers and (prefix != parts[0] or i == len(parts) or len(parts) == 2):
+            return prefix
+    return None
+
+
+def layering_violations(graph: dict[str, set[str]], layers: dict[str, int]) -> list[str]:
+    """``a -> b`` for every import of a module ``b`` of another package that is not in a lower layer."""
+    out = []
+    for source, targets in sorted(graph.items()):
+        own = package_of(source, layers)
+        for target in sorted(targets):
+            other = package_of(target, layers)
+            if own is None or other is None or other == own or target == other.split(".")[0]:
+                continue  # the root package's __init__ (constants) is below everything
+            if target == other and any(t.startswith(other + ".") for t in targets):
+                continue  # the package's __init__, run because one of its modules is imported: that edge says it
+            if layers[other] >= layers[own]:
+                out.append(f"{source} -> {target} ({own}: layer {layers[own]}, {other}: layer {layers[other]})")
+    return out
+
+
+def _declared_public(root: Path, package: str) -> set[str] | None:
+    init = root / package.replace(".", "/") / "__init__.py"
+    for node in ast.parse(init.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    return None
+
+
+def _client_files(root: Path, package: str, client_dirs) -> dict[str, Path]:
+    files = dict(package_modules(root, package))
+    for folder in client_dirs:
+        if (root / folder).is_dir():
+            files.update(package_modules(root, folder))
+    return files
+
+
+def _imports(path: Path, own_package: str):
+    """(line, imported module or ``module.name``, names imported from it) of every import statement."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name, []
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = own_package.split(".")[:len(own_package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            yield node.lineno, base, [alias.name for alias in node.names]
+
+
+def api_violations(root: Path, package: str, layers: dict[str, int], client_dirs=CLIENT_DIRS) -> list[str]:
+    """Imports of another layered package's module that its ``__all__`` does not list, and imports of another
+    module's ``_private`` names, in ``package`` and in the client folders."""
+    modules = package_modules(root, package)
+    out = []
+    for name, path in sorted(_client_files(root, package, client_dirs).items()):
+        own_pkg = package_of(name, layers)
+        own_package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for line, base, names in _imports(path, own_package):
+            where = f"{path.relative_to(root)}:{line}"
+            targets = [f"{base}.{n}" if f"{base}.{n}" in modules else base for n in names] or [base]
+            for target, imported in zip(targets, names or [None]):
+                if target not in modules:
+                    continue
+                if imported and imported.startswith("_") and target != name and f"{base}.{imported}" not in modules:
+                    out.append(f"{where}: {imported} is private to {target}")
+                other = package_of(target, layers)
+                if other is None or other == own_pkg or other == package or target == other:
+                    continue
+                public = _declared_public(root, other) or set()
+                first = target[len(other) + 1:].split(".")[0]
+                if first not in public:
+                    out.append(f"{where}: {target} is not in {other}.__all__")
+    return out
+
+
+def test_the_layer_check_finds_a_planted_upward_and_a_sideways_import(tmp_path):
+    _write_package(tmp_path, {
+        "pkg/__init__.py": "X = 1\n",
+        "pkg/core.py": "from pkg import X\n",
+        "pkg/low/__init__.py": "__all__ = ['a']\n",
+        "pkg/low/a.py": "from pkg.core import X\n\ndef f():\n    from pkg.high.b import g\n",  # upward, lazy
+        "pkg/high/__init__.py": "__all__ = ['b']\n",
+        "pkg/high/b.py": "from pkg.low.a import f\nfrom pkg.side.c import h\n",  # down: fine; sideways: not
+        "pkg/side/__init__.py": "__all__ = ['c']\n",
+        "pkg/side/c.py": "def h(): ...\n",
+    })
+    layers = {"pkg": 0, "pkg.low": 1, "pkg.high": 2, "pkg.side": 2}
+    found = layering_violations(import_graph(tmp_path, "pkg"), layers)
+    assert [v.split(" (")[0] for v in found] == ["pkg.high.b -> pkg.side.c", "pkg.low.a -> pkg.high.b"]
+
+
+def test_the_api_check_finds_a_planted_private_and_an_unlisted_import(tmp_path):
+    _write_package(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/low/__init__.py": "__all__ = ['a']\n",
+        "pkg/low/a.py": "_secret = 1\npublic = 2\n",
+        "pkg/low/hidden.py": "y = 1\n",
+        "pkg/low/sibling.py": "from pkg.low.hidden import y\n",  # its own package: fine
+        "pkg/high/__init__.py": "__all__ = []\n",
+        "pkg/high/b.py": "from pkg.low.a import _secret, public\nfrom pkg.low import hidden\n",
+        "scripts/run.py": "from pkg.low.a import public\nfrom pkg.low.hidden import y\n",
+    })
+    layers = {"pkg": 0, "pkg.low": 1, "pkg.high": 2}
+    found = api_violations(tmp_path, "pkg", layers, client_dirs=("scripts",))
+    assert found == ["pkg/high/b.py:1: _secret is private to pkg.low.a",
+                     "pkg/high/b.py:2: pkg.low.hidden is not in pkg.low.__all__",
+                     "scripts/run.py:2: pkg.low.hidden is not in pkg.low.__all__"]
+
+
+def test_common_is_layered():
+    graph = import_graph(ROOT, "common")
+    unplaced = sorted(m for m in graph if package_of(m, LAYERS) is None)
+    assert unplaced == [], f"modules in no layer (add their package to LAYERS): {unplaced}"
+    assert layering_violations(graph, LAYERS) == []
+
+
+def test_packages_are_imported_through_their_public_modules_and_no_private_names():
+    assert api_violations(ROOT, "common", LAYERS) == []
+
+
+def test_every_listed_public_module_exists():
+    for package in LAYERS:
+        if package == "common":
+            continue
+        public = _declared_public(ROOT, package)
+        assert public is not None, f"{package}/__init__.py declares no __all__"
+        folder = ROOT / package.replace(".", "/")
+        missing = sorted(m for m in public if not (folder / f"{m}.py").is_file() and not (folder / m).is_dir())
+        assert missing == [], f"{package}.__all__ names modules that do not exist: {missing}"
+
+
+def test_common_keeps_a_short_top_and_short_modules():
+    top = sorted(p.name for p in (ROOT / "common").glob("*.py") if p.name != "__init__.py")
+    assert len(top) <= MAX_TOP_MODULES, top
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "common").rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert long == {}, long
