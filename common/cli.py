@@ -114,27 +114,9 @@ SHARED_FLAGS = {
 }
 
 
-def add_shared_flags(parser, *names: str, **defaults) -> None:
-    """Add the shared flags ``names`` (keys of SHARED_FLAGS), in that order; ``defaults`` overrides a
-    default (``device="cpu"``). The order is the order of ``vars(args)``, so of a manifest's arguments."""
-    unknown = set(defaults) - set(names)
-    if unknown:
-        raise ValueError(f"defaults given for flags not added: {sorted(unknown)}")
-    for name in names:
-        spellings, options = SHARED_FLAGS[name]
-        options = {**options, **({"default": defaults[name]} if name in defaults else {})}
-        parser.add_argument(*spellings, **options)
-
-
-def stage_parser(description: str | None, model: str | None = None, output: str | None = None):
-    """A stage script's parser: its module docstring, layout kept, as the ``--help`` description; with
-    ``model``/``output`` help texts, the required ``--model`` (the artefact read) and ``--output`` (the one
-    written)."""
+def stage_parser(description: str | None):
+    """A stage script's parser: its module docstring, layout kept, as the ``--help`` description (the flags
+    come from its config's fields, :func:`common.stage.config_parser`)."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    if model:
-        parser.add_argument("--model", required=True, help=model)
-    if output:
-        parser.add_argument("--output", required=True, help=output)
-    return parser
+    return argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)

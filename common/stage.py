@@ -29,6 +29,11 @@ def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
+def _option(f: dataclasses.Field) -> str:
+    """The flag of a config field: its own spelling (``flag(option=...)``) or ``--field-name``."""
+    return f.metadata.get("option") or flag_name(f.name)
+
+
 def _matches(value: Any, hint: Any) -> bool:
     """Whether ``value`` fits the annotation ``hint`` (the plain types argparse produces, lists, unions)."""
     if hint is Any:
@@ -68,10 +73,10 @@ class StageConfig:
         if unknown:
             raise UserError(f"{cls.__name__} does not know {', '.join(unknown)}; the settings it takes are "
                             f"{', '.join(names)}.")
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in values
+        missing = [_option(f) for f in dataclasses.fields(cls) if f.name not in values
                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
-            raise UserError(f"{cls.__name__} needs {', '.join(flag_name(m) for m in missing)}; give a value.")
+            raise UserError(f"{cls.__name__} needs {', '.join(missing)}; give a value.")
         return cls(**values)
 
     @classmethod
@@ -83,7 +88,7 @@ class StageConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if not _matches(value, hints.get(f.name, Any)):
-                raise UserError(f"{flag_name(f.name)} {value!r} is not {_describe(hints[f.name])}; fix the value.")
+                raise UserError(f"{_option(f)} {value!r} is not {_describe(hints[f.name])}; fix the value.")
         self.check()
 
     def check(self) -> None:
@@ -111,7 +116,8 @@ def run_stage(argv: Sequence[str] | None, parser: argparse.ArgumentParser, confi
 
 def stage_entry(build_parser: Callable[[], argparse.ArgumentParser], config_cls: type[StageConfig],
                 run: Callable[[Any], int | None]) -> Callable[..., int]:
-    """A stage script's ``main(argv=None)``: ``main = stage_entry(build_parser, Config, run)``."""
+    """``main(argv=None)`` from a parser builder: what :func:`config_entry` returns (a stage script does not
+    build its own parser: its config's fields declare its flags)."""
 
     def main(argv: Sequence[str] | None = None) -> int:
         return run_stage(argv, build_parser(), config_cls, run)
@@ -121,19 +127,29 @@ def stage_entry(build_parser: Callable[[], argparse.ArgumentParser], config_cls:
     return main
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class OneOf:
+    """A group of mutually exclusive flags: each field declared ``flag(..., one_of=group)`` with the same
+    object joins it (argparse's mutually exclusive group); ``required``: one of them must be given."""
+
+    required: bool = False
+
+
 def flag(default: Any = dataclasses.MISSING, *, help: str | None = None, aliases: Sequence[str] = (),
-         **argparse_options) -> Any:
+         option: str | None = None, one_of: OneOf | None = None, **argparse_options) -> Any:
     """A config field that is also its flag ``--field-name``: no default = a required flag; ``aliases`` are
-    other spellings (the seed's ``--max_len``); ``argparse_options`` are passed on (``action="append"``,
-    ``nargs``, ``metavar``). ``type`` comes from the annotation; a list default is copied per config."""
+    other spellings (the seed's ``--max_len``); ``option`` replaces ``--field-name`` as the first spelling
+    (the seed's ``--model_path``, ``--lambda`` for ``xai_lambda``); ``one_of`` puts it in a group of mutually
+    exclusive flags (:class:`OneOf`); ``argparse_options`` are passed on (``action="append"``, ``nargs``,
+    ``metavar``, ``choices``). ``type`` comes from the annotation; a list default is copied per config."""
     kwargs: dict[str, Any] = {}
     if isinstance(default, list):
         kwargs["default_factory"] = lambda: list(default)
     elif default is not dataclasses.MISSING:
         kwargs["default"] = default
     # keyword-only: a required flag may follow one with a default, in the order the flags are listed
-    return dataclasses.field(kw_only=True, metadata={"help": help, "aliases": tuple(aliases),
-                                                     "argparse": argparse_options}, **kwargs)
+    return dataclasses.field(kw_only=True, metadata={"help": help, "aliases": tuple(aliases), "option": option,
+                                                     "one_of": one_of, "argparse": argparse_options}, **kwargs)
 
 
 def shared_flag(name: str, **overrides) -> Any:
@@ -160,6 +176,7 @@ def config_parser(config_cls: type[StageConfig], description: str | None) -> arg
     """The parser a config's fields declare, in field order (so ``vars(args)`` has the fields' order)."""
     parser = stage_parser(description)
     hints = typing.get_type_hints(config_cls)
+    groups: dict[OneOf, Any] = {}
     for f in dataclasses.fields(config_cls):
         options = dict(f.metadata.get("argparse", {}))
         scalar = _scalar(hints[f.name])
@@ -173,9 +190,22 @@ def config_parser(config_cls: type[StageConfig], description: str | None) -> arg
             options["default"] = f.default_factory()
         else:
             options["required"] = True
-        parser.add_argument(flag_name(f.name), *f.metadata.get("aliases", ()), dest=f.name,
-                            help=f.metadata.get("help"), **options)
+        one_of = f.metadata.get("one_of")
+        if one_of is not None and one_of not in groups:
+            groups[one_of] = parser.add_mutually_exclusive_group(required=one_of.required)
+        (parser if one_of is None else groups[one_of]).add_argument(
+            _option(f), *f.metadata.get("aliases", ()), dest=f.name, help=f.metadata.get("help"), **options)
     return parser
+
+
+def config_class(name: str, fields: Sequence[tuple], base: type[StageConfig], module: str, doc: str) -> type:
+    """A frozen config class ``name`` of ``base`` from ``(field, type, flag(...))`` triples in flag order, so a
+    group of flags that several stages share (a function returning its triples) sits where each stage lists
+    it; a base class's fields would come first. ``module`` (the caller's ``__name__``) is where pickling and
+    reprs find it."""
+    cls = dataclasses.make_dataclass(name, fields, bases=(base,), frozen=True)
+    cls.__module__, cls.__doc__ = module, doc
+    return cls
 
 
 def config_entry(description: str | None, config_cls: type[StageConfig],

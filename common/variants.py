@@ -26,6 +26,31 @@ TABLE = (
     ("pruned%_8bit", "models/quantized/pruned%_8bit.pt"),
     ("pruned%", "models/shrunk/pruned%/manifest.json"),
 )
+# What a loader reports as ``Classifier.kind`` -> (the dtype the benchmark's summary shows, None: the variant's own
+# fp32/fp16/bf16; the sparsity sweep's quantization mode, None: not a sweep graph). The summary and the sweep read
+# this one table, so a new quantization is its loader module plus one row here (and a TABLE row for its name).
+KINDS = {
+    "torch": (None, "fp32"),
+    "onnx": (None, "fp32"),
+    "mlp": (None, None),
+    "torch-int8": ("int8 (w8a8 dynamic)", None),
+    "onnx-int8": ("int8 (w8a8 dynamic)", "dynamic"),
+    "onnx-int8-static": ("int8 (w8a8 static)", "static"),
+}
+# The sweep's modes in the order its tables list them.
+SWEEP_MODES = ("fp32", "dynamic", "static")
+
+
+def reported_dtype(kind: str | None, dtype: str | None) -> str | None:
+    """The dtype a summary shows for a record of ``kind`` whose own dtype is ``dtype``."""
+    return KINDS.get(kind, (None, None))[0] or dtype
+
+
+def sweep_mode(kind: str | None) -> str:
+    """The sweep's quantization mode of a graph of ``kind`` (fp32 for anything unquantized or unknown)."""
+    return KINDS.get(kind, (None, None))[1] or "fp32"
+
+
 # A torch folder named with one of these suffixes is evaluated in that dtype (any name, not only the table's).
 HALF_SUFFIXES = {"_fp16": "fp16", "_bf16": "bf16"}
 

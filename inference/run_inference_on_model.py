@@ -11,25 +11,12 @@ parameters, peak_rss_mb, plus the run's manifest under ``manifest``.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from common.bench.evaluation import DTYPES, ModelEvaluationConfig, add_eval_arguments, run_evaluation
-from common.stage import stage_entry
+from common.bench.evaluation import ModelEvaluationConfig, run_evaluation
+from common.stage import config_entry
 
-
-def evaluation_entry(dtypes: tuple[str, ...] = DTYPES, description: str = __doc__):
-    """``main(argv)`` of an evaluation script whose ``--dtype`` takes ``dtypes`` (the first is the default)."""
-
-    def build_parser() -> argparse.ArgumentParser:
-        parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_eval_arguments(parser, dtype_choices=dtypes, default_dtype=dtypes[0])
-        return parser
-
-    return stage_entry(build_parser, ModelEvaluationConfig, run_evaluation)
-
-
-main = evaluation_entry()
+main = config_entry(__doc__, ModelEvaluationConfig, run_evaluation)
 
 if __name__ == "__main__":
     sys.exit(main())

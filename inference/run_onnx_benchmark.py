@@ -20,18 +20,10 @@ from __future__ import annotations
 
 import sys
 
-from common.bench.run import BenchConfig, add_benchmark_arguments, run_benchmark
-from common.cli import stage_parser
-from common.stage import stage_entry
+from common.bench.run import BenchConfig, run_benchmark
+from common.stage import config_entry
 
-
-def build_parser():
-    parser = stage_parser(__doc__)
-    add_benchmark_arguments(parser)
-    return parser
-
-
-main = stage_entry(build_parser, BenchConfig, run_benchmark)
+main = config_entry(__doc__, BenchConfig, run_benchmark)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,10 +16,11 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from common.bench.summary import INT8_DTYPE, summary_row, pareto_front, plot_pareto  # noqa: E402
+from common.bench.summary import pareto_front, plot_pareto, summary_row  # noqa: E402
 from common.mlp.evaluation import _plot_sweep  # noqa: E402
 from common.mlp.explained import mean_ci, metric_bounds  # noqa: E402
 from common.plot_labels import overlap_count, place_labels  # noqa: E402
+from common.variants import KINDS  # noqa: E402
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def bench_rows() -> list[dict]:
 
 def test_summary_dtype_of_int8_variants_says_int8():
     rows = {r["variant"]: summary_row(r, None) for r in bench_rows()}
-    assert rows["base_8bit"]["dtype"] == rows["pruned30_onnx_int8"]["dtype"] == INT8_DTYPE
+    assert rows["base_8bit"]["dtype"] == rows["pruned30_onnx_int8"]["dtype"] == KINDS["onnx-int8"][0]
     assert rows["base"]["dtype"] == "fp32" and rows["pruned30_onnx"]["dtype"] == "fp32"
     assert rows["base_bf16"]["dtype"] == "bf16"
 

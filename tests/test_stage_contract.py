@@ -23,7 +23,7 @@ STAGES = {
     "tools.interop": ("common.bench.interop", "InteropConfig"),
     "analysis.model_properties.run_model_properties": ("common.bench.properties", "PropertiesConfig"),
     "train_mlp_models.train_mlp_vanilla": ("common.mlp.stages", "TrainingConfig"),
-    "train_mlp_models.train_mlp_xai_loss": ("common.mlp.stages", "TrainingConfig"),
+    "train_mlp_models.train_mlp_xai_loss": ("common.mlp.stages", "XaiTrainingConfig"),
     "train_mlp_models.evaluate_mlp_models": ("common.mlp.evaluation", "EvaluationConfig"),
     "train_mlp_models.sweep_lambda": ("common.mlp.evaluation", "SweepConfig"),
 }
@@ -83,10 +83,10 @@ def test_each_stage_config_has_exactly_its_parser_flags(script):
 
 def test_a_flag_the_config_does_not_know_is_refused(tmp_path):
     """The planted positive of the test above: a parser that grew a flag its config lacks fails loudly."""
-    from train.quantization.run_dynamic_quantization import build_parser
+    from train.quantization.run_dynamic_quantization import main
     from common.quantize.torch_dynamic import QuantizeConfig
 
-    parser = build_parser()
+    parser = main.build_parser()
     parser.add_argument("--new-knob", type=int, default=1)
     with pytest.raises(SystemExit) as exited:
         run_stage(["--model", str(tmp_path), "--output", str(tmp_path / "q.pt")], parser, QuantizeConfig,

@@ -14,25 +14,10 @@ from __future__ import annotations
 
 import sys
 
-from common.cli import add_shared_flags, stage_parser
-from common.compress.shrink import SAVE_METHODS, ShrinkConfig, run
-from common.stage import stage_entry
+from common.compress.shrink import ShrinkConfig, run
+from common.stage import config_entry
 
-
-def build_parser():
-    p = stage_parser(__doc__)
-    p.add_argument("--model_path", "--model-path", required=True, help="pruned (masked) model folder")
-    p.add_argument("--output_path_shrunk_model", "--output-path-shrunk-model", required=True,
-                   help="shrunk model folder to write, e.g. models/shrunk/pruned20")
-    p.add_argument("--save_method", "--save-method", default="save_pretrained", choices=SAVE_METHODS,
-                   help="save_pretrained (safetensors) or torch_save (state dict pytorch_model.bin)")
-    add_shared_flags(p, "data")
-    p.add_argument("--check-samples", type=int, default=64, help="texts in the shrunk-vs-masked parity check")
-    add_shared_flags(p, "max_len", "seed")
-    return p
-
-
-main = stage_entry(build_parser, ShrinkConfig, run)
+main = config_entry(__doc__, ShrinkConfig, run)
 
 if __name__ == "__main__":
     sys.exit(main())

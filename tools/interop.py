@@ -13,26 +13,10 @@ from __future__ import annotations
 
 import sys
 
-from common.cli import add_shared_flags, stage_parser
-from common.bench.interop import ATOL, InteropConfig, run
-from common.stage import stage_entry
+from common.bench.interop import InteropConfig, run
+from common.stage import config_entry
 
-
-def build_parser():
-    p = stage_parser(__doc__)
-    p.add_argument("--artefact", action="append", default=[], metavar="NAME=PATH",
-                   help="an .onnx graph or a model folder (repeat)")
-    p.add_argument("--interop-python", required=True, help="python of the third-party venv (.venv-interop/bin/python)")
-    p.add_argument("--output", required=True, help="Markdown table to write (outputs/metrics/interop.md)")
-    add_shared_flags(p, "data")
-    p.add_argument("--n-texts", type=int, default=32, help="stratified test texts compared")
-    add_shared_flags(p, "max_len")
-    p.add_argument("--atol", type=float, default=ATOL, help="max |dlogit| for a pass")
-    add_shared_flags(p, "seed")
-    return p
-
-
-main = stage_entry(build_parser, InteropConfig, run)
+main = config_entry(__doc__, InteropConfig, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,25 +13,10 @@ from __future__ import annotations
 
 import sys
 
-from common.cli import add_shared_flags, stage_parser
 from common.mlp.evaluation import SweepConfig, run_sweep
-from common.mlp.stages import add_student_arguments
-from common.stage import stage_entry
+from common.stage import config_entry
 
-
-def build_parser():
-    p = stage_parser(__doc__)
-    p.add_argument("--lambdas", type=float, nargs="+", required=True, help="explanation-loss weights to try")
-    p.add_argument("--output-dir", required=True, help="folder for mlp_sweep.csv/.md/.png")
-    add_shared_flags(p, "data")
-    p.add_argument("--explanations", required=True, help="BERT's LIME weights on training rows (CSV)")
-    p.add_argument("--teacher", default="", help="fine-tuned BERT (agreement with its predictions; bert_* targets)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="one student per seed and lambda")
-    add_student_arguments(p)
-    return p
-
-
-main = stage_entry(build_parser, SweepConfig, run_sweep)
+main = config_entry(__doc__, SweepConfig, run_sweep)
 
 if __name__ == "__main__":
     sys.exit(main())

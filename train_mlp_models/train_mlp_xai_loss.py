@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import sys
 
-from common.mlp.stages import training_main
+from common.mlp.stages import XaiTrainingConfig, run_training
+from common.stage import config_entry
 
-main = training_main("xai", __doc__)
+main = config_entry(__doc__, XaiTrainingConfig, run_training)
 
 if __name__ == "__main__":
     sys.exit(main())

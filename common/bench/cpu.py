@@ -16,7 +16,7 @@ def cpu_flags(cpuinfo: str) -> set[str]:
 
 
 # The CPU flags that give torch a native kernel for each half-precision dtype (oneDNN); without one of them
-# torch emulates the dtype through fp32 conversions: measured at ~0.15x fp32 on an AVX2-only EPYC.
+# torch emulates the dtype through fp32 conversions, at a fraction of fp32's speed (analysis/RESULTS.md).
 NATIVE_HALF_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
 
 

@@ -18,7 +18,7 @@ from common.cli import UserError
 from common.data import load_test_split
 from common.manifest import base_manifest, size_on_disk, write_json_atomic
 from common.metrics import classification_metrics, latency_stats, peak_rss_mb, throughput_stats
-from common.stage import StageConfig
+from common.stage import StageConfig, flag, shared_flag
 from common.threads import set_threads
 
 log = logging.getLogger(__name__)
@@ -74,45 +74,38 @@ def write_metrics(result: dict, output: str | os.PathLike, args: dict) -> None:
              result["throughput_batch_size"], result["latency_ms_p50"], result["size_mb"], output)
 
 
-def add_eval_arguments(parser, dtype_choices=("fp32", "fp16", "bf16"), default_dtype="fp32") -> None:
-    parser.add_argument("--model", required=True, help="any artefact: model folder, .pt payload or .onnx")
-    parser.add_argument("--variant", required=True, help="name used in reports (base, pruned20, base_8bit, ...)")
-    parser.add_argument("--output", required=True, help="metrics JSON, e.g. outputs/metrics/base.json")
-    parser.add_argument("--data", default="", help="ag_news, a folder with train/test files, or empty for the demo sample")
-    parser.add_argument("--test-samples", type=int, default=0, help="stratified test subset (0 = the full split)")
-    parser.add_argument("--max-len", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput measurement")
-    parser.add_argument("--latency-requests", type=int, default=100)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default=default_dtype, choices=list(dtype_choices))
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
-    parser.add_argument("--seed", type=int, default=42)
-
-
 DTYPES = ("fp32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
 class ModelEvaluationConfig(StageConfig):
     """The evaluation stage's settings, in the order of its flags (``vars(args)`` of old = ``to_dict()``)."""
-    model: str
-    variant: str
-    output: str
-    data: str = ""
-    test_samples: int = 0
-    max_len: int = 128
-    batch_size: int = 32
-    latency_requests: int = 100
-    device: str = "auto"
-    dtype: str = "fp32"
-    threads: int = 0
-    seed: int = 42
+    model: str = flag(help="any artefact: model folder, .pt payload or .onnx")
+    variant: str = flag(help="name used in reports (base, pruned20, base_8bit, ...)")
+    output: str = flag(help="metrics JSON, e.g. outputs/metrics/base.json")
+    data: str = flag("", help="ag_news, a folder with train/test files, or empty for the demo sample")
+    test_samples: int = flag(0, help="stratified test subset (0 = the full split)")
+    max_len: int = flag(128)
+    batch_size: int = flag(32, help="batch size of the throughput measurement")
+    latency_requests: int = flag(100)
+    device: str = flag("auto")
+    dtype: str = flag("fp32", choices=list(DTYPES))
+    threads: int = shared_flag("threads")
+    seed: int = flag(42)
 
     def check(self) -> None:
         if self.test_samples < 0:
             raise UserError("--test-samples must be >= 0 (0 = the full test split).")
         if self.dtype not in DTYPES:
             raise UserError(f"--dtype {self.dtype!r} is not one of {', '.join(DTYPES)}.")
+
+
+@dataclass(frozen=True)
+class HalfPrecisionEvaluationConfig(ModelEvaluationConfig):
+    """``inference/evaluate_agnews_quantized_16bit.py``'s flags: the evaluation's, ``--dtype`` fp16|bf16 (default
+    fp16)."""
+
+    dtype: str = flag("fp16", choices=["fp16", "bf16"])
 
 
 def run_evaluation(config: ModelEvaluationConfig) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 from common import REPO_ROOT
 from common.cli import UserError
 from common.manifest import base_manifest, manifest_path_for, write_json_atomic, write_text_atomic
-from common.stage import StageConfig
+from common.stage import StageConfig, flag, shared_flag
 
 log = logging.getLogger(__name__)
 
@@ -170,14 +170,15 @@ def interop_check(artefacts: dict[str, Path], texts: list[str], output: Path, py
 class InteropConfig(StageConfig):
     """``tools/interop.py``'s flags."""
 
-    artefact: list[str]
-    interop_python: str
-    output: str
-    data: str
-    n_texts: int
-    max_len: int
-    atol: float
-    seed: int
+    artefact: list[str] = flag([], action="append", metavar="NAME=PATH",
+                               help="an .onnx graph or a model folder (repeat)")
+    interop_python: str = flag(help="python of the third-party venv (.venv-interop/bin/python)")
+    output: str = flag(help="Markdown table to write (outputs/metrics/interop.md)")
+    data: str = shared_flag("data")
+    n_texts: int = flag(32, help="stratified test texts compared")
+    max_len: int = shared_flag("max_len")
+    atol: float = flag(ATOL, help="max |dlogit| for a pass")
+    seed: int = shared_flag("seed")
 
 
 def run(config: InteropConfig) -> int:

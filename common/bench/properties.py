@@ -27,7 +27,7 @@ import torch
 from common.cli import UserError
 from common.manifest import base_manifest, manifest_path_for, size_on_disk, write_json_atomic, write_text_atomic
 from common.models.onnx_graph import onnx_group
-from common.stage import StageConfig
+from common.stage import OneOf, StageConfig, flag
 
 log = logging.getLogger(__name__)
 
@@ -272,15 +272,19 @@ def properties_table(folder: str | os.PathLike, output: str | os.PathLike, args:
     return text
 
 
+_WHAT = OneOf(required=True)  # --model or --table
+
+
 @dataclass(frozen=True)
 class PropertiesConfig(StageConfig):
     """``analysis/model_properties/run_model_properties.py``'s flags: one artefact (--model) or the table."""
 
-    model: str | None
-    table: str | None
-    variant: str | None
-    output: str
-    variants: list[str] | None = None
+    model: str | None = flag(None, one_of=_WHAT, help="one artefact: model folder, int8 .pt or .onnx")
+    table: str | None = flag(None, one_of=_WHAT, help="folder of properties JSONs -> one Markdown table")
+    variant: str | None = flag(None, help="variant name (with --model)")
+    variants: list[str] | None = flag(None, nargs="+", help=(
+        "with --table: only <folder>/<name>.json of these variants, in this order (default: every JSON)"))
+    output: str = flag(help="properties JSON (with --model) or Markdown file (with --table)")
 
     def check(self) -> None:
         if (self.model is None) == (self.table is None):

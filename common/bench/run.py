@@ -22,7 +22,6 @@ from the baseline's folder and measured with the same protocol (:mod:`common.ben
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -31,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from common import REPO_ROOT
@@ -41,7 +40,7 @@ from common.bench.peers.optimum import PEER_NAME
 from common.bench.worker import DEFAULT_AGREEMENT_ROWS, reusable_accuracy, reusable_agreement
 from common.cli import UserError
 from common.schema import BATCH_AGREEMENT, RECORD_STATUS, SUMMARY_COLUMNS
-from common.stage import StageConfig
+from common.stage import StageConfig, flag, shared_flag
 from common.variants import dtype_for
 
 log = logging.getLogger(__name__)
@@ -182,26 +181,39 @@ def write_record(result: dict, path: Path, args: dict) -> None:
 class BenchConfig(StageConfig):
     """``inference/run_onnx_benchmark.py``'s flags."""
 
-    output_dir: str = "outputs/metrics"
-    record_suffix: str = ".json"
-    data: str = ""
-    test_samples: int = 0
-    max_len: int = 128
-    device: str = "auto"
-    threads: int = 0
-    baseline: str = "base"
-    variant: list[str] = field(default_factory=list)
-    batch_size: int = 32
-    latency_requests: int = 100
-    throughput_texts: int = 512
-    monitor_interval: float = 0.5
-    no_reuse: bool = False
-    seed: int = 42
-    agreement_rows: int = DEFAULT_AGREEMENT_ROWS
-    latency_threads: list[int] = field(default_factory=list)
-    peer_python: str = ""
-    peer_cache: str = "outputs/optimum_peer"
-    half_on_cpu: bool = False
+    output_dir: str = flag("outputs/metrics", help="where summary.*, pareto.png, monitor/ and the records go")
+    record_suffix: str = flag(".json", help=(
+        "each variant's record is OUTPUT_DIR/<variant><suffix> (make passes .bench.json, a name no other rule "
+        "writes)"))
+    data: str = flag("", help="ag_news, a folder with train/test files, or empty for the demo sample")
+    test_samples: int = flag(0, help="stratified test subset (0 = the full split)")
+    max_len: int = flag(128)
+    device: str = shared_flag("device")
+    threads: int = flag(0, help="CPU threads per variant (0 = all cores)")
+    baseline: str = flag("base", help="variant the ratios are relative to")
+    variant: list[str] = flag([], action="append", metavar="NAME=PATH", help=(
+        "a variant and its artefact (repeat); NAME ending in _fp16/_bf16 runs a torch folder in that dtype"))
+    batch_size: int = flag(32, help="batch size of the throughput measurement")
+    latency_requests: int = flag(100, help="timed batch-1 requests per variant")
+    throughput_texts: int = flag(512, help="texts per throughput repeat")
+    monitor_interval: float = flag(0.5, help="seconds between resource samples")
+    # store_true: the flag is already the negative one (no --no-no-reuse)
+    no_reuse: bool = flag(False, action="store_true", help=(
+        "always measure accuracy again (default: reuse it for an identical artefact)"))
+    seed: int = flag(42)
+    agreement_rows: int = flag(DEFAULT_AGREEMENT_ROWS, help=(
+        "seeded random test rows of the batch vs one-by-one agreement (0 = every evaluated row)"))
+    latency_threads: list[int] = flag([], nargs="*", help=(
+        "thread counts batch-1 latency is measured at, reported at the best one (default on CPU: 1, 2, 4, ... up "
+        "to all cores)"))
+    peer_python: str = flag("", help=(
+        "python of Optimum's venv (.venv-interop/bin/python): measure Optimum's dynamic int8 for this CPU as a peer "
+        "row (default: skipped, with a note in summary.md)"))
+    peer_cache: str = flag("outputs/optimum_peer", help=(
+        "folder of the peer's Optimum build, reused while the baseline folder is unchanged"))
+    half_on_cpu: bool = flag(False, help=(
+        "measure fp16/bf16 variants on a CPU without native support for them (default: skipped with the reason: "
+        "torch emulates them there, ~0.15x fp32, and the full test split takes ~10 min each on 2 cores)"))
 
     def check(self) -> None:
         if self.test_samples < 0:
@@ -339,40 +351,3 @@ def run_benchmark(config: BenchConfig) -> int:
         raise UserError(f"The baseline variant {config.baseline} failed ({results[config.baseline]['status']}); "
                         f"no ratios could be computed - fix it and rerun.")
     return 0
-
-
-def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output-dir", default="outputs/metrics", help="where summary.*, pareto.png, monitor/ and the records go")
-    parser.add_argument("--record-suffix", default=".json",
-                        help="each variant's record is OUTPUT_DIR/<variant><suffix> (make passes .bench.json, a name no "
-                             "other rule writes)")
-    parser.add_argument("--data", default="", help="ag_news, a folder with train/test files, or empty for the demo sample")
-    parser.add_argument("--test-samples", type=int, default=0, help="stratified test subset (0 = the full split)")
-    parser.add_argument("--max-len", type=int, default=128)
-    parser.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads per variant (0 = all cores)")
-    parser.add_argument("--baseline", default="base", help="variant the ratios are relative to")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME=PATH",
-                        help="a variant and its artefact (repeat); NAME ending in _fp16/_bf16 runs a torch folder in "
-                             "that dtype")
-    parser.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput measurement")
-    parser.add_argument("--latency-requests", type=int, default=100, help="timed batch-1 requests per variant")
-    parser.add_argument("--throughput-texts", type=int, default=512, help="texts per throughput repeat")
-    parser.add_argument("--monitor-interval", type=float, default=0.5, help="seconds between resource samples")
-    parser.add_argument("--no-reuse", action="store_true",
-                        help="always measure accuracy again (default: reuse it for an identical artefact)")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--agreement-rows", type=int, default=DEFAULT_AGREEMENT_ROWS,
-                        help="seeded random test rows of the batch vs one-by-one agreement (0 = every evaluated row)")
-    parser.add_argument("--latency-threads", type=int, nargs="*", default=[],
-                        help="thread counts batch-1 latency is measured at, reported at the best one "
-                             "(default on CPU: 1, 2, 4, ... up to all cores)")
-    parser.add_argument("--peer-python", default="",
-                        help="python of Optimum's venv (.venv-interop/bin/python): measure Optimum's dynamic int8 "
-                             "for this CPU as a peer row (default: skipped, with a note in summary.md)")
-    parser.add_argument("--peer-cache", default="outputs/optimum_peer",
-                        help="folder of the peer's Optimum build, reused while the baseline folder is unchanged")
-    parser.add_argument("--half-on-cpu", action="store_true",
-                        help="measure fp16/bf16 variants on a CPU without native support for them (default: skipped "
-                             "with the reason: torch emulates them there, ~0.15x fp32, and the full test split takes "
-                             "~10 min each on 2 cores)")

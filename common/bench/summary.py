@@ -6,19 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from common.bench.peers.optimum import HOW_TO_GET, PEER_KIND
+from common import variants
+from common.bench.peers.optimum import HOW_TO_GET
 from common.schema import BATCH_AGREEMENT, LATENCY_THREADS, PEER_CONFIG, SUMMARY_COLUMNS, THROUGHPUT_VS_PEER
 
 # Int8 variants load with dtype fp32 (the torch dtype of their float parts); what they compute with is int8
 # weights and int8 activations, quantized per batch at run time (dynamic; Optimum's peer too) or with scales
 # fixed at build time from calibration rows (static), and that is what a reader asks.
-INT8_KINDS = ("torch-int8", "onnx-int8", PEER_KIND)
-INT8_DTYPE = "int8 (w8a8 dynamic)"
-INT8_DTYPES = {**dict.fromkeys(INT8_KINDS, INT8_DTYPE), "onnx-int8-static": "int8 (w8a8 static)"}
-
-
 def reported_dtype(result: dict) -> str | None:
-    return INT8_DTYPES.get(result.get("kind"), result.get("dtype"))
+    return variants.reported_dtype(result.get("kind"), result.get("dtype"))
 
 
 def is_peer(row: dict) -> bool:

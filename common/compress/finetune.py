@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from common.models.classifier import load_classifier
@@ -13,18 +12,21 @@ from common.data import load_dataset
 from common.manifest import atomic_output_dir, base_manifest, read_manifest, write_json_atomic
 from common.metrics import classification_metrics
 from common.models.modeling import new_classifier, resolve_base_model, save_model_folder
-from common.compress.training import NOT_IN_RUN_KEY, TrainingFlags, model_to_save, train
+from common.compress.training import NOT_IN_RUN_KEY, TrainingFlags, model_to_save, train, training_fields
+from common.stage import config_class, flag
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class FineTuneConfig(TrainingFlags):
-    """``train/fine_tuning/run_fine_tune_bert_agnews.py``'s flags."""
-
-    base_model: str
-    output: str
-    data_seed: int | None
+FineTuneConfig = config_class("FineTuneConfig", [
+    ("base_model", str, flag("minilm", aliases=["--base_model"], help=(
+        "minilm (offline MiniLM-L6-H384), a hub id such as bert-base-uncased, or a local folder"))),
+    ("output", str, flag("models/fine_tuned/bert_agnews")),
+    *training_fields("fine-tuning"),
+    ("data_seed", int | None, flag(None, help=(
+        "seed of the training subset and validation split (default: --seed); fix it to vary only the training "
+        "seed"))),
+], TrainingFlags, __name__, "``train/fine_tuning/run_fine_tune_bert_agnews.py``'s flags.")
 
 
 def checkpoint_dir_for(output: Path) -> Path:

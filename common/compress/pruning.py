@@ -54,7 +54,8 @@ from common.metrics import classification_metrics
 from common.models.modeling import count_parameters, is_model_folder, load_model_folder, save_model_folder
 from common.models.pruning_spec import (SPEC_FILE, LayerSpec, MaskHooks, PruningSpec, apply_mask_hooks, build_from_config,
                                  shrunk_spec, zero_pruned_weights)
-from common.compress.training import TrainingFlags
+from common.compress.training import TrainingFlags, training_fields
+from common.stage import config_class, flag
 
 log = logging.getLogger(__name__)
 
@@ -245,17 +246,8 @@ def _test_metrics(model, tokenizer, test: Split, device: str, max_len: int) -> d
 
 
 @dataclass(frozen=True)
-class PruneConfig(TrainingFlags):
-    """``train/pruning/run_structural_pruning.py``'s flags (the re-fine-tuning ones from TrainingFlags)."""
-
-    model: str
-    sparsity: float
-    output: str
-    head_ffn_ratio: float
-    importance_samples: int
-    distill: bool
-    distill_temperature: float
-    distill_weight: float
+class PruneSettings(TrainingFlags):
+    """The checks of the pruning stage's flags (its fields: :data:`PruneConfig`)."""
 
     def check(self) -> None:
         check_sparsity(self.sparsity)
@@ -265,6 +257,24 @@ class PruneConfig(TrainingFlags):
         super().check()
         if self.distill and self.distill_temperature <= 0:
             raise UserError("--distill-temperature must be > 0.")
+
+
+PruneConfig = config_class("PruneConfig", [
+    ("model", str, flag(help="fine-tuned (unpruned) model folder")),
+    ("sparsity", float, flag(help="percent of the encoder's weights to remove as heads and FFN neurons (0-95)")),
+    ("output", str, flag(help="pruned model folder, e.g. models/pruned/bert_agnews_20pct")),
+    ("head_ffn_ratio", float, flag(1.0, help=(
+        "share of heads pruned / share of FFN neurons pruned, with --sparsity %% of the encoder weights removed "
+        "either way (1: equal shares; 0.5 spares heads; 2 spares FFN neurons)"))),
+    *training_fields("re-fine-tuning"),
+    ("importance_samples", int, flag(512, help="training rows (seeded, stratified slice) used to score heads and "
+                                               "neurons")),
+    ("distill", bool, flag(True, help="distil from the unpruned model while re-fine-tuning (default on)")),
+    ("distill_temperature", float, flag(2.0, help="softmax temperature of distillation")),
+    ("distill_weight", float, flag(0.5, help="weight of the distillation loss (0..1; the rest is cross-entropy on "
+                                             "labels)")),
+], PruneSettings, __name__, "``train/pruning/run_structural_pruning.py``'s flags (the re-fine-tuning ones: "
+                            ":func:`~common.compress.training.training_fields`).")
 
 
 def prune_model(prune_config: PruneConfig) -> int:

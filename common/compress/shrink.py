@@ -26,7 +26,7 @@ from common.data import load_test_split
 from common.manifest import atomic_output_dir, base_manifest, read_manifest, size_on_disk, write_json_atomic
 from common.models.modeling import STATE_DICT_FILES, count_parameters, load_model_folder, save_model_folder
 from common.models.pruning_spec import SPEC_FILE, apply_mask_hooks, shrink_model, shrunk_spec
-from common.stage import StageConfig
+from common.stage import StageConfig, flag, shared_flag
 
 log = logging.getLogger(__name__)
 
@@ -139,13 +139,15 @@ def _weights_size(folder: Path) -> int:
 class ShrinkConfig(StageConfig):
     """``tools/apply_shrink_to_model.py``'s flags (the seed's spellings)."""
 
-    model_path: str
-    output_path_shrunk_model: str
-    save_method: str
-    data: str
-    check_samples: int
-    max_len: int
-    seed: int
+    model_path: str = flag(option="--model_path", aliases=["--model-path"], help="pruned (masked) model folder")
+    output_path_shrunk_model: str = flag(option="--output_path_shrunk_model", aliases=["--output-path-shrunk-model"],
+                                         help="shrunk model folder to write, e.g. models/shrunk/pruned20")
+    save_method: str = flag("save_pretrained", option="--save_method", aliases=["--save-method"], choices=SAVE_METHODS,
+                            help="save_pretrained (safetensors) or torch_save (state dict pytorch_model.bin)")
+    data: str = shared_flag("data")
+    check_samples: int = flag(64, help="texts in the shrunk-vs-masked parity check")
+    max_len: int = shared_flag("max_len")
+    seed: int = shared_flag("seed")
 
 
 def run(config: ShrinkConfig) -> int:

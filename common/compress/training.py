@@ -22,7 +22,7 @@ import torch
 
 from common.cli import UserError
 from common.data import Split
-from common.stage import StageConfig
+from common.stage import StageConfig, flag, shared_flag
 
 log = logging.getLogger(__name__)
 RUN_KEY_FILE = "run_key.json"
@@ -64,42 +64,10 @@ class TrainConfig:
             raise ValueError("save_steps must be >= 0 (0 = auto)")
 
 
-def add_training_arguments(p: argparse.ArgumentParser, what: str = "training") -> None:
-    """The data and Trainer flags shared by fine-tuning and pruning's re-fine-tuning (one spelling each)."""
-    p.add_argument("--data", default="", help="ag_news (hub) or a folder with train/test files; empty = demo sample")
-    p.add_argument("--train-samples", "--train_samples", type=int, default=0, help="stratified subset; 0 = all")
-    p.add_argument("--validation-fraction", type=float, default=0.05, help="share of train held out for validation")
-    p.add_argument("--epochs", type=float, default=2.0, help=f"{what} epochs")
-    p.add_argument("--learning-rate", "--lr", type=float, default=5e-5, help=f"{what} learning rate")
-    p.add_argument("--batch-size", type=int, default=32, help="global batch size (split over DDP ranks)")
-    p.add_argument("--max-len", "--max_len", type=int, default=128)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
-                   help="mixed precision on GPU (auto: bf16 where supported, else fp16); CPU trains in fp32")
-    p.add_argument("--save-steps", type=int, default=0,
-                   help=f"checkpoint every N optimiser steps (0 = auto: {AUTO_CHECKPOINTS_PER_RUN} checkpoints per run)")
-    p.add_argument("--max-steps-this-run", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--force", action="store_true", help="rebuild even if the output exists with the same arguments")
-
-
 @dataclass(frozen=True)
 class TrainingFlags(StageConfig):
-    """The config fields of :func:`add_training_arguments`, shared by the fine-tuning and pruning stages."""
-
-    data: str
-    train_samples: int
-    validation_fraction: float
-    epochs: float
-    learning_rate: float
-    batch_size: int
-    max_len: int
-    seed: int
-    device: str
-    precision: str
-    save_steps: int
-    max_steps_this_run: int
-    force: bool
+    """The checks of the data and Trainer flags shared by fine-tuning and pruning's re-fine-tuning (their fields:
+    :func:`training_fields`)."""
 
     def check(self) -> None:
         self.train_config()  # the Trainer's own checks, before any heavy work
@@ -111,6 +79,28 @@ class TrainingFlags(StageConfig):
             return TrainConfig(**{k: v for k, v in self.to_dict().items() if k in names})
         except ValueError as exc:
             raise UserError(f"Invalid training flag: {exc}.") from None
+
+
+def training_fields(what: str = "training") -> list[tuple]:
+    """The data and Trainer flags shared by fine-tuning and pruning's re-fine-tuning (one spelling each), as
+    config fields in flag order; ``what`` names the training in their help."""
+    return [
+        ("data", str, flag("", help="ag_news (hub) or a folder with train/test files; empty = demo sample")),
+        ("train_samples", int, flag(0, aliases=["--train_samples"], help="stratified subset; 0 = all")),
+        ("validation_fraction", float, flag(0.05, help="share of train held out for validation")),
+        ("epochs", float, flag(2.0, help=f"{what} epochs")),
+        ("learning_rate", float, flag(5e-5, aliases=["--lr"], help=f"{what} learning rate")),
+        ("batch_size", int, flag(32, help="global batch size (split over DDP ranks)")),
+        ("max_len", int, flag(128, aliases=["--max_len"])),
+        ("seed", int, flag(42)),
+        ("device", str, shared_flag("device")),
+        ("precision", str, flag("auto", choices=["auto", "fp32", "fp16", "bf16"], help=(
+            "mixed precision on GPU (auto: bf16 where supported, else fp16); CPU trains in fp32"))),
+        ("save_steps", int, flag(0, help=(
+            f"checkpoint every N optimiser steps (0 = auto: {AUTO_CHECKPOINTS_PER_RUN} checkpoints per run)"))),
+        ("max_steps_this_run", int, flag(0, help=argparse.SUPPRESS)),
+        ("force", bool, flag(False, help="rebuild even if the output exists with the same arguments")),
+    ]
 
 
 def model_to_save(model, stats: dict):

@@ -13,8 +13,8 @@ floor is base@S against the same base@S+1, on the same instances. Per instance, 
 JS(tag shares of variant@S, base@S+1) - JS(base@S, base@S+1) (Jensen-Shannon divergence, base 2:
 0 = identical, 1 = disjoint). :func:`common.explain.verdict.judge` (one-sided: only more divergence is
 worse) with margin = ``MARGIN_FRACTION`` (0.1, :mod:`common.explain.verdict`) x mean JS(base@S, base@S+1): ``equivalent`` when
-the 95 % upper bound of the mean extra divergence is below a quarter of LIME's own seed-to-seed
-divergence, ``drifted`` when the lower bound is above it, else ``inconclusive``.
+the 95 % upper bound of the mean extra divergence is below that margin (a tenth of LIME's own seed-to-seed
+divergence), ``drifted`` when the lower bound is above it, else ``inconclusive``.
 """
 from __future__ import annotations
 

@@ -29,8 +29,8 @@ from common.cli import UserError
 
 # The one declared margin rule of every explanation check (LIME agreement, deletion test, POS): a variant may
 # differ from base by at most a tenth of the check's own scale (LIME's seed-to-seed disagreement, base's AOPC,
-# LIME's seed-to-seed JS). Measured on AG News, a second fine-tune of the base recipe adds ~0.2 of LIME's own
-# disagreement, so a quarter (the first choice) could not call it drifted; see the README's drift section.
+# LIME's seed-to-seed JS). A quarter (the first choice) could not call a second fine-tune of the base recipe
+# drifted (analysis/RESULTS.md, "LIME noise floor and drift verdicts").
 MARGIN_FRACTION = 0.1
 
 EQUIVALENT = "equivalent"

@@ -1,10 +1,10 @@
 """ONNX export and ONNX Runtime int8 quantization (checks: :mod:`common.export.parity`; loader: :mod:`common.models.onnx_graph`).
 
 Export uses the legacy TorchScript exporter (``torch.onnx.export(..., dynamo=False)``, opset 17)
-with eager attention. On torch 2.13 / transformers 5.24 both exporters reach parity (max
-|Δlogit| ~3e-6 on MiniLM), but the dynamo exporter only implements opset >= 18 (17 is
-reached by a version conversion it warns about), takes ~10x longer, and its graph ran
-~15-20 % slower in ONNX Runtime on the 2-core CPU. Its attention matches no ORT fusion pattern;
+with eager attention. Both exporters reach parity on torch 2.13 / transformers 5.24, but the dynamo
+exporter only implements opset >= 18 (17 is reached by a version conversion it warns about), is much
+slower to export, and its graph ran slower in ONNX Runtime (analysis/RESULTS.md, "Design measurements").
+Its attention matches no ORT fusion pattern;
 ``fused_attention`` emits ORT's fused op itself (:mod:`common.export.attention`).
 
 Every export is checked before it is kept (optimum's ``validate_model_outputs`` idea):
@@ -42,12 +42,11 @@ log = logging.getLogger(__name__)
 
 OPSET = 17
 INT8_TEXTS = 500
-# Op sets tried in order: quantizing Gather (the embedding tables) too makes the file ~2.5x
-# smaller at no speed cost, but on some models (pruned20 here: 98.4 % agreement) it costs too
-# much; then the embeddings stay fp32. Every attempt is recorded in the manifest.
-# The last choice also keeps each layer's FFN output projection in fp32 (the op set's marker
-# FFN_OUTPUT_FP32, as static int8's plan 2): the widest activations, which dynamic int8 at high sparsity
-# quantizes worst (AG News, 50 % pruned: MatMul+Gather 98.4 %, MatMul 98.8 % argmax agreement, both < 99 %).
+# Op sets tried in order: quantizing Gather (the embedding tables) too makes the file much smaller at no
+# speed cost, but on some models it costs too much agreement; then the embeddings stay fp32. Every attempt
+# is recorded in the manifest. The last choice also keeps each layer's FFN output projection in fp32 (the op
+# set's marker FFN_OUTPUT_FP32, as static int8's plan 2): the widest activations, which dynamic int8 at high
+# sparsity quantizes worst (the measurements behind both: analysis/RESULTS.md, "Design measurements").
 FFN_OUTPUT_FP32 = "ffn_output_fp32"
 INT8_OP_TYPE_CHOICES = (("MatMul", "Gather"), ("MatMul",), ("MatMul", FFN_OUTPUT_FP32))
 INT8_OP_TYPES = INT8_OP_TYPE_CHOICES[0]

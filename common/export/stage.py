@@ -1,12 +1,12 @@
-"""The ONNX export stage's flags and runner (the export itself is :func:`common.models.onnx_graph.export_model`)."""
+"""The ONNX export stage's flags and runner (the export itself is :func:`common.export.onnx_export.export_model`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from common.cli import UserError, set_seed
-from common.export.onnx_export import export_model
-from common.quantize.ort_static import CALIB_ROWS, DEFAULT_STATIC_FORMAT, check_static_format
-from common.stage import StageConfig
+from common.export.onnx_export import INT8_TEXTS, OPSET, export_model
+from common.quantize.ort_static import CALIB_ROWS, DEFAULT_STATIC_FORMAT, STATIC_FORMATS, check_static_format
+from common.stage import StageConfig, flag, shared_flag
 
 INT8_MODES = ("dynamic", "static")
 
@@ -15,20 +15,29 @@ INT8_MODES = ("dynamic", "static")
 class ExportConfig(StageConfig):
     """``export_onnx/export_onnx.py``'s flags."""
 
-    model: str
-    output: str
-    int8: bool
-    optimize: bool
-    data: str
-    max_len: int
-    opset: int
-    int8_samples: int
-    threads: int
-    seed: int
-    mode: str = "dynamic"
-    static_format: str = DEFAULT_STATIC_FORMAT
-    calib_rows: int = CALIB_ROWS
-    fused_attention: bool = False
+    model: str = flag(help="model folder (full, pruned or shrunk), or an fp32 .onnx with --int8")
+    output: str = flag(help="the .onnx to write, e.g. models/onnx/pruned20.onnx")
+    int8: bool = flag(False, help="ONNX Runtime dynamic int8 quantization")
+    optimize: bool = flag(False, help="ONNX Runtime transformer optimizer (fusions); falls back to the plain graph if "
+                                      "it fails")
+    data: str = shared_flag("data")
+    max_len: int = shared_flag("max_len")
+    opset: int = flag(OPSET)
+    int8_samples: int = flag(INT8_TEXTS, help="test texts of the int8 agreement check (fewer only when the test "
+                                              "split is smaller)")
+    threads: int = shared_flag("threads")
+    seed: int = shared_flag("seed")
+    mode: str = flag("dynamic", choices=INT8_MODES, help=(
+        "with --int8: dynamic (activation scales per batch) or static (scales calibrated on seeded training rows, "
+        "so a text's prediction does not depend on its batch mates)"))
+    static_format: str = flag(DEFAULT_STATIC_FORMAT, choices=sorted(STATIC_FORMATS), help=(
+        "--mode static: ONNX format and activation type (weights are per-channel s8); qoperator_u8 was the fastest "
+        "measured here"))
+    calib_rows: int = flag(CALIB_ROWS, help="--mode static: training rows (seeded by --seed, never test rows) that "
+                                            "calibrate the scales")
+    fused_attention: bool = flag(False, help=(
+        "each layer's attention as ONNX Runtime's fused MultiHeadAttention op (own head count per layer); kept only "
+        "if it passes the same parity checks, else the plain graph and the reason"))
 
     def check(self) -> None:
         if self.max_len < 8:

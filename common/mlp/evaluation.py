@@ -18,8 +18,8 @@ from common.models.mlp_student import MLPClassifier, PAYLOAD_FORMAT, StudentConf
 from common.mlp.explained import fmt_ci, lime_agreement, mean_ci, metric_bounds, summarise_agreement
 from common.mlp.training import (Experiment, ResultCache, prepare_experiment, student_metrics, teacher_probabilities,
                                  train_seeds, training_targets)
-from common.mlp.stages import StudentFlags, check_seeds, input_paths, cache_dir_for, config_from_args
-from common.stage import StageConfig, flag, shared_flag
+from common.mlp.stages import StudentFlags, check_seeds, input_paths, cache_dir_for, config_from_args, student_fields
+from common.stage import StageConfig, config_class, flag, shared_flag
 
 log = logging.getLogger(__name__)
 
@@ -97,16 +97,15 @@ class EvaluationConfig(StageConfig):
     threads: int = shared_flag("threads")
 
 
-@dataclass(frozen=True)
-class SweepConfig(StudentFlags):
-    """``train_mlp_models/sweep_lambda.py``'s flags."""
-
-    lambdas: list[float]
-    output_dir: str
-    data: str
-    explanations: str
-    teacher: str
-    seeds: list[int]
+SweepConfig = config_class("SweepConfig", [
+    ("lambdas", list[float], flag(nargs="+", help="explanation-loss weights to try")),
+    ("output_dir", str, flag(help="folder for mlp_sweep.csv/.md/.png")),
+    ("data", str, shared_flag("data")),
+    ("explanations", str, flag(help="BERT's LIME weights on training rows (CSV)")),
+    ("teacher", str, flag("", help="fine-tuned BERT (agreement with its predictions; bert_* targets)")),
+    ("seeds", list[int], flag([42, 43, 44], nargs="+", help="one student per seed and lambda")),
+    *student_fields(),
+], StudentFlags, __name__, "``train_mlp_models/sweep_lambda.py``'s flags.")
 
 
 def run_evaluation(args: EvaluationConfig) -> int:

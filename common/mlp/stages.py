@@ -5,7 +5,6 @@ See :mod:`common.mlp`.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -14,13 +13,13 @@ from typing import Sequence
 
 import numpy as np
 
-from common.cli import UserError, add_shared_flags
+from common.cli import UserError
 from common.manifest import digest
 from common.models.mlp_student import (MLPClassifier, PAYLOAD_FORMAT, StudentConfig, TARGETS, XAI_CLASSES, build_payload,
                               save_payload)
 from common.mlp.explained import fmt_ci, mean_ci, metric_bounds
 from common.mlp.training import prepare_experiment, student_metrics, train_seeds, training_targets
-from common.stage import StageConfig, stage_entry
+from common.stage import StageConfig, config_class, flag, shared_flag
 
 log = logging.getLogger(__name__)
 
@@ -29,64 +28,48 @@ log = logging.getLogger(__name__)
 LOSSES = ("cross_entropy", "xai")
 
 
-def add_training_arguments(parser, loss: str = "cross_entropy") -> None:
-    """The flags of the training stage; ``loss`` is the default of ``--loss`` (each entry point's own)."""
-    defaults = StudentConfig()
-    parser.add_argument("--output", required=True, help="payload to write (e.g. models/mlp/vanilla.pt)")
-    add_shared_flags(parser, "data")
-    parser.add_argument("--explanations", default="",
-                        help="BERT's LIME weights on training rows (outputs/intermediate_data/bert_token_explanations.csv);"
-                             " required with --loss xai, else used for held-out explanation agreement")
-    parser.add_argument("--teacher", default="", help="fine-tuned BERT (needed for --targets bert_hard|bert_soft)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="one student per seed")
-    parser.add_argument("--lambda", dest="xai_lambda", type=float, default=1.0,
-                        help="weight of the explanation loss (1 - cosine), with --loss xai")
-    add_student_arguments(parser, defaults)
-    parser.add_argument("--force", action="store_true", help="retrain even if the output is up to date")
-    parser.add_argument("--loss", default=loss, choices=LOSSES,
-                        help="cross_entropy (the vanilla student) or xai (cross-entropy + lambda * explanation loss)")
-
-
 @dataclass(frozen=True)
 class StudentFlags(StageConfig):
-    """The config fields of :func:`add_student_arguments` (training stage and sweep); the hyper-parameters
-    are checked by StudentConfig, built from them by :func:`config_from_args`."""
-
-    targets: str
-    hidden: int
-    dropout: float
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    weight_decay: float
-    xai_batch: int
-    xai_classes: str
-    min_df: int
-    max_features: int
-    holdout_fraction: float
-    holdout_seed: int
-    cache_dir: str
-    device: str
-    max_len: int
-    threads: int
+    """The checks of the student flags the training stage and the sweep share (their fields:
+    :func:`student_fields`); the hyper-parameters are checked by StudentConfig, built from them by
+    :func:`config_from_args`."""
 
     def check(self) -> None:
         config_from_args(self, 0.0)
 
 
-@dataclass(frozen=True)
-class TrainingConfig(StudentFlags):
-    """The training stage's flags (``train_mlp_vanilla`` = ``--loss cross_entropy``, ``train_mlp_xai_loss`` =
-    ``--loss xai``)."""
+def student_fields() -> list[tuple]:
+    """The student flags (training stage and sweep) as config fields in flag order, StudentConfig's defaults."""
+    defaults = StudentConfig()
+    return [
+        ("targets", str, flag(defaults.targets, choices=TARGETS, help=(
+            "true labels, BERT's predicted labels, or BERT's probabilities (distillation)"))),
+        ("hidden", int, flag(defaults.hidden, help="hidden units")),
+        ("dropout", float, flag(defaults.dropout)),
+        ("epochs", int, flag(defaults.epochs)),
+        ("batch_size", int, flag(defaults.batch_size)),
+        ("learning_rate", float, flag(defaults.learning_rate, aliases=["--lr"])),
+        ("weight_decay", float, flag(defaults.weight_decay)),
+        ("xai_batch", int, flag(defaults.xai_batch, help="(instance, class) pairs per step in the explanation term")),
+        ("xai_classes", str, flag(defaults.xai_classes, choices=XAI_CLASSES, help=(
+            "explain every class (all) or only BERT's predicted class in the loss"))),
+        ("min_df", int, flag(defaults.min_df, help="vocabulary: minimum document frequency")),
+        ("max_features", int, flag(defaults.max_features, help="vocabulary cap (0 = none)")),
+        ("holdout_fraction", float, flag(defaults.holdout_fraction, help=(
+            "share of explained instances kept out of the XAI loss (evaluation only)"))),
+        ("holdout_seed", int, flag(defaults.holdout_seed, help="seed of that split (the same for every student seed)")),
+        ("cache_dir", str, flag("", help=(
+            "teacher predictions cache (default: the explanations CSV's folder, else outputs/intermediate_data)"))),
+        # the teacher's device and max tokens (students train on CPU)
+        ("device", str, shared_flag("device")),
+        ("max_len", int, shared_flag("max_len")),
+        ("threads", int, shared_flag("threads")),
+    ]
 
-    output: str
-    data: str
-    explanations: str
-    teacher: str
-    seeds: list[int]
-    xai_lambda: float
-    force: bool
-    loss: str
+
+@dataclass(frozen=True)
+class TrainingSettings(StudentFlags):
+    """The checks and recorded arguments of the training stage (its fields: :data:`TrainingConfig`)."""
 
     def check(self) -> None:
         if self.loss not in LOSSES:
@@ -105,42 +88,30 @@ class TrainingConfig(StudentFlags):
         return {k: v for k, v in self.to_dict().items() if k not in skip}
 
 
-def training_parser(loss: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_training_arguments(parser, loss)
-    return parser
+def _training_fields(loss: str) -> list[tuple]:
+    """The training stage's flags in flag order; ``loss`` is the default of ``--loss`` (each entry point's own)."""
+    return [
+        ("output", str, flag(help="payload to write (e.g. models/mlp/vanilla.pt)")),
+        ("data", str, shared_flag("data")),
+        ("explanations", str, flag("", help=(
+            "BERT's LIME weights on training rows (outputs/intermediate_data/bert_token_explanations.csv); required "
+            "with --loss xai, else used for held-out explanation agreement"))),
+        ("teacher", str, flag("", help="fine-tuned BERT (needed for --targets bert_hard|bert_soft)")),
+        ("seeds", list[int], flag([42, 43, 44], nargs="+", help="one student per seed")),
+        ("xai_lambda", float, flag(1.0, option="--lambda", help=(
+            "weight of the explanation loss (1 - cosine), with --loss xai"))),
+        *student_fields(),
+        ("force", bool, flag(False, help="retrain even if the output is up to date")),
+        ("loss", str, flag(loss, choices=LOSSES, help=(
+            "cross_entropy (the vanilla student) or xai (cross-entropy + lambda * explanation loss)"))),
+    ]
 
 
-def training_main(loss: str, description: str):
-    """``main(argv=None)`` of a training entry point: ``train_mlp_vanilla`` (cross_entropy) and
-    ``train_mlp_xai_loss`` (xai) differ only in the default of ``--loss`` and their ``--help`` text."""
-    return stage_entry(lambda: training_parser(loss, description), TrainingConfig, run_training)
-
-
-def add_student_arguments(parser, defaults: StudentConfig | None = None) -> None:
-    defaults = defaults or StudentConfig()
-    parser.add_argument("--targets", default=defaults.targets, choices=TARGETS,
-                        help="true labels, BERT's predicted labels, or BERT's probabilities (distillation)")
-    parser.add_argument("--hidden", type=int, default=defaults.hidden, help="hidden units")
-    parser.add_argument("--dropout", type=float, default=defaults.dropout)
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", "--lr", type=float, default=defaults.learning_rate)
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    parser.add_argument("--xai-batch", type=int, default=defaults.xai_batch,
-                        help="(instance, class) pairs per step in the explanation term")
-    parser.add_argument("--xai-classes", default=defaults.xai_classes, choices=XAI_CLASSES,
-                        help="explain every class (all) or only BERT's predicted class in the loss")
-    parser.add_argument("--min-df", type=int, default=defaults.min_df, help="vocabulary: minimum document frequency")
-    parser.add_argument("--max-features", type=int, default=defaults.max_features, help="vocabulary cap (0 = none)")
-    parser.add_argument("--holdout-fraction", type=float, default=defaults.holdout_fraction,
-                        help="share of explained instances kept out of the XAI loss (evaluation only)")
-    parser.add_argument("--holdout-seed", type=int, default=defaults.holdout_seed,
-                        help="seed of that split (the same for every student seed)")
-    parser.add_argument("--cache-dir", default="",
-                        help="teacher predictions cache (default: the explanations CSV's folder, else outputs/intermediate_data)")
-    # the teacher's device and max tokens (students train on CPU)
-    add_shared_flags(parser, "device", "max_len", "threads")
+# train_mlp_vanilla and train_mlp_xai_loss: one stage, each entry point with its own default of --loss
+TrainingConfig = config_class("TrainingConfig", _training_fields("cross_entropy"), TrainingSettings, __name__,
+                              "The training stage's flags (``train_mlp_vanilla``: ``--loss cross_entropy`` by default).")
+XaiTrainingConfig = config_class("XaiTrainingConfig", _training_fields("xai"), TrainingSettings, __name__,
+                                 "``train_mlp_xai_loss``'s flags: the training stage's, ``--loss xai`` by default.")
 
 
 def config_from_args(args, xai_lambda: float) -> StudentConfig:

@@ -42,9 +42,8 @@ from common.cli import UserError
 log = logging.getLogger(__name__)
 
 CALIB_ROWS = 128
-# Measured on pruned30 (MatMul only, per-channel s8 weights, 128 calibration rows, 2-core EPYC with
-# AVX512-VNNI): QOperator + u8 activations ran as fast as dynamic int8 (batch == one-by-one exactly,
-# -0.1 pt); QDQ + u8 ~10 % slower; QDQ + s8 ~2x slower. Hence the default.
+# The default is the format that ran fastest with batch-invariant predictions when the formats were compared
+# (tools/static_int8_formats.py; the numbers: analysis/RESULTS.md, "Design measurements").
 STATIC_FORMATS = {
     "qoperator_u8": ("QOperator", "QUInt8"),
     "qoperator_s8": ("QOperator", "QInt8"),

@@ -19,7 +19,7 @@ from common.data import load_test_split
 from common.manifest import (atomic_output_file, base_manifest, manifest_path_for, read_manifest, size_on_disk,
                              write_json_atomic)
 from common.models.modeling import STATE_DICT_FILES, count_parameters, is_model_folder, load_model_folder
-from common.stage import StageConfig
+from common.stage import StageConfig, flag, shared_flag
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +103,13 @@ def quantize_folder(model: str, output: str, data: str = "", check_samples: int 
 class QuantizeConfig(StageConfig):
     """``train/quantization/run_dynamic_quantization.py``'s flags."""
 
-    model: str
-    output: str
-    data: str
-    check_samples: int
-    max_len: int
-    threads: int
-    seed: int
+    model: str = flag(help="fine-tuned, pruned or shrunk model folder")
+    output: str = flag(help="int8 payload to write, e.g. models/quantized/bert_agnews_8bit.pt")
+    data: str = shared_flag("data")
+    check_samples: int = flag(200, help="test texts compared between fp32 and int8")
+    max_len: int = shared_flag("max_len")
+    threads: int = shared_flag("threads")
+    seed: int = shared_flag("seed")
 
 
 def run(config: QuantizeConfig) -> int:

@@ -311,7 +311,7 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str, metrics:
         drift_section(similarity, load_similarity_floor(reports_dir), deletion),
         "",
         _include(reports_dir / "lime_similarity.md", "LIME agreement in detail", "###", report_dir),
-        _image(reports_dir / "lime_similarity.png", report_dir, "Explanation drift"),
+        _image(reports_dir / "lime_similarity.png", report_dir, "LIME noise floor and drift verdicts"),
         "",
         _image(reports_dir / "lime_sample_curve.png", report_dir, "Stability vs num_samples"),
         "",

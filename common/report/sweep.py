@@ -29,6 +29,7 @@ from common.report.frontier import plot_frontier
 from common.report.pick import ACCURACY_TOLERANCE_PT, PEER_TARGET_RATIO
 from common.schema import RECORD_ACCURACY, RECORD_STATUS, RECORD_THROUGHPUT, RECORD_VARIANT
 from common.stage import StageConfig, flag
+from common.variants import SWEEP_MODES, sweep_mode
 from common.explain.gates import GATES
 from common.explain.verdict import DRIFTED, EQUIVALENT
 
@@ -39,8 +40,7 @@ log = logging.getLogger(__name__)
 # two evaluations of one model on 7,600 rows, so noise alone does not trigger the advice.
 DROP_GROWTH_PT = ACCURACY_TOLERANCE_PT / 2
 # The record's kind (from the artefact, common.models.onnx_graph) -> the sweep's quantization mode.
-QUANT_MODES = {"onnx-int8": "dynamic", "onnx-int8-static": "static"}
-MODE_ORDER = {"fp32": 0, "dynamic": 1, "static": 2}
+MODE_ORDER = {mode: i for i, mode in enumerate(SWEEP_MODES)}
 PRUNED_NAME = re.compile(r"^pruned(\d+)_")
 DECIDE_NOTE = ("minutes per variant once the report's LIME is built, hours before; keep LIME_EXTRA on later "
                "`make report`/`make sweep` runs, or their verdicts are rebuilt without these variants")
@@ -132,7 +132,7 @@ def sweep_rows(records: dict[str, dict], pruning: dict[int, dict], peer: dict | 
         source = prune.get("source_accuracy") or base[RECORD_ACCURACY]
         row = {
             "variant": name, "status": record[RECORD_STATUS],
-            "quantization": QUANT_MODES.get(record.get("kind"), "fp32") if ok else None,
+            "quantization": sweep_mode(record.get("kind")) if ok else None,
             "sparsity_requested_pct": pct, "encoder_sparsity": prune.get("encoder_sparsity", 0.0),
             "accuracy": record.get(RECORD_ACCURACY),
             "accuracy_delta_pt": 100 * (record[RECORD_ACCURACY] - base[RECORD_ACCURACY]) if ok else None,
@@ -183,10 +183,9 @@ def _gate_failures(row: dict, rows: list[dict] = ()) -> list[str]:
 def _sibling_drift(row: dict, rows, key: str) -> tuple[str, str] | None:
     """The evidence that presumes an unexplained pruned graph ``drifted`` on this gate: a graph of the same
     pruned model (same percentage, another quantization) or of a less pruned one that is ``drifted``, named with
-    why. Pruning, not the int8 mode, moves the explanations, and removing more moves them further (AG News: at
-    20 % every graph is inconclusive, at 30 % the fp32, torch int8, dynamic and static int8 graphs are all
-    drifted, and the 60 % int8 graph drifts more than the 30 % ones, +0.077 vs +0.047 RBO; base's own int8 graphs
-    are equivalent). Explaining the graph (LIME_EXTRA) replaces the presumption with its own verdict. Unpruned
+    why. Pruning, not the int8 mode, moves the explanations, and removing more moves them further (the verdicts
+    behind that: analysis/RESULTS.md, "LIME noise floor and drift verdicts"). Explaining the graph (LIME_EXTRA)
+    replaces the presumption with its own verdict. Unpruned
     graphs presume nothing: they differ from base by quantization only."""
     pct = row.get("sparsity_requested_pct") or 0
     if not pct:

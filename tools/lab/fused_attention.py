@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import UserError
-from common.quantize.ort_static import DEFAULT_STATIC_FORMAT, check_static_format
-from common.stage import StageConfig
+from common.quantize.ort_static import CALIB_ROWS, DEFAULT_STATIC_FORMAT, STATIC_FORMATS, check_static_format
+from common.stage import StageConfig, flag, shared_flag
 
 log = logging.getLogger(__name__)
 
@@ -136,18 +136,20 @@ def compare_fused_attention(models: list[str], output: str | os.PathLike, data: 
 class FusedCompareConfig(StageConfig):
     """``tools/fused_attention_compare.py``'s flags."""
 
-    output: str
-    models: list[str]
-    data: str
-    texts: int
-    max_len: int
-    batch_size: int
-    threads: int
-    seed: int
-    calib_rows: int
-    rounds: int
-    int8_samples: int
-    static_format: str = DEFAULT_STATIC_FORMAT
+    output: str = flag(help="the Markdown table to write, e.g. outputs/metrics/fused_attention.md")
+    models: list[str] = flag(nargs="+", help="model folders (fine-tuned or shrunk), e.g. models/fine_tuned/bert_agnews "
+                                             "models/shrunk/pruned30")
+    data: str = shared_flag("data")
+    texts: int = flag(320, help="seeded test texts timed (pre-tokenized, length-sorted)")
+    max_len: int = shared_flag("max_len")
+    batch_size: int = flag(32)
+    threads: int = shared_flag("threads")
+    seed: int = shared_flag("seed")
+    calib_rows: int = flag(CALIB_ROWS, help="training rows that calibrate static int8")
+    rounds: int = flag(3, help="timed passes per graph, taken in turns")
+    int8_samples: int = flag(500, help="test texts of the exports' agreement checks")
+    static_format: str = flag(DEFAULT_STATIC_FORMAT, choices=sorted(STATIC_FORMATS),
+                              help="static int8 format (as export_onnx's --static-format)")
 
     def check(self) -> None:
         check_static_format(self.static_format)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.cli import UserError
-from common.stage import StageConfig
+from common.quantize.ort_static import CALIB_ROWS, STATIC_FORMATS
+from common.stage import StageConfig, flag, shared_flag
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +97,17 @@ def compare_static_formats(model: str | os.PathLike, output: str | os.PathLike, 
 class StaticFormatsConfig(StageConfig):
     """``tools/static_int8_formats.py``'s flags."""
 
-    model: str
-    output: str
-    formats: list[str]
-    data: str
-    calib_rows: int
-    texts: int
-    max_len: int
-    batch_size: int
-    threads: int
-    seed: int
+    model: str = flag(help="an fp32 .onnx written by export_onnx (e.g. models/onnx/pruned30.onnx)")
+    output: str = flag(help="the Markdown table to write, e.g. outputs/metrics/static_formats.md")
+    formats: list[str] = flag(list(STATIC_FORMATS), nargs="+", choices=sorted(STATIC_FORMATS),
+                              help="static formats to build and measure (default: all four)")
+    data: str = shared_flag("data")
+    calib_rows: int = flag(CALIB_ROWS, help="training rows that calibrate the scales")
+    texts: int = flag(1000, help="stratified test texts timed and compared")
+    max_len: int = shared_flag("max_len")
+    batch_size: int = flag(32)
+    threads: int = shared_flag("threads")
+    seed: int = shared_flag("seed")
 
     def check(self) -> None:
         if self.calib_rows < 1 or self.texts < 1 or self.batch_size < 1:

@@ -11,21 +11,10 @@ from __future__ import annotations
 
 import sys
 
-from common.cli import add_shared_flags, stage_parser
 from common.quantize.torch_dynamic import QuantizeConfig, run
-from common.stage import stage_entry
+from common.stage import config_entry
 
-
-def build_parser():
-    p = stage_parser(__doc__, model="fine-tuned, pruned or shrunk model folder",
-                     output="int8 payload to write, e.g. models/quantized/bert_agnews_8bit.pt")
-    add_shared_flags(p, "data")
-    p.add_argument("--check-samples", type=int, default=200, help="test texts compared between fp32 and int8")
-    add_shared_flags(p, "max_len", "threads", "seed")
-    return p
-
-
-main = stage_entry(build_parser, QuantizeConfig, run)
+main = config_entry(__doc__, QuantizeConfig, run)
 
 if __name__ == "__main__":
     sys.exit(main())
