@@ -1,11 +1,13 @@
 """Logging, seeding and user-error handling shared by every stage script."""
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
 import random
 import sys
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -22,6 +24,23 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull(UserError):
+    """No space left (or quota exceeded) while writing ``path``: one sentence naming it and what to free."""
+
+    def __init__(self, path, kept: str = "finished work is kept"):
+        where = Path(path).resolve().parent if path else Path.cwd()
+        super().__init__(f"The disk is full: writing {path or 'an output file'} failed (no space left on the device); "
+                         f"free space on the filesystem of {where} (`df -h {where}` shows it; caches and artefacts "
+                         f"you no longer need are candidates) and rerun: {kept}.")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
 
 
 class _TqdmHandler(logging.StreamHandler):
@@ -64,7 +83,8 @@ def set_seed(seed: int) -> None:
 
 
 def run_reporting_user_errors(func: Callable[..., int | None], argv, logger_name: str) -> int:
-    """``func(argv)`` with logging set up; a UserError becomes one log line and exit code 2.
+    """``func(argv)`` with logging set up; a UserError becomes one log line and exit code 2, and so does a full
+    disk (``OSError`` ENOSPC/EDQUOT from any write: :class:`DiskFull`).
 
     ``SystemExit`` from argparse passes through untouched (exit code 2 too). An int result is the exit code;
     anything else (None, a runner's summary dict) is success, 0, so ``sys.exit(main())`` works.
@@ -75,6 +95,14 @@ def run_reporting_user_errors(func: Callable[..., int | None], argv, logger_name
     except UserError as exc:
         logging.getLogger(logger_name).error("%s", exc)
         raise SystemExit(exc.exit_code) from None
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        # Whatever wrote it: the writers' temporary siblings are gone (atomic writes), resumable stages keep
+        # what they finished, so the sentence and a rerun are all a user needs.
+        disk_full = DiskFull(exc.filename)
+        logging.getLogger(logger_name).error("%s", disk_full)
+        raise SystemExit(disk_full.exit_code) from None
     return int(result) if isinstance(result, int) else 0
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import shutil
 import time
@@ -60,6 +61,9 @@ from common.stage import config_class, flag
 log = logging.getLogger(__name__)
 
 IMPORTANCE_FILE = "importance.json"
+# In the checkpoint folder: the importance scores and the masked model's test metrics of the run keyed there, so
+# a resumed re-fine-tune starts training at once instead of scoring and evaluating again.
+PRUNING_STATE_FILE = "pruning_state.json"
 MAX_SPARSITY = 95.0
 IMPORTANCE_METHOD = "first-order Taylor |dL/dmask * mask| (Michel et al. 2019), summed over batches"
 
@@ -238,6 +242,36 @@ def _run_key(args: dict, model_dir: Path) -> dict:
     return key
 
 
+def load_pruning_state(checkpoints: Path, run_key: dict) -> dict | None:
+    """The importance scores (arrays, dtypes kept) and post-pruning metrics an interrupted run with this
+    ``run_key`` left in ``checkpoints``; None when there are none (or another run's)."""
+    try:
+        state = json.loads((checkpoints / PRUNING_STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("run_key") != run_key:
+        return None
+    importance = {name: np.asarray(values, dtype=state["dtypes"][name]) for name, values in state["importance"].items()}
+    return {"importance": importance, "before": state["before"]}
+
+
+def save_pruning_state(checkpoints: Path, run_key: dict, importance: dict[str, np.ndarray], before: dict) -> None:
+    """Keep what the re-fine-tune's resume needs beside its checkpoints, under the run key the trainer checks
+    (a folder of another run is cleared first, as the trainer would)."""
+    from common.compress.training import RUN_KEY_FILE, is_main_process
+
+    if not is_main_process():
+        return
+    key_file = checkpoints / RUN_KEY_FILE
+    if checkpoints.is_dir() and not (key_file.is_file() and json.loads(key_file.read_text()) == run_key):
+        shutil.rmtree(checkpoints)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(key_file, run_key)
+    write_json_atomic(checkpoints / PRUNING_STATE_FILE, {
+        "run_key": run_key, "importance": {k: v.tolist() for k, v in importance.items()},
+        "dtypes": {k: str(v.dtype) for k, v in importance.items()}, "before": before})
+
+
 def _test_metrics(model, tokenizer, test: Split, device: str, max_len: int) -> dict:
     from common.models.classifier import TorchClassifier
 
@@ -309,13 +343,20 @@ def prune_model(prune_config: PruneConfig) -> int:
     params_before = count_parameters(model)
     teacher = copy.deepcopy(model).eval() if args["distill"] else None
 
-    # 1. importance on a seeded slice of the training split
+    # 1. importance on a seeded slice of the training split (or what an interrupted run of this key kept)
     slice_idx = stratified_indices(data.train.labels, args["importance_samples"], args["seed"])
     importance_split = data.train.subset(slice_idx)
-    log.info("scoring %d heads and %d FFN neurons on %d training rows", model.config.num_hidden_layers *
-             model.config.num_attention_heads, model.config.num_hidden_layers * model.config.intermediate_size,
-             len(importance_split))
-    importance = compute_importance(model, tokenizer, importance_split, args["max_len"], device=device)
+    checkpoints = output.with_name(output.name + ".checkpoints")
+    reused = load_pruning_state(checkpoints, run_key)
+    if reused:
+        log.info("resuming: importance scores and post-pruning metrics from %s (not scored again)",
+                 checkpoints / PRUNING_STATE_FILE)
+        importance = reused["importance"]
+    else:
+        log.info("scoring %d heads and %d FFN neurons on %d training rows", model.config.num_hidden_layers *
+                 model.config.num_attention_heads, model.config.num_hidden_layers * model.config.intermediate_size,
+                 len(importance_split))
+        importance = compute_importance(model, tokenizer, importance_split, args["max_len"], device=device)
 
     # 2. which heads / neurons stay
     spec = build_spec(model.config, importance, sparsity, args["head_ffn_ratio"])
@@ -324,11 +365,12 @@ def prune_model(prune_config: PruneConfig) -> int:
 
     # 3. accuracy with masks, before re-fine-tuning
     hooks = apply_mask_hooks(model.to(device), spec)
-    before = _test_metrics(model, tokenizer, data.test, device, args["max_len"])
+    before = reused["before"] if reused else _test_metrics(model, tokenizer, data.test, device, args["max_len"])
     log.info("test accuracy right after pruning (masks, no re-fine-tuning): %.4f", before["accuracy"])
+    if not reused:
+        save_pruning_state(checkpoints, run_key, importance, before)
 
     # 4. re-fine-tune with the masks held fixed
-    checkpoints = output.with_name(output.name + ".checkpoints")
     stats = train(model, tokenizer, data.train, data.validation, config, checkpoints, run_key, teacher=teacher)
     model = model_to_save(model, stats)
     if model is None:
@@ -390,6 +432,7 @@ def prune_model(prune_config: PruneConfig) -> int:
                         "weight": args["distill_weight"]},
             "training": stats,
             "metrics_after_pruning": before,
+            "pruning_state_reused": bool(reused),
             "accuracy_after_pruning": before["accuracy"],
             "accuracy_after_refinetune": after["accuracy"],
             "accuracy_drop_vs_source": None if source_accuracy is None else source_accuracy - after["accuracy"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -212,16 +213,27 @@ def student_metrics(clf: MLPClassifier, exp: Experiment, teacher_test: np.ndarra
 
 
 class ResultCache:
-    """Finished work of a long stage, keyed by a digest of its settings, so a rerun skips it."""
+    """Finished work of a long stage, keyed by a digest of its settings, so a rerun skips it.
+
+    Rewritten whole and atomically after every entry, so a kill or a full disk leaves the previous version. A
+    file that does not parse anyway (written by something else, a damaged disk) is moved aside with a warning,
+    not silently overwritten, and the work is done again."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.entries: dict = {}
         if self.path.is_file():
             try:
-                self.entries = json.loads(self.path.read_text())
-            except ValueError:
-                self.entries = {}
+                entries = json.loads(self.path.read_text())
+                if not isinstance(entries, dict):
+                    raise ValueError("not a JSON object")
+                self.entries = entries
+            except (ValueError, UnicodeDecodeError) as exc:
+                import time
+
+                aside = self.path.with_name(f"{self.path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}")
+                os.replace(self.path, aside)
+                log.warning("%s does not parse (%s); moved it to %s and redoing its work.", self.path, exc, aside)
 
     def get(self, key: str):
         return self.entries.get(key)
