@@ -206,11 +206,22 @@ def _write_atomic(path: str | os.PathLike, write) -> Path:
         with os.fdopen(fd, "w") as fh:
             write(fh)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _raise_disk_full(exc, path)
         raise
     return path
+
+
+def _raise_disk_full(exc: BaseException, target: Path) -> None:
+    """A full disk while writing ``target`` (whose temporary sibling is already gone) as the one sentence naming
+    it; any other error is left to the caller's ``raise``. A write's OSError carries no file name, so the
+    atomic writers name their target here."""
+    from common.cli import DiskFull, is_disk_full
+
+    if is_disk_full(exc):
+        raise DiskFull(target) from None
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
@@ -263,8 +274,9 @@ def atomic_output_dir(final: str | os.PathLike) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        _raise_disk_full(exc, final)
         raise
     if final.exists():
         old = final.with_name(f".{final.name}.tmp-{temp_tag()}-old")  # a stale temp too if killed here
@@ -284,9 +296,10 @@ def atomic_output_file(final: str | os.PathLike) -> Iterator[Path]:
     tmp = final.with_name(f".{final.stem}.tmp-{temp_tag()}{final.suffix}")
     try:
         yield tmp
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _raise_disk_full(exc, final)
         raise
     os.replace(tmp, final)
 

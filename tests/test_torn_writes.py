@@ -326,3 +326,28 @@ def test_an_unreadable_mlp_result_cache_is_moved_aside_not_overwritten(tmp_path,
     assert len(aside) == 1 and aside[0].read_bytes() == torn
     cache.put("a", {"accuracy": 0.5})
     assert json.loads(path.read_text()) == {"a": {"accuracy": 0.5}}
+
+
+@pytest.mark.parametrize("writer", ["json", "file", "dir"])
+def test_the_atomic_writers_name_their_target_on_a_full_disk_and_leave_nothing(tmp_path, writer, monkeypatch):
+    import common.manifest as manifest
+    from common.manifest import atomic_output_dir, atomic_output_file, write_json_atomic
+
+    def full_dump(data, fh, **kwargs):
+        fh.write('{"partial": ')
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a write into a full disk raises it
+
+    target = tmp_path / "out" / ("x.json" if writer != "dir" else "model")
+    with pytest.raises(DiskFull, match=r"The disk is full: writing .*" + target.name):
+        if writer == "json":
+            monkeypatch.setattr(manifest.json, "dump", full_dump)
+            write_json_atomic(target, {"a": 1})
+        elif writer == "file":
+            with atomic_output_file(target) as tmp:
+                tmp.write_bytes(b"partial")
+                raise OSError(errno.ENOSPC, "No space left on device")
+        else:
+            with atomic_output_dir(target) as tmp:
+                (tmp / "weights.bin").write_bytes(b"partial")
+                raise OSError(errno.ENOSPC, "No space left on device")
+    assert list(target.parent.iterdir()) == []
