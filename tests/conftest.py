@@ -17,12 +17,25 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 # Not sources: virtual environments (.venv, .venv-interop; a worktree may link them, and copying through the
 # link costs ~2 GB per test), git data, built artefacts and caches.
-NOT_SOURCES = (".venv*", ".git", "models", "outputs", "__pycache__", ".pytest_cache")
+# Not sources: at the top of the checkout only (common/models/ is code, models/ the artefacts), and anywhere.
+NOT_SOURCES = (".venv*", ".git", "models", "outputs", ".deps")
+NOT_SOURCES_ANYWHERE = ("__pycache__", ".pytest_cache")
+
+
+def sources_only(root: Path, extra_top: tuple[str, ...] = ()):
+    """A ``shutil.copytree`` ignore: the build outputs at the top of ``root``, caches at any depth."""
+    top = shutil.ignore_patterns(*NOT_SOURCES, *extra_top)
+    anywhere = shutil.ignore_patterns(*NOT_SOURCES_ANYWHERE)
+
+    def ignore(folder, names):
+        return anywhere(folder, names) | (top(folder, names) if Path(folder).resolve() == Path(root).resolve() else set())
+
+    return ignore
 
 
 def copy_sources(dst: Path, root: Path = REPO) -> Path:
     """A copy of the repository's sources only, as a clean clone has them (for tests that run ``make``)."""
-    shutil.copytree(root, dst, ignore=shutil.ignore_patterns(*NOT_SOURCES))
+    shutil.copytree(root, dst, ignore=sources_only(root))
     return dst
 
 # One word list per class: texts built from them are linearly separable, so a

@@ -73,3 +73,17 @@ def test_the_toolkit_is_an_installed_package():
 
     assert metadata.version("bert-agnews-toolkit")
     assert common.REPO_ROOT == REPO
+
+
+def test_no_source_file_is_ignored_by_git():
+    """A code folder named like an artefact folder (common/models/ vs models/) must not be hidden from commits."""
+    import shutil
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    sources = [str(p.relative_to(REPO)) for folder in (*SCRIPT_DIRS, "common", "tests")
+               for p in sorted((REPO / folder).rglob("*.py")) if "__pycache__" not in p.parts]
+    done = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=REPO, input="\n".join(sources),
+                          capture_output=True, text=True)
+    assert done.returncode in (0, 1), done.stderr
+    assert done.stdout.split() == []

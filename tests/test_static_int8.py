@@ -14,7 +14,7 @@ import pytest
 from common.models.classifier import load_classifier
 from common.manifest import sha256_path
 from export_onnx.export_onnx import main
-from tests.conftest import toy_texts
+from tests.conftest import sources_only, toy_texts
 from tests.test_onnx_bench import make_long_bert
 
 CALIB_ROWS = 48
@@ -164,8 +164,7 @@ def source_tree(tmp_path):
         pytest.skip("GNU make is not installed")
     root = Path(__file__).resolve().parents[1]
     dst = tmp_path / "repo"
-    shutil.copytree(root, dst, symlinks=True, ignore=shutil.ignore_patterns(
-        ".venv*", ".git", "models", "outputs", "__pycache__", ".pytest_cache", ".deps"))
+    shutil.copytree(root, dst, symlinks=True, ignore=sources_only(root))
     # `make -t` touches files but creates no folders (the real recipes create their own)
     for folder in ("models/fine_tuned/bert_agnews", "models/pruned/bert_agnews_20pct", "models/shrunk/pruned20",
                    "models/onnx"):
