@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from common.cli import DiskFull, UserError, is_disk_full
-from common.manifest import digest
+from common.manifest import digest, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class ShardedCsvJob:
                 self._move_aside(part, f"cannot be read back (its progress log is {state})")
             for path in (part, progress, self._part(self.rank, ".done")):
                 path.unlink(missing_ok=True)
-            self._write_atomically(progress, json.dumps({"key": self.key}) + "\n")
+            write_text_atomic(progress, json.dumps({"key": self.key}) + "\n")
             return {}
         spans, _, raw = state
         kept, end = self._agreed_prefix(part, spans)
@@ -172,23 +172,11 @@ class ShardedCsvJob:
                         size - end, len(spans) - len(kept))
         with open(part, "a+b") as fh:
             fh.truncate(end)  # end <= size: only ever cuts
-        self._write_atomically(progress, "\n".join([json.dumps({"key": self.key}),
+        write_text_atomic(progress, "\n".join([json.dumps({"key": self.key}),
                                                      *(raw[p] for p in sorted(kept, key=kept.get))]) + "\n")
         if kept:
             log.info("Resuming %s: %d instance(s) of this part already explained", self.output, len(kept))
         return kept
-
-    @staticmethod
-    def _write_atomically(path: Path, text: str) -> None:
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text(text)
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            if is_disk_full(exc):
-                raise DiskFull(path) from None
-            raise
 
     def _lock(self):
         """This rank's part, locked for this process (its ``flock`` ends with the process); a live holder stops
@@ -267,7 +255,7 @@ class ShardedCsvJob:
                     raise
                 explained += 1
                 bar.update(1)
-        self._write_atomically(done, "done\n")
+        write_text_atomic(done, "done\n")
         if self.rank != 0:
             return JobResult(True, explained, len(mine) - len(todo))
         result = JobResult(True, explained, len(mine) - len(todo))
