@@ -1,6 +1,7 @@
 """Logging, seeding and user-error handling shared by every stage script."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import logging
@@ -41,6 +42,18 @@ class DiskFull(UserError):
 
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+@contextlib.contextmanager
+def naming_a_full_disk(path, kept: str = "finished work is kept"):
+    """A full disk inside the block becomes :class:`DiskFull` naming ``path`` (a write's OSError carries no file
+    name); any other error passes unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFull(path, kept) from None
+        raise
 
 
 class _TqdmHandler(logging.StreamHandler):

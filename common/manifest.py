@@ -196,32 +196,38 @@ def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 
+def move_aside(path: Path, why: str, redo: str) -> Path:
+    """Rename a file a resumed stage cannot read back to ``<name>.unreadable-<time>-<pid>`` (kept for inspection,
+    never deleted) and say so in one warning: ``<path> <why>; moved it to ... and <redo>.``"""
+    path = Path(path)
+    aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    os.replace(path, aside)
+    log.warning("%s %s; moved it to %s (kept for inspection, not used) and %s.", path, why, aside, redo)
+    return aside
+
+
+def _naming_a_full_disk(path: Path):
+    from common.cli import naming_a_full_disk  # imported here: cli imports numpy, this module stays stdlib at import
+
+    return naming_a_full_disk(path)
+
+
 def _write_atomic(path: str | os.PathLike, write) -> Path:
     """``write(file_handle)`` into a temporary sibling, then rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{temp_tag()}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        _raise_disk_full(exc, path)
-        raise
+    with _naming_a_full_disk(path):  # raised after the cleanup below: no temporary is left
+        try:
+            with os.fdopen(fd, "w") as fh:
+                write(fh)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
     return path
-
-
-def _raise_disk_full(exc: BaseException, target: Path) -> None:
-    """A full disk while writing ``target`` (whose temporary sibling is already gone) as the one sentence naming
-    it; any other error is left to the caller's ``raise``. A write's OSError carries no file name, so the
-    atomic writers name their target here."""
-    from common.cli import DiskFull, is_disk_full
-
-    if is_disk_full(exc):
-        raise DiskFull(target) from None
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
@@ -272,12 +278,12 @@ def atomic_output_dir(final: str | os.PathLike) -> Iterator[Path]:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        _raise_disk_full(exc, final)
-        raise
+    with _naming_a_full_disk(final):
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     if final.exists():
         old = final.with_name(f".{final.name}.tmp-{temp_tag()}-old")  # a stale temp too if killed here
         os.replace(final, old)
@@ -294,14 +300,14 @@ def atomic_output_file(final: str | os.PathLike) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(final)
     tmp = final.with_name(f".{final.stem}.tmp-{temp_tag()}{final.suffix}")
-    try:
-        yield tmp
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        _raise_disk_full(exc, final)
-        raise
-    os.replace(tmp, final)
+    with _naming_a_full_disk(final):
+        try:
+            yield tmp
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        os.replace(tmp, final)
 
 
 def size_on_disk(path: str | os.PathLike) -> int:

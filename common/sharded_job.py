@@ -28,12 +28,13 @@ from typing import Callable
 
 import numpy as np
 
-from common.cli import DiskFull, UserError, is_disk_full
-from common.manifest import digest, write_text_atomic
+from common.cli import UserError, naming_a_full_disk
+from common.manifest import digest, move_aside, write_text_atomic
 
 log = logging.getLogger(__name__)
 
 WAIT_POLL_S = 0.5
+REDO = "explaining its items again"
 
 
 def dist_context() -> tuple[int, int]:
@@ -143,19 +144,13 @@ class ShardedCsvJob:
             end = stop
         return kept, end
 
-    def _move_aside(self, path: Path, why: str) -> None:
-        aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-        os.replace(path, aside)
-        log.warning("%s %s; moved it to %s (kept for inspection, not used) and explaining its items again.", path,
-                    why, aside)
-
     def _resume(self, part: Path, progress: Path) -> dict[int, tuple[int, int]]:
         """The items of this rank's part that a resumed run keeps; the part and its log are cut back to them."""
         state = self._read_progress(self.rank)
         if isinstance(state, str):
             has_rows = part.is_file() and part.stat().st_size > 0
             if has_rows and state in ("missing", "unreadable"):
-                self._move_aside(part, f"cannot be read back (its progress log is {state})")
+                move_aside(part, f"cannot be read back (its progress log is {state})", REDO)
             for path in (part, progress, self._part(self.rank, ".done")):
                 path.unlink(missing_ok=True)
             write_text_atomic(progress, json.dumps({"key": self.key}) + "\n")
@@ -164,7 +159,7 @@ class ShardedCsvJob:
         kept, end = self._agreed_prefix(part, spans)
         size = part.stat().st_size if part.is_file() else 0
         if not kept and size:
-            self._move_aside(part, f"does not parse as this job's CSV rows ({size} bytes, {len(spans)} logged item(s))")
+            move_aside(part, f"does not parse as this job's CSV rows ({size} bytes, {len(spans)} logged item(s))", REDO)
             kept, end, size = {}, 0, 0
         if size > end or len(kept) < len(spans):
             log.warning("Resuming %s: the part was cut inside a record; dropped %d byte(s) after its last intact "
@@ -173,7 +168,7 @@ class ShardedCsvJob:
         with open(part, "a+b") as fh:
             fh.truncate(end)  # end <= size: only ever cuts
         write_text_atomic(progress, "\n".join([json.dumps({"key": self.key}),
-                                                     *(raw[p] for p in sorted(kept, key=kept.get))]) + "\n")
+                                               *(raw[p] for p in sorted(kept, key=kept.get))]) + "\n")
         if kept:
             log.info("Resuming %s: %d instance(s) of this part already explained", self.output, len(kept))
         return kept
@@ -238,21 +233,13 @@ class ShardedCsvJob:
                 buffer = io.StringIO()
                 csv.writer(buffer, lineterminator="\n").writerows(rows)
                 kept = f"the {len(mine) - len(todo) + explained} instance(s) explained so far are kept"
-                try:
+                with naming_a_full_disk(part, kept):
                     part_fh.write(buffer.getvalue().encode())
                     part_fh.flush()
                     os.fsync(part_fh.fileno())
-                except OSError as exc:
-                    if is_disk_full(exc):
-                        raise DiskFull(part, kept) from None
-                    raise
-                try:
+                with naming_a_full_disk(progress, kept):
                     progress_fh.write(json.dumps({"position": position, "end": part_fh.tell(), **stats}) + "\n")
                     progress_fh.flush()
-                except OSError as exc:
-                    if is_disk_full(exc):
-                        raise DiskFull(progress, kept) from None
-                    raise
                 explained += 1
                 bar.update(1)
         write_text_atomic(done, "done\n")

@@ -258,15 +258,11 @@ def load_pruning_state(checkpoints: Path, run_key: dict) -> dict | None:
 def save_pruning_state(checkpoints: Path, run_key: dict, importance: dict[str, np.ndarray], before: dict) -> None:
     """Keep what the re-fine-tune's resume needs beside its checkpoints, under the run key the trainer checks
     (a folder of another run is cleared first, as the trainer would)."""
-    from common.compress.training import RUN_KEY_FILE, is_main_process
+    from common.compress.training import claim_checkpoint_dir, is_main_process
 
+    claim_checkpoint_dir(checkpoints, run_key)
     if not is_main_process():
         return
-    key_file = checkpoints / RUN_KEY_FILE
-    if checkpoints.is_dir() and not (key_file.is_file() and json.loads(key_file.read_text()) == run_key):
-        shutil.rmtree(checkpoints)
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(key_file, run_key)
     write_json_atomic(checkpoints / PRUNING_STATE_FILE, {
         "run_key": run_key, "importance": {k: v.tolist() for k, v in importance.items()},
         "dtypes": {k: str(v.dtype) for k, v in importance.items()}, "before": before})

@@ -247,6 +247,22 @@ def _precision_flags(precision: str, device: str) -> dict:
     return {"fp16": precision == "fp16", "bf16": precision == "bf16"}
 
 
+def claim_checkpoint_dir(checkpoint_dir: Path, run_key: dict) -> bool:
+    """Make ``checkpoint_dir`` this run's (``run_key.json``): whether it already was (its checkpoints may be
+    resumed). A folder of a run with other arguments is cleared; only the main process writes."""
+    from common.manifest import write_json_atomic
+
+    key_file = checkpoint_dir / RUN_KEY_FILE
+    same_run = checkpoint_dir.is_dir() and key_file.is_file() and json.loads(key_file.read_text()) == run_key
+    if is_main_process():
+        if checkpoint_dir.is_dir() and not same_run:
+            log.info("checkpoints in %s are from a run with other arguments; starting afresh", checkpoint_dir)
+            shutil.rmtree(checkpoint_dir)
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(key_file, run_key)  # atomic: other DDP ranks read it concurrently
+    return same_run
+
+
 def train(model, tokenizer, train_split: Split, validation: Split, config: TrainConfig, checkpoint_dir: Path,
           run_key: dict, teacher=None) -> dict:
     """Train ``model`` in place; returns training statistics for the manifest.
@@ -256,22 +272,11 @@ def train(model, tokenizer, train_split: Split, validation: Split, config: Train
     from transformers import DataCollatorWithPadding, TrainingArguments
 
     from common.cli import resolve_device
-    from common.manifest import write_json_atomic
 
     device = resolve_device(config.device)
     checkpoint_dir = Path(checkpoint_dir)
-    key_file = checkpoint_dir / RUN_KEY_FILE
-    resume = None
-    if checkpoint_dir.is_dir():
-        same_run = key_file.is_file() and json.loads(key_file.read_text()) == run_key
-        if same_run:
-            resume = last_complete_checkpoint(checkpoint_dir, remove_incomplete=is_main_process())
-        elif is_main_process():
-            log.info("checkpoints in %s are from a run with other arguments; starting afresh", checkpoint_dir)
-            shutil.rmtree(checkpoint_dir)
-    if is_main_process():
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(key_file, run_key)  # atomic: other DDP ranks read it concurrently
+    same_run = claim_checkpoint_dir(checkpoint_dir, run_key)
+    resume = last_complete_checkpoint(checkpoint_dir, remove_incomplete=is_main_process()) if same_run else None
     if resume:
         log.info("resuming from checkpoint %s", resume)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -14,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from common.cli import UserError
+from common.manifest import move_aside
 from common.models.mlp_student import BowEncoder, MLPClassifier, StudentConfig, attribution, build_mlp, dense, explanation_loss
 from common.mlp.explained import (ExplainedSet, heldout_explanation_loss, own_agreement, read_explained,
                                   split_explained, summarise_agreement, target_matrix)
@@ -229,11 +229,7 @@ class ResultCache:
                     raise ValueError("not a JSON object")
                 self.entries = entries
             except (ValueError, UnicodeDecodeError) as exc:
-                import time
-
-                aside = self.path.with_name(f"{self.path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}")
-                os.replace(self.path, aside)
-                log.warning("%s does not parse (%s); moved it to %s and redoing its work.", self.path, exc, aside)
+                move_aside(self.path, f"does not parse ({exc})", "redoing its work")
 
     def get(self, key: str):
         return self.entries.get(key)
