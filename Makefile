@@ -29,7 +29,7 @@ HALF_ON_CPU ?= 0## 1: `make bench` measures base_fp16/base_bf16 on a CPU without
 LIME_INSTANCES ?= 100## test instances explained per variant
 LIME_SAMPLES ?= 1000## LIME perturbation samples per explanation
 LIME_VIA_ONNX ?= 1## 1: explain fp32 pruned variants through their parity-checked ONNX export (same function, faster); 0: through torch
-LIME_SAMPLE_CURVE ?= 250 500 1000 2000## num_samples values of the noise-floor stability curve
+LIME_SAMPLE_CURVE ?= 250 500 1000## num_samples values of the stability curve (descriptive: the verdicts' margin is the positive control's, not LIME's floor)
 # $(call at_most,N,VALUE): VALUE capped at N (a non-number is passed through for the knob check to name).
 at_most = $(shell n='$(2)'; case "$$n" in (''|*[!0-9]*) echo "$$n";; (*) [ "$$n" -lt $(1) ] && echo "$$n" || echo $(1);; esac)
 # The curve only shows how LIME's seed-to-seed agreement grows with num_samples (it decides no verdict): 30
@@ -144,9 +144,11 @@ ONNX_VARIANTS := base_onnx base_onnx_int8 $(addsuffix _onnx,$(PRUNED)) $(addsuff
   $(addsuffix _masked_onnx,$(PRUNED)) base_onnx_static $(addsuffix _onnx_static,$(PRUNED))
 HALF_VARIANTS := base_fp16 base_bf16
 VARIANTS := $(TORCH_VARIANTS) $(ONNX_VARIANTS)
-# The masked pruned models compute the shrunk ones' function (shrunk == masked logits is tested) at full size and
-# ~2x the LIME cost; they are intermediate artefacts, not shipping candidates, so they are benchmarked, not explained.
-LIME_VARIANTS ?= $(filter-out %_masked %_masked_onnx,$(VARIANTS))## variants explained by LIME for the drift/POS reports (default: all but the masked intermediates)
+# What ships is an ONNX graph (it loads in ONNX Runtime and Optimum without the toolkit), so the default explains
+# the ONNX graphs: the torch variants (the HF folders compute their ONNX graph's function, parity-checked; torch
+# int8 needs the toolkit's loader) and the masked intermediates are benchmarked, not explained. A torch variant
+# added with LIME_EXTRA is judged like any other.
+LIME_VARIANTS ?= $(filter-out %_masked_onnx,$(ONNX_VARIANTS))## variants explained by LIME for the drift/POS reports (default: the ONNX graphs but the masked intermediates)
 LIME_EXTRA ?=## variants explained beside LIME_VARIANTS, any percentage (the sweep's pick: `make sweep LIME_EXTRA=pruned50_onnx_int8`)
 $(call check_knob,LIME_VARIANTS,$(WORD_CHARS),a list of variant names)
 $(call check_knob,LIME_EXTRA,$(WORD_CHARS),a list of variant names)
@@ -346,23 +348,41 @@ outputs/lime/%.csv: $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime ## LIME exp
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model $(call lime_model,$*) --variant $* \
 	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output $@ $(LIME_ARGS)
 $(foreach v,$(filter-out base,$(LIME_VARIANTS)),$(eval outputs/lime/$(v).csv: $(call lime_artefact,$(v))))
+# The rerun: the same model explained again with the noise run's seed (S+1), for the symmetric statistic of the
+# drift verdict (common/explain/drift.py). The similarity stage builds only the reruns it needs (what could ship,
+# fastest first), through these rules; base's rerun is the noise run, and base_onnx's is copied from it.
+outputs/lime/%.rerun.csv: $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime ## second LIME run of one variant (seed SEED+1)
+	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model $(call lime_model,$*) --variant $* \
+	  --num-samples $(LIME_SAMPLES) --seed $$(( $(SEED) + 1 )) --output $@ $(LIME_ARGS)
+$(foreach v,$(filter-out base,$(LIME_VARIANTS)),$(eval outputs/lime/$(v).rerun.csv: $(call lime_artefact,$(v))))
 
 outputs/lime/control_seed%.csv: models/onnx/control_seed%.onnx $(FT)/manifest.json $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime ## LIME of the positive control (base's seed, like every variant)
 	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model $< --variant control_seed$* \
 	  --num-samples $(LIME_SAMPLES) --seed $(SEED) --output $@ $(LIME_ARGS)
 # Named explicitly so make prefers the rule above to the generic outputs/lime/%.csv (whose inputs all exist).
 outputs/lime/control_seed$(CONTROL_SEED).csv: models/onnx/control_seed$(CONTROL_SEED).onnx
+outputs/lime/control_seed%.rerun.csv: models/onnx/control_seed%.onnx $(FT)/manifest.json $(LIME) $(LIME_SRC) $(LIME_KNOBS) | outputs/lime ## the positive control's second LIME run (seed SEED+1): the margin's anchor
+	$(PY) generate_outputs.generate_lime_csv.run_lime_on_model --model $< --variant control_seed$* \
+	  --num-samples $(LIME_SAMPLES) --seed $$(( $(SEED) + 1 )) --output $@ $(LIME_ARGS)
+outputs/lime/control_seed$(CONTROL_SEED).rerun.csv: models/onnx/control_seed$(CONTROL_SEED).onnx
 
 CURVE_CSVS := $(foreach s,$(LIME_SAMPLE_CURVE),outputs/lime/curve_s$(s)_a.csv outputs/lime/curve_s$(s)_b.csv)
 LIME_CSVS := $(addprefix outputs/lime/,$(addsuffix .csv,$(LIME_VARIANTS)))
 CONTROL_CSV := $(if $(filter 1,$(CONTROL)),$(if $(filter $(SEED),$(CONTROL_SEED)),$(error CONTROL_SEED must differ from SEED ($(SEED)): the positive control is another training seed),outputs/lime/control_seed$(CONTROL_SEED).csv))
-# Controls: base_onnx (the same function) must come out equivalent; the second fine-tune is judged like a variant.
+# Controls: base_onnx (the same function) must come out equivalent; the second fine-tune is the margin's anchor
+# (its two LIME runs are prerequisites). Every other variant's rerun is built by the stage when it is needed
+# (through SUBMAKE: a sub-make named through a variable of its own, so `make -n` does not run the stage).
+CONTROL_RERUN := $(patsubst %.csv,%.rerun.csv,$(CONTROL_CSV))
+NEGATIVE_RERUN := $(if $(filter base_onnx,$(LIME_VARIANTS)),outputs/lime/base_onnx.rerun.csv)
 SIM_CONTROL_ARGS := $(if $(filter base_onnx,$(LIME_VARIANTS)),--negative-control base_onnx) \
-  $(if $(CONTROL_CSV),--variant $(CONTROL_CSV) --positive-control control_seed$(CONTROL_SEED))
-outputs/reports/lime_similarity.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) $(CONTROL_CSV) $(CURVE_CSVS) generate_outputs/lime_similarity_pipeline/run_lime_similarity.py $(SIM_SRC) $(LIST_KNOBS) $(CONTROL_KNOBS) | outputs/reports ## LIME agreement verdict per variant (noise run base@SEED+1, controls)
+  $(if $(CONTROL_CSV),--variant $(CONTROL_CSV) --positive-control control_seed$(CONTROL_SEED) \
+  --rerun control_seed$(CONTROL_SEED)=$(CONTROL_RERUN))
+SUBMAKE := $(MAKE) --no-print-directory
+outputs/reports/lime_similarity.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) $(CONTROL_CSV) $(CONTROL_RERUN) $(NEGATIVE_RERUN) $(CURVE_CSVS) outputs/reports/deletion.csv outputs/metrics/summary.csv generate_outputs/lime_similarity_pipeline/run_lime_similarity.py $(SIM_SRC) $(LIST_KNOBS) $(CONTROL_KNOBS) | outputs/reports ## LIME agreement verdicts (two seeds per judged model, margin from the positive control; what could ship, fastest first)
 	bash generate_outputs/lime_similarity_pipeline/run_pipeline.sh --base outputs/lime/base.csv \
 	  --noise outputs/lime/base_noise.csv --output-dir $(@D) --seed $(SEED) \
-	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv) $(SIM_CONTROL_ARGS) \
+	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv --rerun $(v)=outputs/lime/$(v).rerun.csv) $(SIM_CONTROL_ARGS) \
+	  --bench-summary outputs/metrics/summary.csv --deletion outputs/reports/deletion.csv --build-rerun '$(SUBMAKE)' \
 	  $(foreach s,$(LIME_SAMPLE_CURVE),--curve $(s)=outputs/lime/curve_s$(s)_a.csv,outputs/lime/curve_s$(s)_b.csv)
 lime-report: outputs/reports/lime_similarity.md outputs/reports/pos_analysis.md outputs/reports/deletion.md ## drift, POS and deletion-test reports
 
@@ -378,12 +398,12 @@ DELETION_CONTROL := $(if $(filter undefined,$(origin CONTROL_CSV)),,$(patsubst o
 DELETION_CSVS := $(addprefix outputs/deletion/,$(addsuffix .csv,$(filter-out base,$(LIME_VARIANTS)))) $(DELETION_CONTROL)
 outputs/reports/deletion.md: $(DELETION_CSVS) generate_outputs/deletion_test/build_deletion_report.py $(DELETION_REPORT_SRC) $(LIST_KNOBS) | outputs/reports ## deletion-test verdicts of every variant (same_evidence = the shipping gate)
 	$(PY) generate_outputs.deletion_test.build_deletion_report --output-dir $(@D) --seed $(SEED) \
-	  $(foreach f,$(DELETION_CSVS),--variant $(f))
+	  $(foreach f,$(DELETION_CSVS),--variant $(f)) $(if $(DELETION_CONTROL),--positive-control control_seed$(CONTROL_SEED))
 outputs/reports/deletion.csv: outputs/reports/deletion.md ;  # written before the Markdown, by the same command
 
-outputs/reports/pos_analysis.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) analysis/nltk/nltk_analyze_all_models.py $(POS_SRC) $(LIST_KNOBS) | outputs/reports ## POS tags of explanation words, per variant vs base
+outputs/reports/pos_analysis.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) $(CONTROL_CSV) analysis/nltk/nltk_analyze_all_models.py $(POS_SRC) $(LIST_KNOBS) $(CONTROL_KNOBS) | outputs/reports ## POS tags of explanation words, per variant vs base (margin from the positive control)
 	$(PY) analysis.nltk.nltk_analyze_all_models --base outputs/lime/base.csv --noise outputs/lime/base_noise.csv --output-dir $(@D) \
-	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv)
+	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv) $(if $(CONTROL_CSV),--positive-control $(CONTROL_CSV))
 
 SP_PREFIX := base
 outputs/sp_lime_sets/$(SP_PREFIX)_picked.csv: models/onnx/base.onnx generate_outputs/sp_lime/run_sp_lime_hf_model.py $(SP_SRC) $(LIME_KNOBS) $(SP_KNOBS) ## SP-LIME picks and global features of the base model

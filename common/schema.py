@@ -5,9 +5,17 @@ the code that computes them (``make`` rebuilds the report when a name changes, n
 arithmetic does).
 """
 
-# outputs/reports/deletion.csv (common.explain.deletion_report): one row per variant x check; the shipping gate is GATE.
+# The shipping rule's accuracy tolerance (common.report.pick): a candidate ships only within this many points of
+# base's accuracy. Here because the LIME stage (which judges only what could ship) reads it too.
+ACCURACY_TOLERANCE_PT = 1.0
+
+# outputs/reports/deletion.csv (common.explain.deletion_report): one row per variant x check; the shipping gate is
+# GATE. mean: the variant's mean per-instance curve distance to base; control_mean: the positive control's on the
+# same instances; margin: CONTROL_FRACTION x control_mean; d_mean, lower, upper, p_equivalent, alpha_equivalent,
+# n_to_decide, decides: common.explain.verdict.judge; n_excluded: instances without a positive base word.
 DELETION_CSV = "deletion.csv"
-DELETION_COLUMNS = ["variant", "check", "mean", "lower", "upper", "margin", "verdict", "n", "n_to_decide"]
+DELETION_COLUMNS = ["variant", "check", "mean", "control_mean", "margin", "d_mean", "lower", "upper", "p_equivalent",
+                    "alpha_equivalent", "verdict", "n", "n_excluded", "n_to_decide", "decides", "reason"]
 DELETION_GATE = "same_evidence"
 
 # outputs/reports/pos_analysis.csv (common.explain.pos): one row per variant (and the noise floor).

@@ -20,18 +20,25 @@ and ``inverse_removing``): deleting a word deletes every occurrence of it and ke
 exactly as LIME's perturbations do, so the deleted texts are of the kind LIME's local model was fitted on.
 The models are the ones the LIME CSVs explained (their manifests name them), unless given.
 
-Checks (per variant; each one value per instance, paired, then :func:`common.explain.verdict.judge`, two-sided):
+Checks (per variant; one value per instance, the **distance of the two AOPC curves**, then
+:func:`common.explain.verdict.judge` against the positive control's distance on the same instance):
 
-* ``same_evidence`` (the gate): d_i = AOPC_comp(variant, base's words) - AOPC_comp(base, base's words);
+* ``same_evidence`` (the gate): mean over k of |comp_k(variant, base's words) - comp_k(base, base's words)|;
 * ``same_evidence_sufficiency``: the same on sufficiency;
-* ``own_comprehensiveness``: AOPC_comp(variant, the variant's own LIME words) - AOPC_comp(base, base's
-  words): does the variant's explanation describe the variant as well as base's describes base?
+* ``own_comprehensiveness``: mean over k of |comp_k(variant, the variant's own LIME words) - comp_k(base,
+  base's words)|: does the variant's explanation describe the variant as well as base's describes base?
 * ``own_sufficiency``: the same on sufficiency.
 
-**Margin** (declared): 0.1 x base's mean AOPC comprehensiveness (base's words on base) for the
-comprehensiveness checks, and 0.1 x base's mean |AOPC sufficiency| for the sufficiency checks. A variant
-is ``equivalent`` when the 90 % bootstrap interval of the mean difference lies within +-10 % of base's
-own effect, ``drifted`` when it lies entirely outside.
+Why a distance per instance and not the signed mean difference: a variant that leans more on base's words
+for some texts and less for others has a mean difference near 0 and still reasons differently; the absolute
+distance of the curves adds those changes up instead of letting them cancel (squared distances would let a
+few flipped instances dominate the t bounds). An identical function has distance 0 on every instance.
+**Rule** (:mod:`common.explain.verdict`): ``equivalent`` when the variant's mean distance is shown below
+``CONTROL_FRACTION`` (half) the positive control's (another fine-tune of the base recipe), at ALPHA / m;
+``drifted`` when shown above it. The control judged against itself is ``drifted`` when the deletion test can
+tell another fine-tune from base; otherwise the report says the gate is blind. Instances whose base
+explanation has no positive word delete nothing; they are excluded from every check (and, for the own-words
+checks, those whose variant explanation has none) and counted (``n_excluded``), not scored 0.
 
 Every model predicts each instance's texts as one batch (a fixed composition per instance, unique texts
 only, through :class:`common.explain.explainer.FastClassifierFn`): dynamic int8 classifiers (``batch_dependent``)
@@ -55,7 +62,7 @@ from common.explain import design as lime_design
 from common.explain.design import SAME_SEED, LimeDesign, read_stage_csv
 from common.schema import DELETION_COLUMNS, DELETION_GATE
 from common.stage import StageConfig, flag, shared_flag
-from common.explain.verdict import MARGIN_FRACTION
+from common.explain.verdict import ALPHA
 
 log = logging.getLogger(__name__)
 
@@ -210,32 +217,77 @@ def aopc(frame, words_from: str, model: str, measure_name: str):
     return part.groupby("instance_id")[measure_name].mean()
 
 
-def judge_variant(frame, variant: str, seed: int) -> tuple[list[dict], dict]:
-    """The four check rows (:data:`DELETION_COLUMNS`) and the AOPC means the report shows."""
-    from common.explain.verdict import judge
+def curve_distances(frame) -> dict[str, "object"]:
+    """check -> per-instance distance of the variant's AOPC curve to base's (a pandas Series indexed by
+    instance_id; NaN where the instance is excluded: no positive word to delete)."""
+    import pandas as pd
 
+    first = frame[frame.k == 1]
+    no_base_word = set(first[(first.words_from == "base") & (first.n_words == 0)].instance_id)
+    no_own_word = set(first[(first.words_from == "variant") & (first.n_words == 0)].instance_id)
+    base = frame[(frame.words_from == "base") & (frame.model == "base")].set_index(["instance_id", "k"])
+    ids = sorted(frame.instance_id.unique())
+    out = {}
+    for check, words_from, measure_name in CHECKS:
+        side = frame[(frame.words_from == words_from) & (frame.model == "variant")].set_index(["instance_id", "k"])
+        gap = (side[measure_name] - base[measure_name].reindex(side.index)).abs()
+        distance = gap.groupby(level="instance_id").mean().reindex(ids)
+        excluded = no_base_word | (no_own_word if words_from == "variant" else set())
+        distance[distance.index.isin(sorted(excluded))] = float("nan")
+        out[check] = pd.Series(distance.to_numpy(dtype=float), index=ids)
+    return out
+
+
+def describe(frame) -> dict:
+    """The AOPC means the report shows, label agreement and the instances excluded (no verdict: that needs the
+    control, :func:`judge_variant`)."""
     base_comp = aopc(frame, "base", "base", "comprehensiveness")
     base_suff = aopc(frame, "base", "base", "sufficiency")
-    margins = {"comprehensiveness": MARGIN_FRACTION * abs(float(base_comp.mean())),
-               "sufficiency": MARGIN_FRACTION * float(base_suff.abs().mean())}
-    for measure_name, margin in margins.items():
-        if not margin > 0:
-            raise UserError(f"Base's mean AOPC {measure_name} is 0 on these instances, so the deletion test has no "
-                            f"scale for its margin; explain more instances or check that base.csv explains base.")
-    base_side = {"comprehensiveness": base_comp, "sufficiency": base_suff}
-    rows, means = [], {"base_comprehensiveness": float(base_comp.mean()),
-                       "base_sufficiency": float(base_suff.mean())}
-    for check, words_from, measure_name in CHECKS:
-        variant_side = aopc(frame, words_from, "variant", measure_name)
-        diff = (variant_side - base_side[measure_name]).reindex(base_side[measure_name].index)
-        result = judge(diff.to_numpy(), margins[measure_name], two_sided=True, seed=seed)
-        rows.append({"variant": variant, "check": check, **{c: result[c] for c in DELETION_COLUMNS[2:]}})
-        means[f"{words_from}_words_{measure_name}"] = float(variant_side.mean())
+    means = {"base_comprehensiveness": float(base_comp.mean()), "base_sufficiency": float(base_suff.mean())}
+    for _, words_from, measure_name in CHECKS:
+        means[f"{words_from}_words_{measure_name}"] = float(aopc(frame, words_from, "variant", measure_name).mean())
+    distances = curve_distances(frame)
+    for check, values in distances.items():
+        means[f"distance_{check}"] = float(values.mean())
     # not part of any verdict: shows that a variant can agree on labels and still rely on other words
     predicted = frame[(frame.k == 1) & (frame.words_from == "base")].pivot(
         index="instance_id", columns="model", values="predicted_full")
     means["label_agreement"] = float((predicted["base"] == predicted["variant"]).mean())
     means["n_instances"] = int(len(base_comp))
+    means["n_excluded"] = int(distances[GATE].isna().sum())
+    return means
+
+
+def judge_variant(frame, variant: str, control_frame=None, alpha_equivalent: float = ALPHA) -> tuple[list[dict], dict]:
+    """The four check rows (:data:`DELETION_COLUMNS`) of ``variant`` judged against the positive control's per-instance
+    frame (None: no control, so no decided verdict), and the means the report shows."""
+    from common.explain.verdict import judge
+
+    distances = curve_distances(frame)
+    control = curve_distances(control_frame) if control_frame is not None else None
+    means = describe(frame)
+    if means["n_instances"] - means["n_excluded"] < 2:
+        raise UserError(f"Only {means['n_instances'] - means['n_excluded']} of {means['n_instances']} instances have a "
+                        "word with positive weight in base's explanation, so the deletion test has nothing to delete; "
+                        "explain more instances or check that base.csv explains base.")
+    rows = []
+    for check, *_ in CHECKS:
+        values = distances[check]
+        if control is not None:
+            missing = sorted(set(values.index) - set(control[check].index))
+            if missing:
+                raise UserError(f"The positive control's deletion test measures other instances than {variant}'s "
+                                f"(instance {missing[0]}); rebuild both from the same base LIME run.")
+            result = judge(values.to_numpy(), control[check].reindex(values.index).to_numpy(),
+                           alpha_equivalent=alpha_equivalent)
+        else:
+            result = judge(values.to_numpy(), None, alpha_equivalent=alpha_equivalent)
+        row = {"variant": variant, "check": check, "control_mean": result["control_mean"], "margin": result["boundary"],
+               "n_excluded": int(values.isna().sum()),
+               **{c: result[c] for c in ("mean", "d_mean", "lower", "upper", "p_equivalent", "alpha_equivalent",
+                                         "n", "n_to_decide", "decides", "reason")}}
+        row["verdict"] = "" if result["reason"] else result["verdict"]
+        rows.append({c: row[c] for c in DELETION_COLUMNS})
     return rows, means
 
 
@@ -309,21 +361,21 @@ def run_deletion_test(config: DeletionTestConfig) -> int:
                                   threads=threads) for name, path in models}
     fns = {name: FastClassifierFn(clf) for name, clf in clfs.items()}
     frame = measure(base_run, variant_run, fns["base"], fns["variant"], args.max_k, desc=f"deletion {variant}")
-    rows, means = judge_variant(frame, variant, args.seed)
-    metrics = {**means, "checks": rows, "forward_texts": {n: fn.n_unique for n, fn in fns.items()},
+    means = describe(frame)
+    metrics = {**means, "forward_texts": {n: fn.n_unique for n, fn in fns.items()},
                "model_seconds": {n: round(fn.model_seconds, 3) for n, fn in fns.items()}}
     manifest = base_manifest("deletion_test", args.to_dict(), args.seed, inputs={
         "base_lime": args.base_lime, "variant_lime": args.variant_lime, "base_model": args.base_model,
         "model": args.model})
     manifest.update({"variant": variant, "classifiers": {n: clf.info for n, clf in clfs.items()},
-                     "max_k": args.max_k, "margin_fraction": MARGIN_FRACTION,
+                     "max_k": args.max_k,
                      "instance_ids": sorted(base_run.texts), "wall_seconds": round(time.time() - started, 3),
                      "metrics": metrics})
     # the CSV (the Make target) is renamed into place last, after its manifest
     with atomic_output_file(output) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.8g")
         write_json_atomic(manifest_path_for(output), manifest)
-    gate = rows[0]
-    log.info("Wrote %s: same_evidence %s (mean delta %.4f, 90%% CI [%.4f, %.4f], margin %.4f, n=%d)", output,
-             gate["verdict"], gate["mean"], gate["lower"], gate["upper"], gate["margin"], gate["n"])
+    log.info("Wrote %s: mean distance of the comprehensiveness curves to base's %.4f over %d instances (%d "
+             "excluded); the verdict needs the positive control (build_deletion_report)", output,
+             means[f"distance_{GATE}"], means["n_instances"] - means["n_excluded"], means["n_excluded"])
     return 0

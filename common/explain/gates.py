@@ -3,7 +3,9 @@
 The report's rule (:func:`common.report.pick.recommend`) reads a gate's verdict from its variant table
 (``table_column``, with ``decide_column`` for "how many instances would decide"); the sweep's rule
 (:func:`common.report.sweep.pick`) from its rows (``sweep_column``, also a column of sweep.csv). A new gate is
-one row here plus the stage that writes its report file.
+one row here plus the stage that writes its report file. The eligibility rule over these rows is one function,
+:func:`common.report.pick.explanation_failures`: a variant without a verdict on every gate is unverified and never
+ships.
 """
 from __future__ import annotations
 
@@ -18,14 +20,16 @@ class Gate:
     label: str           # how the reports name it
     report_file: str     # outputs/reports/<report_file>: where its verdicts come from
     table_column: str    # the verdict in the report's variant table
-    decide_column: str   # the report's "about N instances would decide" column
+    decide_column: str   # the report's "about N instances would decide" column ...
+    decides_column: str  # ... and which way (equivalent | drifted)
+    reason_column: str   # why a variant has no verdict on this gate (not judged)
     sweep_column: str    # the verdict in the sweep's rows and sweep.csv
     short: str           # "the <short> gate is missing"
 
 
 GATES: tuple[Gate, ...] = (
-    Gate("LIME agreement", SIMILARITY_CSV, "expl_verdict", "expl_n_to_decide", "lime_verdict",
-         "LIME agreement"),
-    Gate("deletion test", DELETION_CSV, "deletion_verdict", "deletion_n_to_decide", "deletion_verdict",
-         "deletion"),
+    Gate("LIME agreement", SIMILARITY_CSV, "expl_verdict", "expl_n_to_decide", "expl_decides", "expl_reason",
+         "lime_verdict", "LIME agreement"),
+    Gate("deletion test", DELETION_CSV, "deletion_verdict", "deletion_n_to_decide", "deletion_decides",
+         "deletion_reason", "deletion_verdict", "deletion"),
 )

@@ -11,10 +11,11 @@ Verdict, like for like (the design of the LIME agreement verdict). The variant i
 the base's LIME seed S and compared with base explained with seed S+1 (``base_noise.csv``); the
 floor is base@S against the same base@S+1, on the same instances. Per instance, extra divergence =
 JS(tag shares of variant@S, base@S+1) - JS(base@S, base@S+1) (Jensen-Shannon divergence, base 2:
-0 = identical, 1 = disjoint). :func:`common.explain.verdict.judge` (one-sided: only more divergence is
-worse) with margin = ``MARGIN_FRACTION`` (0.1, :mod:`common.explain.verdict`) x mean JS(base@S, base@S+1): ``equivalent`` when
-the 95 % upper bound of the mean extra divergence is below that margin (a tenth of LIME's own seed-to-seed
-divergence), ``drifted`` when the lower bound is above it, else ``inconclusive``.
+0 = identical, 1 = disjoint). The rule every explanation check uses (:func:`common.explain.verdict.judge`):
+d = extra - ``CONTROL_FRACTION`` (0.5) x the positive control's extra on the same instance (``--positive-control``,
+the base recipe fine-tuned with another seed); ``equivalent`` when the upper bound of mean d is below 0 (at
+ALPHA / m for the m variants), ``drifted`` when the lower bound is above 0, else ``inconclusive``. Without a
+control there is no decided verdict. POS shares are shown, not a shipping gate.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from common.explain.pos_report import plot_pos, pos_markdown, shown_tags
 from common.explain.pos_tagging import TAGS, Tagger, nltk_tagger, word_tags
 from common.schema import POS_COLUMNS, POS_CSV
 from common.stage import StageConfig, flag
-from common.explain.verdict import MARGIN_FRACTION
+from common.explain.verdict import CONTROL_FRACTION
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +124,10 @@ def share_rows(name: str, matrix: np.ndarray, keys: list) -> list[dict]:
 
 
 def pos_verdicts(base: ExplainedShares, noise: ExplainedShares, variants: list[ExplainedShares],
-                 margin_fraction: float = MARGIN_FRACTION) -> tuple[list[dict], dict]:
-    """(rows with POS_COLUMNS, per-instance values) for the floor and each variant; see the module docstring."""
-    from common.explain.verdict import judge
+                 control: ExplainedShares | None = None) -> tuple[list[dict], dict]:
+    """(rows with POS_COLUMNS, per-instance values) for the floor, each variant and the control (last); see the
+    module docstring. ``margin`` is CONTROL_FRACTION x the control's mean extra JS; lower/upper bound mean d."""
+    from common.explain.verdict import bonferroni_alpha, judge
 
     keys = sorted(base.shares)
     base_m, noise_m = _matrix(base, keys), _matrix(noise, keys)
@@ -137,24 +139,30 @@ def pos_verdicts(base: ExplainedShares, noise: ExplainedShares, variants: list[E
     floor_mean = float(floor[finite].mean())
     if not floor_mean > 0:
         raise UserError(f"The base run {base.path} and the noise run {noise.path} give identical tag shares, so "
-                        f"there is no noise floor to scale the margin; check that {noise.path} used another seed.")
-    margin = margin_fraction * floor_mean
+                        f"there is no noise floor; check that {noise.path} used another seed.")
+
+    def extra_of(explained: ExplainedShares) -> tuple[np.ndarray, np.ndarray]:
+        js = np.array([js_divergence(v, n) for v, n in zip(_matrix(explained, keys), noise_m)])
+        return js, js - floor
+
+    control_extra = extra_of(control)[1] if control is not None else None
+    alpha_equivalent = bonferroni_alpha(len(variants))
     rows = [{"variant": FLOOR, "n": int(finite.sum()), "js_mean": floor_mean, "extra_js_mean": 0.0, "lower": None,
-             "upper": None, "margin": margin, "verdict": REFERENCE, "n_to_decide": None}]
+             "upper": None, "margin": None, "verdict": REFERENCE, "n_to_decide": None}]
     per_instance = {FLOOR: floor}
-    for variant in variants:
-        js = np.array([js_divergence(v, n) for v, n in zip(_matrix(variant, keys), noise_m)])
-        extra = js - floor
-        result = judge(extra, margin, two_sided=False, seed=BOOTSTRAP_SEED)
-        rows.append({"variant": variant.name, "n": result["n"], "js_mean": float(np.nanmean(js)),
+    for explained in list(variants) + ([control] if control is not None else []):
+        js, extra = extra_of(explained)
+        result = judge(extra, control_extra, alpha_equivalent=alpha_equivalent)
+        rows.append({"variant": explained.name, "n": result["n"], "js_mean": float(np.nanmean(js)),
                      "extra_js_mean": result["mean"], "lower": result["lower"], "upper": result["upper"],
-                     "margin": margin, "verdict": result["verdict"], "n_to_decide": result["n_to_decide"]})
-        per_instance[variant.name] = extra
+                     "margin": result["boundary"], "verdict": "" if result["reason"] else result["verdict"],
+                     "n_to_decide": result["n_to_decide"]})
+        per_instance[explained.name] = extra
     return rows, per_instance
 
 
 def run_pos_analysis(base: str, variants: list[str], output_dir: str, args: dict, noise: str,
-                     tagger: Tagger | None = None, top_k: int = TOP_K) -> dict:
+                     tagger: Tagger | None = None, top_k: int = TOP_K, control: str | None = None) -> dict:
     """Writes pos_analysis.csv (POS_COLUMNS), pos_tag_shares.csv (SHARE_COLUMNS), .png, .manifest.json, .md."""
     import pandas as pd
 
@@ -177,11 +185,17 @@ def run_pos_analysis(base: str, variants: list[str], output_dir: str, args: dict
             stem = Path(path).stem
             loaded.name = stem if stem not in taken else f"{loaded.name}_{len(variant_shares) + 1}"
         variant_shares.append(loaded)
-    check_design(base_shares, noise_shares, variant_shares)
-    verdict_rows, _ = pos_verdicts(base_shares, noise_shares, variant_shares)
+    control_shares = None
+    if control:
+        control_shares = load_shares(control, tagger, top_k, cache)
+        if control_shares.name in {"base", FLOOR} | {v.name for v in variant_shares}:
+            control_shares.name = Path(control).stem
+    check_design(base_shares, noise_shares, variant_shares + ([control_shares] if control_shares else []))
+    verdict_rows, _ = pos_verdicts(base_shares, noise_shares, variant_shares, control_shares)
 
     keys = sorted(base_shares.shares)
     shares = pd.DataFrame([row for explained in [base_shares, noise_shares] + variant_shares
+                           + ([control_shares] if control_shares else [])
                            for row in share_rows(explained.name, _matrix(explained, keys), keys)],
                           columns=SHARE_COLUMNS)
     used = shown_tags(shares)
@@ -192,12 +206,14 @@ def run_pos_analysis(base: str, variants: list[str], output_dir: str, args: dict
 
     summary = {r["variant"]: {k: r[k] for k in POS_COLUMNS if k != "variant"} for r in verdict_rows}
     manifest = base_manifest("pos_analysis", args, None,
-                             inputs={"base": base, "noise": noise, **{f"variant_{i}": p for i, p in enumerate(variants or [])}})
-    manifest.update({"top_k": top_k, "margin_fraction": MARGIN_FRACTION, "bootstrap_seed": BOOTSTRAP_SEED,
+                             inputs={"base": base, "noise": noise, **{f"variant_{i}": p for i, p in enumerate(variants or [])},
+                                     **({"positive_control": control} if control else {})})
+    manifest.update({"top_k": top_k, "control_fraction": CONTROL_FRACTION, "positive_control": control,
+                     "bootstrap_seed": BOOTSTRAP_SEED,
                      "base_seed": base_shares.seed, "noise_seed": noise_shares.seed,
                      "num_samples": base_shares.num_samples, "metrics": summary})
     write_json_atomic(output_dir / "pos_analysis.manifest.json", manifest)
-    write_text_atomic(output_dir / "pos_analysis.md", pos_markdown(verdict_rows, shares, used, top_k, MARGIN_FRACTION))
+    write_text_atomic(output_dir / "pos_analysis.md", pos_markdown(verdict_rows, shares, used, top_k, control_shares.name if control_shares else None))
     log.info("Wrote %s", output_dir / "pos_analysis.md")  # the Make target, last
     return summary
 
@@ -210,6 +226,7 @@ class PosConfig(StageConfig):
     noise: str = flag(help="LIME CSV of base with another LIME seed (S+1): the noise floor every variant is "
                            "judged on")
     variant: list[str] = flag([], action="append", help="LIME CSV of a variant, explained with seed S (repeatable)")
+    positive_control: str = flag("", help="LIME CSV of the positive control (seed S): the margin's anchor")
     top_k: int = flag(TOP_K, aliases=["--top_k"], help="words per explanation (largest |weight|) whose tags are counted")
     output_dir: str = flag("outputs/reports", aliases=["--output_dir"])
 
@@ -221,4 +238,4 @@ class PosConfig(StageConfig):
 def run_pos_stage(config: PosConfig) -> dict:
     """``analysis.nltk.nltk_analyze_all_models``: see that script's docstring."""
     return run_pos_analysis(config.base, config.variant, config.output_dir, config.to_dict(), noise=config.noise,
-                            top_k=config.top_k)
+                            top_k=config.top_k, control=config.positive_control or None)

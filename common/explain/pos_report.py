@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.explain.verdict import ALPHA, CONTROL_FRACTION
+
 from common.explain.pos_tagging import MARKUP, TAGS
 
 SHOWN_SHARE = 0.01  # tags below this share in every run are left out of the table and plot (not the CSV)
@@ -51,15 +53,17 @@ def plot_pos(shares, verdict_rows: list[dict], used: list[str], path: Path, top_
     left.legend(fontsize=7, ncol=2)
     judged = verdict_rows[1:]  # the first row is the noise floor, the reference (see pos_verdicts)
     for y, row in enumerate(judged):
-        right.errorbar(row["extra_js_mean"], y, xerr=[[row["extra_js_mean"] - row["lower"]],
-                                                      [row["upper"] - row["extra_js_mean"]]],
+        if row["margin"] is None or not np.isfinite(row["margin"]):
+            right.plot([row["extra_js_mean"]], [y], "o", color=colours.get(row["variant"], "black"), mfc="none")
+            continue
+        d = row["extra_js_mean"] - row["margin"]  # mean d = extra - f x control's extra
+        right.errorbar(d, y, xerr=[[d - row["lower"]], [row["upper"] - d]],
                        fmt="o", color=colours.get(row["variant"], "black"), capsize=3)
-    if judged:
-        right.axvline(judged[0]["margin"], color="black", linestyle="--", linewidth=1, label="margin")
-    right.axvline(0, color="grey", linewidth=0.8)
-    right.set_yticks(range(len(judged)), [f"{r['variant']}: {r['verdict']}" for r in judged], fontsize=7)
+    right.axvline(0, color="black", linestyle="--", linewidth=1, label="0: half the control's extra JS")
+    right.set_yticks(range(len(judged)), [f"{r['variant']}: {r['verdict'] or 'no control'}" for r in judged],
+                     fontsize=7)
     right.invert_yaxis()
-    right.set_xlabel("extra JS (one-sided 95 % bounds)")
+    right.set_xlabel("d = extra JS - 0.5 x control's (bounds)")
     right.set_title("POS drift verdict", fontsize=10)
     right.legend(fontsize=7)
     fig.tight_layout()
@@ -68,7 +72,7 @@ def plot_pos(shares, verdict_rows: list[dict], used: list[str], path: Path, top_
     return [colours[n] for n in names]
 
 
-def pos_markdown(verdict_rows: list[dict], shares, used: list[str], top_k: int, margin_fraction: float) -> str:
+def pos_markdown(verdict_rows: list[dict], shares, used: list[str], top_k: int, control: str | None) -> str:
     from tabulate import tabulate
 
     floor = verdict_rows[0]
@@ -82,15 +86,17 @@ def pos_markdown(verdict_rows: list[dict], shares, used: list[str], top_k: int, 
              f"{MARKUP}. Per instance, each tag's share of the |weight| of the top {top_k} words; a variant's share "
              f"is the mean over instances (95 % bootstrap CI).", "",
              f"Verdict, like for like: variant@S vs base@S+1, paired per instance with base@S vs base@S+1. Extra "
-             f"JS = JS(variant@S, base@S+1) − JS(base@S, base@S+1) (Jensen-Shannon, base 2). Margin = "
-             f"{margin_fraction} × LIME's own seed-to-seed JS ({num(floor['js_mean'])}) = {num(floor['margin'])}; "
-             f"`equivalent` when the one-sided 95 % upper bound is below it, `drifted` when the lower bound is "
-             f"above it, else `inconclusive` (n to decide: instances that would decide it at the same spread).", "",
+             f"JS = JS(variant@S, base@S+1) − JS(base@S, base@S+1) (Jensen-Shannon, base 2; LIME's own seed-to-seed "
+             f"JS: {num(floor['js_mean'])}). d = extra JS − {CONTROL_FRACTION:g} × the positive control's "
+             f"(`{control or 'none given'}`) on the same instance; margin = {CONTROL_FRACTION:g} × the control's mean "
+             f"extra JS. `equivalent` when the upper bound of mean d (at α/m, Bonferroni) is below 0, `drifted` when "
+             f"the {(1 - ALPHA) * 100:.0f} % lower bound is above 0, else `inconclusive` (n to decide: instances that would "
+             "decide it at 80 % power). Without a control there is no verdict. Not a shipping gate.", "",
              tabulate([[r["variant"], r["n"], num(r["js_mean"]), num(r["extra_js_mean"], "+.4f"),
                         f"[{num(r['lower'], '+.4f')}, {num(r['upper'], '+.4f')}]" if r["lower"] is not None else "–",
                         num(r["margin"]), r["verdict"], r["n_to_decide"] if r["n_to_decide"] is not None else "–"]
                        for r in verdict_rows],
-                      headers=["variant", "n", "JS vs base@S+1", "extra JS", "one-sided 95 % bounds", "margin", "verdict",
+                      headers=["variant", "n", "JS vs base@S+1", "extra JS", "bounds of d", "margin", "verdict",
                                "n to decide"], tablefmt="github", disable_numparse=True), "",
              "## Tag shares (all classes, 95 % CI)", "",
              f"Tags under {SHOWN_SHARE:.0%} in every run are left out here; `pos_tag_shares.csv` has every tag and "

@@ -24,14 +24,14 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from common.explain.drift import (HEADLINE, MARGIN_FRACTION, ROLE_NEGATIVE_CONTROL, ROLE_POSITIVE_CONTROL, ROLE_VARIANT,
-                                    SECONDARY, SIMILARITY_CSV)
+from common.explain.drift import (CONTROL_FRACTION, HEADLINE, ROLE_NEGATIVE_CONTROL, ROLE_POSITIVE_CONTROL, ROLE_VARIANT,
+                                    SIMILARITY_CSV)
 from common.manifest import base_manifest, library_versions, manifest_path_for, write_json_atomic, write_text_atomic
 from common.report.inputs import (load_benchmark_summary, load_deletion, load_pos, load_similarity,
                                   load_similarity_floor, load_variant_metrics, records_beside_summary)
 from common.report.pick import ACCURACY_TOLERANCE_PT, candidates, latency_pick, recommend, variant_table
 from common.schema import DELETION_COLUMNS, DELETION_CSV, PEER_CONFIG, POS_CSV, SUMMARY_CSV
-from common.explain.verdict import DRIFTED, EQUIVALENT
+from common.explain.verdict import ALPHA, DRIFTED, EQUIVALENT
 
 # The shipping rule and the table, and the deletion CSV's columns, are importable from here too.
 __all__ = ["build_report", "recommend", "variant_table", "DELETION_COLUMNS", "ACCURACY_TOLERANCE_PT"]
@@ -129,9 +129,19 @@ def _bounds(mean, lower, upper) -> str:
     return f"{mean:+.3f} [{lower:+.3f}, {upper:+.3f}]"
 
 
+def _verdict(entry: dict, missing: str = "–") -> str:
+    if not entry:
+        return missing
+    if not entry.get("verdict"):
+        return f"not judged ({entry['reason']})" if entry.get("reason") else missing
+    if entry["verdict"] == "inconclusive" and entry.get("n_to_decide") and entry.get("decides"):
+        return f"inconclusive (would be {entry['decides']} at ~{entry['n_to_decide']})"
+    return entry["verdict"]
+
+
 def drift_section(similarity: dict[str, dict], floor: dict[str, dict], deletion: dict | None) -> str:
-    """Per variant, controls included and marked (negative first, positive last): LIME extra disagreement
-    (headline and secondary metric) with bounds and verdicts, n, and the deletion test's verdict."""
+    """Per variant, controls included and marked (negative first, positive last): both gates' statistics against
+    the positive control's, with bounds and verdicts (decided at 80 % power where inconclusive)."""
     if not similarity and deletion is None:
         return "_Not built: run `make outputs/reports/lime_similarity.md` (and the deletion test)._"
     role_order = [ROLE_NEGATIVE_CONTROL, ROLE_VARIANT, ROLE_POSITIVE_CONTROL]
@@ -142,43 +152,37 @@ def drift_section(similarity: dict[str, dict], floor: dict[str, dict], deletion:
     for name in names:
         sim, gate = similarity.get(name, {}), (deletion or {}).get(name, {})
         role = sim.get("role", ROLE_VARIANT)
-        decide = [f"LIME {sim['n_to_decide']}" if sim.get("n_to_decide") else "",
-                  f"deletion {gate['n_to_decide']}" if gate.get("n_to_decide") else ""]
         rows.append([name, "" if role == ROLE_VARIANT else role.replace("_", " "),
                      fmt_number(sim.get("label_agreement")), sim.get("n", "–"),
-                     _bounds(sim.get("extra"), sim.get("lower"), sim.get("upper")), sim.get("verdict") or "–",
-                     _bounds(sim.get("secondary_extra"), sim.get("secondary_lower"), sim.get("secondary_upper")),
-                     sim.get("secondary_verdict") or "–",
-                     gate.get("verdict") or ("–" if deletion is not None else "not built"), gate.get("n", "–"),
-                     ", ".join(d for d in decide if d)])
+                     _bounds(sim.get("d"), sim.get("lower"), sim.get("upper")), _verdict(sim),
+                     _bounds(gate.get("d_mean"), gate.get("lower"), gate.get("upper")),
+                     _verdict(gate, "–" if deletion is not None else "not built")])
     head = floor.get(HEADLINE, {})
-    second = floor.get(SECONDARY, {})
-    lines = []
-    if head:
-        lines += [f"Per instance, extra disagreement = m(base@S, base@S+1) − m(variant@S, base@S+1): every variant "
-                  f"is explained with base's LIME seed S, and both sides are compared with base explained with "
-                  f"seed S+1 (like for like, paired; exactly 0 for an identical function). Margin = "
-                  f"{MARGIN_FRACTION} × (1 − LIME's own seed-to-seed agreement): {HEADLINE} (signed rank-biased "
-                  f"overlap, the headline) floor {head['floor']:.3f}, margin {head['margin']:.3f}; {SECONDARY} "
-                  f"(secondary) floor {second.get('floor', float('nan')):.3f}, margin "
-                  f"{second.get('margin', float('nan')):.3f}. **equivalent**: the one-sided 95 % upper bootstrap "
-                  "bound is below the margin; **drifted**: the lower bound is above it; otherwise "
-                  "**inconclusive** (n to decide: the instances that would decide it). Cells: mean [bounds].", ""]
-    lines.append(tabulate(rows, headers=["variant", "control", "label agr.", "n", f"{HEADLINE} extra",
-                                         "LIME verdict", f"{SECONDARY} extra", f"{SECONDARY} verdict",
-                                         "deletion verdict", "deletion n", "n to decide"],
+    alpha_eq = next((e.get("alpha_equivalent") for e in similarity.values()
+                     if e.get("alpha_equivalent") == e.get("alpha_equivalent") and e.get("alpha_equivalent")), None)
+    lines = [f"The rule (declared in `common/explain/verdict.py` before any number here): per instance, d = the "
+             f"variant's distance from base − {CONTROL_FRACTION:g} × the positive control's (another fine-tune of the "
+             "base recipe) on the same instance. **equivalent**: the upper bound of mean d is below 0 — shown closer "
+             "to base than half the distance to another fine-tune — tested at α/m"
+             + (f" = {alpha_eq:.4f}" if alpha_eq else "") + " (Bonferroni over the m candidates); **drifted**: the "
+             f"{(1 - ALPHA) * 100:.0f} % lower bound is above 0. LIME: the symmetric statistic of two seeds per model "
+             f"({HEADLINE}, signed rank-biased overlap)"
+             + (f"; LIME's own seed-to-seed {HEADLINE} agreement {head['floor']:.3f} (descriptive)" if head else "")
+             + ". Deletion: the distance of the AOPC curves of base's deleted words. Cells: mean d [lower, upper]. "
+             "A variant not judged is unverified and never ships.", ""]
+    lines.append(tabulate(rows, headers=["variant", "control", "label agr.", "n", f"LIME d ({HEADLINE})",
+                                         "LIME verdict", "deletion d", "deletion verdict"],
                           tablefmt="github", disable_numparse=True))
     if deletion is None:
         lines += ["", f"_The deletion test is not built (outputs/reports/{DELETION_CSV} is missing)._"]
     for name in names:
-        entry = similarity.get(name, {})
-        if entry.get("role") == ROLE_POSITIVE_CONTROL and entry.get("verdict") == EQUIVALENT:
-            lines += ["", f"**The positive control `{name}` (another fine-tune of the base recipe) is equivalent: "
-                          "the metric cannot tell two fine-tunes apart, and the margin is to be revisited.**"]
-        elif entry.get("role") == ROLE_POSITIVE_CONTROL and entry.get("verdict") not in (DRIFTED, None):
-            lines += ["", f"**The positive control `{name}` (another fine-tune of the base recipe) is "
-                          f"{entry['verdict']}, not drifted: at these instances the margin does not separate two "
-                          "fine-tunes; compare each variant's extra disagreement with the control's.**"]
+        entry, gate = similarity.get(name, {}), (deletion or {}).get(name, {})
+        if entry.get("role") == ROLE_POSITIVE_CONTROL:
+            for label, verdict in (("LIME agreement", entry.get("verdict")), ("deletion test", gate.get("verdict"))):
+                if verdict != DRIFTED:
+                    lines += ["", f"**The {label} is blind here: the positive control `{name}` (another fine-tune of "
+                                  f"the base recipe) is {verdict or 'not judged'}, not drifted, so an `equivalent` on "
+                                  "this gate says little at these instances.**"]
         if entry.get("role") == ROLE_NEGATIVE_CONTROL and entry.get("verdict") not in (EQUIVALENT, None):
             lines += ["", f"**The negative control `{name}` (an identical function) is {entry['verdict']}, not "
                           "equivalent: the drift verdicts cannot be trusted.**"]
@@ -284,7 +288,8 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str, metrics:
         peer_paragraph(summary, frame),
         "",
         f"Rule: the fastest variant within {ACCURACY_TOLERANCE_PT:.0f} pt of the base accuracy whose verdict is "
-        "`equivalent` on both the LIME agreement and the deletion test (the controls are not candidates).",
+        "`equivalent` on both the LIME agreement and the deletion test (the controls are not candidates; a variant "
+        "without a verdict on both is unverified and never ships; Bonferroni-corrected over the candidates judged).",
         "",
         "## Every variant",
         "",
@@ -295,9 +300,9 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str, metrics:
         "Accuracy and macro-F1 on the test split; latency at batch 1, throughput at batch 32 (length-sorted dynamic "
         "padding), ratios against the base fp32 PyTorch model (x base) and Optimum's int8 for this CPU (x peer), "
         "both measured in the same benchmark run. "
-        f"LIME {HEADLINE} extra: the variant's extra disagreement with base's explanations beyond LIME's own "
-        "seed-to-seed disagreement; `base` is the reference (–). Bounds, controls and the deletion test: "
-        "see the drift section.",
+        f"LIME {HEADLINE} extra: the symmetric statistic (within-model minus across-model agreement of two LIME "
+        "seeds; 0 for an identical function); `base` is the reference (–). The margin (half the positive "
+        "control's), bounds and the deletion test: see the drift section.",
         "",
         "## Accuracy vs throughput",
         "",

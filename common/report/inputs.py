@@ -14,7 +14,8 @@ from typing import Iterable
 import pandas as pd
 
 from common.cli import UserError
-from common.explain.drift import (COL_CROSS_SEED, COL_EXTRA, COL_LABEL_AGREEMENT, COL_LOWER, COL_MARGIN,
+from common.explain.drift import (COL_ALPHA_EQUIVALENT, COL_CONTROL_EXTRA, COL_CROSS_SEED, COL_D, COL_DECIDES,
+                                    COL_EXTRA, COL_LABEL_AGREEMENT, COL_LOWER, COL_MARGIN, COL_REASON,
                                     COL_METRIC, COL_N, COL_N_TO_DECIDE, COL_ROLE, COL_UPPER, COL_VARIANT, COL_VERDICT,
                                     HEADLINE, ROLE_NOISE_FLOOR, SECONDARY, SIMILARITY_COLUMNS, SIMILARITY_CSV)
 from common.schema import (DELETION_COLUMNS, DELETION_CSV, DELETION_GATE, POS_COLUMNS, POS_CSV, RECORD_ACCURACY,
@@ -93,8 +94,12 @@ def load_similarity(reports_dir: Path) -> dict[str, dict]:
                                                        "label_agreement": row[COL_LABEL_AGREEMENT]})
         if row[COL_METRIC] == HEADLINE:
             entry.update(extra=row[COL_EXTRA], lower=row[COL_LOWER], upper=row[COL_UPPER], margin=row[COL_MARGIN],
-                         verdict=row[COL_VERDICT] if isinstance(row[COL_VERDICT], str) else None, n=row[COL_N],
-                         n_to_decide=_optional_int(row[COL_N_TO_DECIDE]))
+                         verdict=row[COL_VERDICT] if isinstance(row[COL_VERDICT], str) and row[COL_VERDICT] else None,
+                         n=row[COL_N], n_to_decide=_optional_int(row[COL_N_TO_DECIDE]),
+                         control_extra=row[COL_CONTROL_EXTRA], d=row[COL_D],
+                         decides=row[COL_DECIDES] if isinstance(row[COL_DECIDES], str) else "",
+                         reason=row[COL_REASON] if isinstance(row[COL_REASON], str) else "",
+                         alpha_equivalent=row[COL_ALPHA_EQUIVALENT])
         elif row[COL_METRIC] == SECONDARY:
             entry.update(secondary_extra=row[COL_EXTRA], secondary_lower=row[COL_LOWER],
                          secondary_upper=row[COL_UPPER], secondary_verdict=row[COL_VERDICT])
@@ -102,12 +107,12 @@ def load_similarity(reports_dir: Path) -> dict[str, dict]:
 
 
 def load_similarity_floor(reports_dir: Path) -> dict[str, dict]:
-    """metric -> {floor, margin}: LIME's own seed-to-seed agreement and the margin derived from it."""
+    """metric -> {floor}: LIME's own seed-to-seed agreement (descriptive; the margin is the control's)."""
     frame = _read_similarity(reports_dir)
     if frame is None:
         return {}
     floor = frame[frame[COL_ROLE] == ROLE_NOISE_FLOOR]
-    return {str(r[COL_METRIC]): {"floor": r[COL_CROSS_SEED], "margin": r[COL_MARGIN]} for r in floor.to_dict("records")}
+    return {str(r[COL_METRIC]): {"floor": r[COL_CROSS_SEED]} for r in floor.to_dict("records")}
 
 
 def load_deletion(reports_dir: Path) -> dict[str, dict] | None:
@@ -116,7 +121,10 @@ def load_deletion(reports_dir: Path) -> dict[str, dict] | None:
     if frame is None:
         return None
     gate = frame[frame["check"] == DELETION_GATE]
-    return {str(r["variant"]): {**r, "n_to_decide": _optional_int(r["n_to_decide"])} for r in gate.to_dict("records")}
+    return {str(r["variant"]): {**r, "verdict": r["verdict"] if isinstance(r["verdict"], str) and r["verdict"] else None,
+                                "decides": r["decides"] if isinstance(r["decides"], str) else "",
+                                "reason": r["reason"] if isinstance(r["reason"], str) else "",
+                                "n_to_decide": _optional_int(r["n_to_decide"])} for r in gate.to_dict("records")}
 
 
 def load_pos(reports_dir: Path) -> dict[str, dict]:

@@ -2,6 +2,10 @@
 
 **Shipping rule** (:func:`recommend`): the fastest variant within 1 pt of the base accuracy whose verdict
 is ``equivalent`` on both the LIME agreement and the deletion test. Controls are never candidates.
+**Eligibility** is one rule for the report and the sweep (:func:`explanation_failures`): a variant without a
+verdict on every gate of :data:`common.explain.gates.GATES` is *unverified* and never ships; a presumption
+from a sibling graph is a note, never a verdict. The verdicts are already corrected for multiplicity
+(Bonferroni over the candidates the LIME and deletion stages judged, :mod:`common.explain.verdict`).
 "Fastest" is batch-32 throughput; :func:`latency_pick` applies the same rule to batch-1 p50 latency, for a
 user who serves one request at a time. Speed is stated against base and, when the benchmark measured it,
 against Optimum's int8 for this CPU (the peer, ``x_peer``): what a user would pick instead.
@@ -11,11 +15,11 @@ from __future__ import annotations
 import pandas as pd
 
 from common.explain.drift import HEADLINE, ROLE_POSITIVE_CONTROL
-from common.schema import LATENCY_THREADS, RECORD_THROUGHPUT, SUMMARY_VARIANT, THROUGHPUT_VS_PEER
+from common.schema import ACCURACY_TOLERANCE_PT, LATENCY_THREADS, RECORD_THROUGHPUT, SUMMARY_VARIANT, THROUGHPUT_VS_PEER
 from common.explain.gates import GATES
 from common.explain.verdict import EQUIVALENT
 
-ACCURACY_TOLERANCE_PT = 1.0
+
 # The sweep's target: the pick at >= 2x the throughput of the int8 a user would otherwise ship (the peer's).
 PEER_TARGET_RATIO = 2.0
 
@@ -57,11 +61,17 @@ def variant_table(metrics: dict[str, dict], summary: pd.DataFrame | None, simila
             "expl_lower": sim.get("lower"),
             "expl_upper": sim.get("upper"),
             "expl_margin": sim.get("margin"),
-            "expl_verdict": sim.get("verdict"),
+            "expl_verdict": sim.get("verdict") or None,
             "expl_n": sim.get("n"),
             "expl_n_to_decide": sim.get("n_to_decide"),
-            "deletion_verdict": gate.get("verdict"),
+            "expl_decides": sim.get("decides"),
+            "expl_reason": sim.get("reason"),
+            "expl_control_extra": sim.get("control_extra"),
+            "expl_d": sim.get("d"),
+            "deletion_verdict": gate.get("verdict") or None,
             "deletion_n_to_decide": gate.get("n_to_decide"),
+            "deletion_decides": gate.get("decides"),
+            "deletion_reason": gate.get("reason"),
             "pos_extra_js": (pos.get(name) or {}).get("extra_js"),
             "pos_verdict": (pos.get(name) or {}).get("verdict"),
         })
@@ -72,17 +82,23 @@ def variant_table(metrics: dict[str, dict], summary: pd.DataFrame | None, simila
     return frame, notes
 
 
-def _gate_failures(row, gates) -> list[str]:
-    """Why ``row`` fails the explanation gates that were run (empty: it passes them all)."""
+def explanation_failures(row, gates=GATES, columns: str = "table") -> list[str]:
+    """Why ``row`` may not ship on explanations (empty: it is ``equivalent`` on every gate). The one eligibility
+    rule of the report and the sweep: a gate with no verdict for the variant makes it *unverified*.
+    ``columns`` picks where a gate's verdict is read: the report's table (``table``) or the sweep's rows."""
     out = []
     for gate in gates:
-        label, verdict = gate.label, row.get(gate.table_column)
+        label = gate.label
+        verdict = row.get(gate.table_column if columns == "table" else gate.sweep_column)
         if not isinstance(verdict, str) or not verdict:
-            out.append(f"{label} not run for it")
+            reason = row.get(gate.reason_column) if columns == "table" else None
+            out.append(f"unverified: no {label} verdict" + (f" ({reason})" if isinstance(reason, str) and reason else ""))
         elif verdict != EQUIVALENT:
-            decide = row.get(gate.decide_column)
-            more = f", about {int(decide)} instances would decide" if verdict == "inconclusive" and pd.notna(decide) \
-                else ""
+            more = ""
+            if columns == "table" and verdict == "inconclusive":
+                decide, way = row.get(gate.decide_column), row.get(gate.decides_column)
+                if pd.notna(decide) and isinstance(way, str) and way:
+                    more = f", would be {way} at about {int(decide)} instances (80 % power)"
             out.append(f"{label} {verdict}{more}")
     return out
 
@@ -104,8 +120,9 @@ def _latency_text(row) -> str:
 def _lime_text(row) -> str:
     if not isinstance(row.get("expl_verdict"), str):
         return ""
-    return (f"LIME agreement {row['expl_verdict']} ({HEADLINE} extra disagreement {row['expl_extra']:+.3f}, "
-            f"upper bound {row['expl_upper']:+.3f} vs margin {row['expl_margin']:.3f}, n = {int(row['expl_n'])})")
+    return (f"LIME agreement {row['expl_verdict']} ({HEADLINE} extra {row['expl_extra']:+.3f} against the control's "
+            f"{row['expl_control_extra']:+.3f}: d {row['expl_d']:+.3f}, upper bound {row['expl_upper']:+.3f} < 0, "
+            f"n = {int(row['expl_n'])})")
 
 
 def candidates(frame: pd.DataFrame, baseline: str):
@@ -118,15 +135,10 @@ def candidates(frame: pd.DataFrame, baseline: str):
                & (frame["variant"] != baseline) & (role.astype(str) != ROLE_POSITIVE_CONTROL)]
     if ok.empty:
         return f"No compressed variant stays within {ACCURACY_TOLERANCE_PT:.0f} pt of the base accuracy: keep `{baseline}`."
-    gates = [g for g in GATES if g.table_column in frame and frame[g.table_column].notna().any()]
-    missing = [g for g in GATES if g not in gates]
-    caveats = [f"The {g.short} gate is missing "
-               f"(outputs/reports/{g.report_file} not built)." for g in missing]
-    if not gates:
-        caveats.append("This pick rests on accuracy and speed alone.")
-    elif missing:
-        caveats.append(f"This pick rests on the {' and the '.join(g.label for g in gates)} alone.")
-    return ok, gates, caveats
+    missing = [g for g in GATES if g.table_column not in frame or not frame[g.table_column].notna().any()]
+    caveats = [f"The {g.short} gate is missing (outputs/reports/{g.report_file} not built), so every variant is "
+               "unverified on it." for g in missing]
+    return ok, GATES, caveats
 
 
 def latency_pick(frame: pd.DataFrame, baseline: str = "base") -> str:
@@ -136,7 +148,7 @@ def latency_pick(frame: pd.DataFrame, baseline: str = "base") -> str:
         return found
     ok, gates, _ = found
     ok = ok[ok["latency_p50_ms"].notna()].sort_values("latency_p50_ms")
-    passing = [r for r in ok.to_dict("records") if not _gate_failures(r, gates)]
+    passing = [r for r in ok.to_dict("records") if not explanation_failures(r, gates)]
     if not passing:
         return f"For latency: no compressed variant within 1 pt passes the explanation gates; keep `{baseline}`."
     best = passing[0]
@@ -159,7 +171,7 @@ def recommend(frame: pd.DataFrame, baseline: str = "base") -> str:
     speed = "throughput_ratio" if ok["throughput_ratio"].notna().any() else "throughput"
     ok = ok.sort_values(speed, ascending=False)
     rows = ok.to_dict("records")
-    failures = {r["variant"]: _gate_failures(r, gates) for r in rows}
+    failures = {r["variant"]: explanation_failures(r, gates) for r in rows}
     passing = [r for r in rows if not failures[r["variant"]]]
     failed_faster = []
     for r in rows:

@@ -7,11 +7,11 @@ re-fine-tuning wall time) and, where they were built, the explanation verdicts (
 deletion.csv). Outputs: sweep.csv, frontier.png, sweep.manifest.json and, last (the Make target), sweep.md.
 
 **The pick** (:func:`pick`): the most compressed variant (highest achieved encoder sparsity; tie: the
-fastest) within ``ACCURACY_TOLERANCE_PT`` of base accuracy. Where a variant has explanation verdicts, both the
-LIME agreement and the deletion test must say ``equivalent``; where it has none but another graph of the same
-pruned model, or of a less pruned one, is ``drifted`` on that gate, it is presumed drifted
-(:func:`_sibling_drift`); otherwise the pick says it rests on accuracy and speed alone and names the command
-that would decide. Nothing eligible: keep base.
+fastest) within ``ACCURACY_TOLERANCE_PT`` of base accuracy that is ``equivalent`` on both the LIME agreement and
+the deletion test: the report's eligibility rule, the same function (:func:`common.report.pick.explanation_failures`).
+A variant without a verdict on a gate is *unverified* and never eligible; where another graph of the same pruned
+model, or of a less pruned one, is ``drifted`` on that gate, the note says so (:func:`_sibling_drift`), and the
+pick names the command that would decide. Nothing eligible: keep base.
 When the gates rejected the fastest variant within the tolerance, the pick says so, with its ratio to the peer:
 the price of explanations that stay equivalent.
 """
@@ -26,7 +26,7 @@ from common.bench.summary import fmt_number
 from common.cli import UserError
 from common.report.inputs import read_json_object
 from common.report.frontier import plot_frontier
-from common.report.pick import ACCURACY_TOLERANCE_PT, PEER_TARGET_RATIO
+from common.report.pick import ACCURACY_TOLERANCE_PT, PEER_TARGET_RATIO, explanation_failures
 from common.schema import RECORD_ACCURACY, RECORD_STATUS, RECORD_THROUGHPUT, RECORD_VARIANT
 from common.stage import StageConfig, flag
 from common.variants import SWEEP_MODES, sweep_mode
@@ -167,16 +167,16 @@ def peer_row(peer: dict | None, base: dict) -> dict | None:
 
 # ----------------------------------------------------------------------------------------------- the pick
 def _gate_failures(row: dict, rows: list[dict] = ()) -> list[str]:
-    """The explanation gates a variant has a verdict for and does not pass and, for a gate it has no verdict
-    for, a ``drifted`` verdict of a sibling graph (see :func:`_sibling_drift`)."""
+    """Why a variant may not ship on explanations: the report's rule (unverified when a verdict is missing), with a
+    sibling's ``drifted`` verdict added as a note to a missing one (see :func:`_sibling_drift`)."""
     out = []
-    for gate in GATES:
-        label, key = gate.label, gate.sweep_column
-        if row.get(key):
-            if row[key] != EQUIVALENT:
-                out.append(f"{label} {row[key]}")
-        elif (evidence := _sibling_drift(row, rows, key)) is not None:
-            out.append(f"{label} drifted, presumed from `{evidence[0]}` ({evidence[1]})")
+    for gate, failure in zip(GATES, (explanation_failures(row, (gate,), columns="sweep") for gate in GATES)):
+        if not failure:
+            continue
+        text = failure[0]
+        if not row.get(gate.sweep_column) and (evidence := _sibling_drift(row, rows, gate.sweep_column)) is not None:
+            text += f"; `{evidence[0]}` ({evidence[1]}) drifted"
+        out.append(text)
     return out
 
 
@@ -235,9 +235,13 @@ def pick(rows: list[dict], baseline: str = "base") -> dict:
             "variant": chosen["variant"] if chosen else None, "row": chosen,
             "eligible": [r["variant"] for r in by_compression],
             "fastest": fastest["variant"] if fastest else None, "fastest_row": fastest, "rejected": rejected,
-            "unverified": _missing_gates(chosen) if chosen else [],
-            # LIME costs minutes per variant: the command names the pick and the fastest eligible variant only
-            "undecided": list(dict.fromkeys(r["variant"] for r in (chosen, fastest) if r and _missing_gates(r)))}
+            # the unverified variants within the tolerance that would beat the pick if they were shown equivalent,
+            # most compressed first (LIME costs minutes per variant: the command names three at most)
+            "undecided": [r["variant"] for r in sorted(within, key=lambda r: (-r["encoder_sparsity"],
+                                                                               -r["throughput_samples_per_s"]))
+                          if r not in eligible and r["encoder_sparsity"] >= floor and _missing_gates(r)
+                          and not any(DRIFTED in f or "inconclusive" in f for f in failures[r["variant"]]
+                                      if not f.startswith("unverified"))][:3]}
 
 
 def pick_sentences(choice: dict, peer: dict | None, baseline: str) -> list[str]:
@@ -247,7 +251,8 @@ def pick_sentences(choice: dict, peer: dict | None, baseline: str) -> list[str]:
     row = choice["row"]
     if row is None:
         return [f"**Keep `{baseline}`**: no compressed variant is within {tol} of its accuracy with explanations "
-                "that are not drifted" + (f" (rejected: {rejected})." if rejected else "."), *_ungated_sentence(choice, row)]
+                "that are shown equivalent on both explanation gates" + (f" (rejected: {rejected})." if rejected else "."),
+                *_ungated_sentence(choice, row), *_undecided_sentence(choice)]
     out = [f"**Ship `{row['variant']}`**: the most compressed variant within {tol} of `{baseline}` - encoder "
            f"sparsity {100 * row['encoder_sparsity']:.1f} % (requested {row['sparsity_requested_pct']} %), "
            f"{row['quantization']} quantization, accuracy {row['accuracy']:.4f} ({row['accuracy_delta_pt']:+.2f} pt), "
@@ -271,17 +276,16 @@ def pick_sentences(choice: dict, peer: dict | None, baseline: str) -> list[str]:
         out.append(f"The fastest eligible variant is `{fast['variant']}` ({fast['throughput_samples_per_s']:.1f} "
                    f"samples/s, {fast['accuracy_delta_pt']:+.2f} pt{ratio}): pick it when speed matters more than size.")
     out += _ungated_sentence(choice, row)
-    if not choice["unverified"]:
-        out.append("Its explanations are `equivalent` to base's on both the LIME agreement and the deletion test.")
-    elif len(choice["unverified"]) == len(GATES):
-        out.append("No explanation verdict exists for it, so this pick rests on accuracy and speed alone; "
-                   f"`{_decide_command(choice['undecided'])}` would decide ({DECIDE_NOTE}).")
-    else:
-        present = [gate.label for gate in GATES if gate.label not in choice["unverified"]]
-        out.append(f"Its {' and '.join(choice['unverified'])} verdict is missing, so this pick rests on the "
-                   f"{' and '.join(present)} (`equivalent`), accuracy and speed; "
-                   f"`{_decide_command(choice['undecided'])}` would decide ({DECIDE_NOTE}).")
+    out.append("Its explanations are `equivalent` to base's on both the LIME agreement and the deletion test.")
+    out += _undecided_sentence(choice)
     return out
+
+
+def _undecided_sentence(choice: dict) -> list[str]:
+    if not choice["undecided"]:
+        return []
+    return [f"Unverified, so not eligible (no verdict on a gate): {', '.join(f'`{n}`' for n in choice['undecided'])}; "
+            f"`{_decide_command(choice['undecided'])}` would decide ({DECIDE_NOTE})."]
 
 
 def _ungated_sentence(choice: dict, row: dict | None) -> list[str]:
@@ -415,7 +419,7 @@ def run_sweep(config: SweepConfig) -> int:
     manifest = base_manifest("sparsity_sweep", config.to_dict(), inputs=inputs)
     manifest.update({"accuracy_tolerance_pt": ACCURACY_TOLERANCE_PT, "peer_target_ratio": PEER_TARGET_RATIO,
                      "pick": choice["variant"], "fastest_eligible": choice["fastest"],
-                     "rejected_more_compressed": choice["rejected"], "pick_unverified_gates": choice["unverified"],
+                     "rejected_more_compressed": choice["rejected"], "undecided": choice["undecided"],
                      "ungated_fastest": (choice["ungated_fastest"] or {}).get("variant"),
                      "ungated_fastest_failures": choice["ungated_failures"],
                      "pick_x_peer": choice["row"]["x_peer"] if choice["row"] else None,
