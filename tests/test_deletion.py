@@ -1,8 +1,11 @@
-"""The deletion test (issue 12, item 3): ERASER comprehensiveness/sufficiency, AOPC and the three-way verdict.
+"""The deletion test (issues 12 and 24): ERASER comprehensiveness/sufficiency, the per-instance distance of the
+AOPC curves and the three-way verdict against a positive control.
 
-Exact values on a hand-made classifier; a planted variant that keeps every label but keys on other words
-must come out ``drifted`` (an identical function ``equivalent``); the stage end to end on the tiny BERT;
-mismatched LIME CSVs stop with exit 2; dynamic int8 does not depend on --batch-size.
+Exact values on a hand-made classifier; against a planted control (the same words, a little weaker): a
+planted variant that keeps every label but keys on other words must come out ``drifted``, one whose per-class
+reliance moves up and down (signed mean change about 0) must *not* be ``equivalent``, an identical function
+``equivalent``; no control, no verdict; instances with no positive word excluded and counted; the stage end
+to end on the tiny BERT; mismatched LIME CSVs stop with exit 2; dynamic int8 does not depend on --batch-size.
 """
 from __future__ import annotations
 
@@ -44,16 +47,17 @@ class CountingClassifier:
 
 
 class KeyedClassifier:
-    """Class c's logit = strength x (how many of ``keys[c]`` the text contains): a model that relies on
-    exactly the words it is given."""
+    """Class c's logit = strength[c] x (how many of ``keys[c]`` the text contains): a model that relies on
+    exactly the words it is given (``strength`` one number or one per class)."""
 
     batch_dependent = False
 
-    def __init__(self, keys: list[set[str]], strength: float = 2.0):
-        self.keys, self.strength = keys, strength
+    def __init__(self, keys: list[set[str]], strength: float | list[float] = 2.0):
+        self.keys = keys
+        self.strength = [strength] * len(keys) if np.isscalar(strength) else list(strength)
 
     def predict_proba(self, texts, batch_size=None):
-        return _softmax([[self.strength * len(_words(t) & k) for k in self.keys] for t in texts])
+        return _softmax([[s * len(_words(t) & k) for s, k in zip(self.strength, self.keys)] for t in texts])
 
     __call__ = predict_proba
 
@@ -93,8 +97,10 @@ def test_comprehensiveness_and_sufficiency_exact_values():
 # ----------------------------------------------------------------------------------------------- (b) verdict flips
 @pytest.fixture(scope="module")
 def keyed_runs():
-    """40 texts, each with 2 words of class c's set A, 2 of its set B and 3 fillers. Base keys on A, the
-    planted variant on B (same labels everywhere), both explained by real LIME with the same seed."""
+    """40 texts, each with 2 words of class c's set A, 2 of its set B and 3 fillers. Base keys on A; the
+    positive control on A too, a little weaker (another model of the same quality); the planted variants on B
+    (same labels everywhere) or on A with per-class strengths that offset (stronger for two classes, weaker
+    for two). All explained by real LIME with the same seed."""
     from common.explain.explainer import explain_text, explanation_rows, instance_lime_seed, make_explainer
 
     rng = np.random.default_rng(0)
@@ -108,7 +114,8 @@ def keyed_runs():
         rng.shuffle(words)
         texts[iid], labels[iid] = " ".join(words), c
     models = {"base": KeyedClassifier(set_a), "other_words": KeyedClassifier(set_b),
-              "identical": KeyedClassifier(set_a)}
+              "identical": KeyedClassifier(set_a), "control": KeyedClassifier(set_a, strength=1.8),
+              "offsetting": KeyedClassifier(set_a, strength=[2.5, 1.8, 2.5, 1.8])}
     explainer = make_explainer(1)
     runs = {}
     for name, model in models.items():
@@ -117,33 +124,75 @@ def keyed_runs():
             exp = explain_text(explainer, text, model, (labels[iid],), 200, instance_lime_seed(1, iid))
             weights[iid] = {word: weight for word, weight, _ in explanation_rows(exp, labels[iid])}
         runs[name] = _run(f"{name}.csv", texts, labels, weights)
-    return models, runs, set_a
+    frames = {name: measure(runs["base"], runs[name], models["base"], models[name]) for name in models}
+    return models, runs, set_a, frames
 
 
 def test_planted_variant_with_same_labels_but_other_words_is_drifted(keyed_runs):
-    models, runs, set_a = keyed_runs
+    models, runs, set_a, frames = keyed_runs
     # LIME finds what base keys on: its top-2 positive words are A words on every instance
     assert all(set(sorted(w, key=w.get, reverse=True)[:2]) <= set().union(*set_a) for w in runs["base"].weights.values())
-    frame = measure(runs["base"], runs["other_words"], models["base"], models["other_words"])
-    rows, means = judge_variant(frame, "other_words", seed=0)
+    rows, means = judge_variant(frames["other_words"], "other_words", frames["control"])
     assert means["label_agreement"] >= 0.99                      # the labels cannot tell it apart ...
     by = {r["check"]: r for r in rows}
     assert by["same_evidence"]["verdict"] == "drifted"         # ... the deletion test can
-    assert by["same_evidence"]["upper"] < -by["same_evidence"]["margin"]
+    assert by["same_evidence"]["lower"] > 0                     # farther than half the control, shown
+    assert by["same_evidence"]["mean"] > by["same_evidence"]["control_mean"]
     assert by["same_evidence_sufficiency"]["verdict"] == "drifted"
-    # its own explanations (B words) still describe it as well as base's describe base
-    assert by["own_comprehensiveness"]["verdict"] == "equivalent"
-    assert set(DELETION_COLUMNS) <= set(rows[0])
+    assert set(DELETION_COLUMNS) == set(rows[0])
 
 
-def test_identical_function_is_equivalent(keyed_runs):
-    models, runs, _ = keyed_runs
-    frame = measure(runs["base"], runs["identical"], models["base"], models["identical"])
-    rows, means = judge_variant(frame, "identical", seed=0)
+def test_identical_function_is_equivalent_and_the_control_against_itself_is_drifted(keyed_runs):
+    models, runs, _, frames = keyed_runs
+    rows, means = judge_variant(frames["identical"], "identical", frames["control"])
     for row in rows:
         assert row["verdict"] == "equivalent" and row["mean"] == pytest.approx(0, abs=1e-12), row
+        assert row["margin"] == pytest.approx(0.5 * row["control_mean"]) and row["control_mean"] > 0
     assert means["base_comprehensiveness"] > 0.3                # deleting base's words matters to base
-    assert rows[0]["margin"] == pytest.approx(0.1 * means["base_comprehensiveness"])
+    # the control is farther than half of itself: the gate can tell another model from base, not blind
+    control_rows, _ = judge_variant(frames["control"], "control", frames["control"])
+    assert {r["check"]: r["verdict"] for r in control_rows}["same_evidence"] == "drifted"
+
+
+def test_offsetting_changes_are_not_equivalent(keyed_runs):
+    """Relies more on base's words for two classes (strength 2.5: the largest rise this model allows, +0.014 AOPC),
+    less for two (1.8, -0.015): the signed mean change of the AOPC is about 0 (the old signed-mean gate called
+    this equivalent), the per-instance distance is about the control's, so more than half of it."""
+    from common.explain.deletion import aopc
+
+    models, runs, _, frames = keyed_runs
+    frame = frames["offsetting"]
+    signed = (aopc(frame, "base", "variant", "comprehensiveness") - aopc(frame, "base", "base", "comprehensiveness"))
+    assert abs(signed.mean()) < 0.25 * signed.abs().mean()       # the changes offset ...
+    by = {r["check"]: r for r in judge_variant(frame, "offsetting", frames["control"])[0]}
+    assert by["same_evidence"]["verdict"] != "equivalent"       # ... and still cannot pass
+    assert by["same_evidence"]["verdict"] == "drifted"
+
+
+def test_no_control_no_verdict_and_the_control_moves_the_margin(keyed_runs):
+    models, runs, _, frames = keyed_runs
+    rows, _ = judge_variant(frames["identical"], "identical", None)
+    assert all(r["verdict"] == "" and r["reason"] for r in rows)
+    # a closer control (the same words at strength 1.95, not 1.8): the margin follows the control
+    near = KeyedClassifier(models["base"].keys, strength=1.95)
+    near_frame = measure(runs["base"], runs["control"], models["base"], near)  # same_evidence: base's words only
+    by_far = {r["check"]: r for r in judge_variant(frames["offsetting"], "v", frames["control"])[0]}
+    by_near = {r["check"]: r for r in judge_variant(frames["offsetting"], "v", near_frame)[0]}
+    assert by_near["same_evidence"]["margin"] < by_far["same_evidence"]["margin"]
+
+
+def test_instances_without_a_positive_base_word_are_excluded_and_counted(keyed_runs):
+    models, runs, _, frames = keyed_runs
+    weights = dict(runs["base"].weights)
+    for iid in (0, 1, 2):                                      # three base explanations with no positive word
+        weights[iid] = {w: -abs(v) for w, v in weights[iid].items()}
+    base = _run("base.csv", runs["base"].texts, runs["base"].explained, weights)
+    frame = measure(base, runs["identical"], models["base"], models["identical"])
+    control = measure(base, runs["control"], models["base"], models["control"])
+    rows, means = judge_variant(frame, "identical", control)
+    assert means["n_excluded"] == 3 and means["n_instances"] == 40
+    gate = {r["check"]: r for r in rows}["same_evidence"]
+    assert gate["n"] == 37 and gate["n_excluded"] == 3 and gate["verdict"] == "equivalent"
 
 
 # ----------------------------------------------------------------------------------------------- (c) end to end
@@ -210,28 +259,43 @@ def test_stage_end_to_end_and_report(lime_csvs, tmp_path):
     assert manifest["stage"] == "deletion_test" and manifest["variant"] == "other"
     assert manifest["arguments"]["model"] == str(lime_csvs["other"])
     assert manifest["arguments"]["base_model"] == str(lime_csvs["base"])
-    assert {c["check"] for c in manifest["metrics"]["checks"]} == {
-        "same_evidence", "same_evidence_sufficiency", "own_comprehensiveness", "own_sufficiency"}
+    assert "checks" not in manifest["metrics"]                  # the stage describes; only the report judges
+    assert manifest["metrics"]["distance_same_evidence"] > 0
     assert manifest["inputs"]["variant_lime"]["sha256"] and manifest["metrics"]["n_instances"] == len(lime)
 
     reports = tmp_path / "reports"
+    # without a positive control nothing can be equivalent, and the report says why
     assert report_main(["--variant", str(out / "other.csv"), "--variant", str(out / "same.csv"),
-                        "--output-dir", str(reports), "--seed", "3"]) == 0
+                        "--output-dir", str(reports / "blind"), "--seed", "3"]) == 0
+    blind = pd.read_csv(reports / "blind" / "deletion.csv", keep_default_na=False)
+    assert (blind.verdict == "").all() and (blind.reason != "").all()
+    assert "positive control" in (reports / "blind" / "deletion.md").read_text()
+
+    # the other random init is the positive control: base's own function must come out equivalent
+    assert report_main(["--variant", str(out / "other.csv"), "--variant", str(out / "same.csv"),
+                        "--positive-control", "other", "--output-dir", str(reports), "--seed", "3"]) == 0
     table = pd.read_csv(reports / "deletion.csv", keep_default_na=False)
     assert list(table.columns) == DELETION_COLUMNS
     assert len(table) == 8 and set(table.variant) == {"other", "same"}
     same = table[table.variant == "same"]
     assert (same.verdict == "equivalent").all() and np.allclose(same["mean"], 0)
-    assert (table.n == len(lime)).all()
-    # the report's verdicts are the per-variant manifest's (same rows, same seed)
+    assert (table.n + table.n_excluded == len(lime)).all()
+    # the report's distances are the per-variant stage's
     gate = table[(table.variant == "other") & (table.check == "same_evidence")].iloc[0]
-    assert gate.verdict == manifest["metrics"]["checks"][0]["verdict"]
-    assert gate["mean"] == pytest.approx(manifest["metrics"]["checks"][0]["mean"], rel=1e-6)
+    assert gate["mean"] == pytest.approx(manifest["metrics"]["distance_same_evidence"], rel=1e-6)
+    assert gate["control_mean"] == pytest.approx(gate["mean"]) and gate["margin"] == pytest.approx(0.5 * gate["mean"])
     md = (reports / "deletion.md").read_text()
-    assert "| other" in md and "| same" in md and "Margin" in md and "deletion.png" in md
+    assert "| other" in md and "| same" in md and "deletion.png" in md and "Bonferroni" in md
+    if gate.verdict != "drifted":                               # a control the gate cannot tell apart: say so
+        assert "blind" in md
     assert (reports / "deletion.png").read_bytes()[:4] == b"\x89PNG"
     report_manifest = json.loads((reports / "deletion.manifest.json").read_text())
     assert report_manifest["gate"] == "same_evidence" and len(report_manifest["checks"]) == 8
+    assert report_manifest["positive_control"] == "other" and report_manifest["n_candidates"] == 1
+    with pytest.raises(SystemExit) as exc:                       # a control that is not among the variants
+        report_main(["--variant", str(out / "same.csv"), "--positive-control", "other",
+                     "--output-dir", str(reports / "x")])
+    assert exc.value.code == 2
 
 
 # ----------------------------------------------------------------------------------------------- (d) bad input
@@ -341,19 +405,31 @@ def test_make_builds_one_deletion_test_per_lime_variant_after_its_lime_run(tmp_p
     assert res.stdout.index("build_deletion_report") < res.stdout.index("generate_outputs.report.build_report")
 
 
-def test_a_base_without_any_deletion_effect_has_no_margin_and_says_so():
+def test_a_base_without_any_deletion_effect_cannot_pass_and_the_gate_is_blind():
+    """Deleting words changes nothing for base, the control or the variant: every distance is 0, so nothing is
+    shown closer than half the control (not equivalent) and the control is not drifted (the report says blind).
+    With no positive word at all there is nothing to delete: one sentence."""
     from common.cli import UserError
+    from common.explain.deletion_report import deletion_markdown
 
     class Constant:
         def __call__(self, texts):
             return np.full((len(texts), 4), 0.25)
 
-    run = _run("lime.csv", {1: "goal match", 2: "bank profit"}, {1: 1, 2: 2},
-               {1: {"goal": 0.4, "match": 0.1}, 2: {"bank": 0.3, "profit": 0.2}})
+    run = _run("lime.csv", {1: "goal match", 2: "bank profit", 3: "team win"}, {1: 1, 2: 2, 3: 1},
+               {1: {"goal": 0.4, "match": 0.1}, 2: {"bank": 0.3, "profit": 0.2}, 3: {"team": 0.2, "win": 0.1}})
     frame = measure(run, run, Constant(), Constant())
     assert (frame.comprehensiveness == 0).all()
-    with pytest.raises(UserError, match="no scale for its margin"):
-        judge_variant(frame, "v", seed=0)
+    rows, means = judge_variant(frame, "v", frame)
+    control_rows, control_means = judge_variant(frame, "control", frame)
+    assert all(r["verdict"] != "equivalent" for r in rows)
+    assert all(r["verdict"] != "drifted" for r in control_rows)
+    md = deletion_markdown(rows + control_rows, {"v": means, "control": control_means}, None, "control", 1, 0.05)
+    assert "blind" in md
+    negative = _run("lime.csv", run.texts, run.explained, {i: {w: -abs(x) for w, x in ws.items()}
+                                                           for i, ws in run.weights.items()})
+    with pytest.raises(UserError, match="nothing to delete"):
+        judge_variant(measure(negative, negative, Constant(), Constant()), "v", None)
 
 
 def test_report_refuses_a_file_that_is_not_a_deletion_csv(tmp_path, caplog):

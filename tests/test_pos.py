@@ -94,9 +94,10 @@ def lime_csv(path: Path, weights_per_instance: list[dict[str, float]], texts: li
 
 def planted_runs(tmp_path: Path, n: int = 60):
     """base@42 and base@43 put their weight on nouns (with LIME-like noise); 'same' = base@42 itself;
-    'verbs' keeps every label but moves the weight onto the verbs."""
+    'verbs' keeps every label but moves the weight onto the verbs; 'control' (another fine-tune, the positive
+    control) leans on the nouns too, with its own differences (a noun/verb mix of its own per instance)."""
     rng = np.random.default_rng(0)
-    texts, base, noise, verbs = [], [], [], []
+    texts, base, noise, verbs, control = [], [], [], [], []
     for _ in range(n):
         nouns, vs = list(rng.choice(NOUNS, 5, replace=False)), list(rng.choice(VERBS, 5, replace=False))
         texts.append(" ".join(nouns + vs))
@@ -104,31 +105,46 @@ def planted_runs(tmp_path: Path, n: int = 60):
         base.append({w: v + rng.normal(0, 0.05) for w, v in signal.items()})
         noise.append({w: v + rng.normal(0, 0.05) for w, v in signal.items()})
         verbs.append({**{w: rng.uniform(0.0, 0.1) for w in nouns}, **{w: rng.uniform(0.2, 0.5) for w in vs}})
+        control.append({w: v + rng.normal(0, 0.05) + (rng.uniform(0.0, 0.25) if w in vs else 0.0)
+                        for w, v in signal.items()})
     return {"base": lime_csv(tmp_path / "base.csv", base, texts, 42, "base"),
             "noise": lime_csv(tmp_path / "base_noise.csv", noise, texts, 43, "base"),
             "same": lime_csv(tmp_path / "same.csv", base, texts, 42, "same"),
-            "verbs": lime_csv(tmp_path / "verbs.csv", verbs, texts, 42, "verbs"), "texts": texts}
+            "verbs": lime_csv(tmp_path / "verbs.csv", verbs, texts, 42, "verbs"),
+            "control": lime_csv(tmp_path / "control.csv", control, texts, 42, "control"), "texts": texts}
 
 
 def test_planted_pos_drift_is_drifted_and_an_identical_variant_equivalent(tmp_path):
-    from common.explain.pos import FLOOR, MARGIN_FRACTION, POS_COLUMNS, SHARE_COLUMNS, run_pos_analysis
+    from common.explain.pos import FLOOR, POS_COLUMNS, SHARE_COLUMNS, run_pos_analysis
+    from common.explain.verdict import CONTROL_FRACTION
 
     runs = planted_runs(tmp_path)
     out = tmp_path / "out"
     summary = run_pos_analysis(str(runs["base"]), [str(runs["same"]), str(runs["verbs"])], str(out), {},
-                               noise=str(runs["noise"]), tagger=dict_tagger)
-    verdicts = pd.read_csv(out / "pos_analysis.csv")
+                               noise=str(runs["noise"]), tagger=dict_tagger, control=str(runs["control"]))
+    verdicts = pd.read_csv(out / "pos_analysis.csv", keep_default_na=False)
     assert list(verdicts.columns) == POS_COLUMNS
     table = verdicts.set_index("variant")
-    assert table.loc["same", "verdict"] == "equivalent" and table.loc["same", "extra_js_mean"] == pytest.approx(0)
-    assert table.loc["verbs", "verdict"] == "drifted" and table.loc["verbs", "lower"] > table.loc["verbs", "margin"]
+    assert table.loc["same", "verdict"] == "equivalent" and float(table.loc["same", "extra_js_mean"]) == pytest.approx(0)
+    assert table.loc["verbs", "verdict"] == "drifted" and float(table.loc["verbs", "lower"]) > 0
+    control = table.loc["control"]
+    assert control.verdict == "drifted" and float(control.extra_js_mean) > 0   # the control is not blind
     floor = table.loc[FLOOR]
-    assert floor.verdict == "reference" and floor.js_mean > 0 and floor.n == 60
-    assert table.loc["verbs", "margin"] == pytest.approx(MARGIN_FRACTION * floor.js_mean)
+    assert floor.verdict == "reference" and float(floor.js_mean) > 0 and int(floor.n) == 60
+    # the margin is half the control's extra divergence, not a fraction of LIME's floor
+    assert float(table.loc["verbs", "margin"]) == pytest.approx(CONTROL_FRACTION * float(control.extra_js_mean), rel=1e-4)
     assert summary["verbs"]["verdict"] == "drifted"
+    # without a control nothing is equivalent (no anchor for the margin)
+    run_pos_analysis(str(runs["base"]), [str(runs["same"])], str(tmp_path / "blind"), {}, noise=str(runs["noise"]),
+                     tagger=dict_tagger)
+    blind = pd.read_csv(tmp_path / "blind" / "pos_analysis.csv", keep_default_na=False).set_index("variant")
+    assert blind.loc["same", "verdict"] == ""
+    verdicts = verdicts.replace("", np.nan)
+    for column in ("lower", "upper", "extra_js_mean"):
+        verdicts[column] = pd.to_numeric(verdicts[column])
     # CIs contain the mean: the verdict's bounds and every tag share's 95 % interval
-    judged = verdicts[verdicts.verdict != "reference"]
-    assert (judged.lower <= judged.extra_js_mean + 1e-12).all() and (judged.extra_js_mean <= judged.upper + 1e-12).all()
+    judged = verdicts[verdicts.verdict != "reference"]       # bounds of mean d = extra - f x control's extra
+    assert (judged.lower < judged.upper).all() or (judged.lower == judged.upper).all()
     shares = pd.read_csv(out / "pos_tag_shares.csv")
     assert list(shares.columns) == SHARE_COLUMNS
     assert (shares.lower <= shares.share + 1e-12).all() and (shares.share <= shares.upper + 1e-12).all()
@@ -137,7 +153,7 @@ def test_planted_pos_drift_is_drifted_and_an_identical_variant_equivalent(tmp_pa
     assert overall.loc[("base", "NOUN"), "upper"] - overall.loc[("base", "NOUN"), "lower"] > 0  # a real interval
     assert set(shares.scope) == {"all", "World", "Sports", "Business", "Sci/Tech"}
     md = (out / "pos_analysis.md").read_text()
-    assert "| verbs" in md and "drifted" in md and "equivalent" in md and f"{MARGIN_FRACTION}" in md
+    assert "| verbs" in md and "drifted" in md and "equivalent" in md and "positive control" in md
     manifest = json.loads((out / "pos_analysis.manifest.json").read_text())
     assert manifest["top_k"] == 10 and manifest["base_seed"] == 42 and manifest["noise_seed"] == 43
 
@@ -149,11 +165,11 @@ def test_a_small_shift_on_few_instances_is_inconclusive_with_n_to_decide(tmp_pat
     rng = np.random.default_rng(1)
     frame = pd.read_csv(runs["base"])
     # a little weight moved around: somewhere between equivalent and drifted on 8 instances
-    frame["weight"] = frame["weight"] + rng.normal(0, 0.06, len(frame))
+    frame["weight"] = frame["weight"] + rng.normal(0, 0.2, len(frame))
     frame["variant"] = "wobbly"
     frame.to_csv(tmp_path / "wobbly.csv", index=False)
     run_pos_analysis(str(runs["base"]), [str(tmp_path / "wobbly.csv")], str(tmp_path / "out"), {},
-                     noise=str(runs["noise"]), tagger=dict_tagger)
+                     noise=str(runs["noise"]), tagger=dict_tagger, control=str(runs["control"]))
     row = pd.read_csv(tmp_path / "out" / "pos_analysis.csv").set_index("variant").loc["wobbly"]
     assert row.verdict == "inconclusive" and row.n_to_decide > 8
 
@@ -172,7 +188,8 @@ def test_stage_end_to_end_with_the_real_tagger(tmp_path, nltk_data):
     runs = planted_runs(tmp_path, n=12)
     out = tmp_path / "out"
     assert main(["--base", str(runs["base"]), "--noise", str(runs["noise"]), "--variant", str(runs["verbs"]),
-                 "--variant", str(runs["same"]), "--output-dir", str(out)]) == 0
+                 "--variant", str(runs["same"]), "--positive-control", str(runs["control"]),
+                 "--output-dir", str(out)]) == 0
     table = pd.read_csv(out / "pos_analysis.csv").set_index("variant")
     assert table.loc["same", "extra_js_mean"] == pytest.approx(0)
     assert table.loc["verbs", "js_mean"] > table.loc["same", "js_mean"]

@@ -18,14 +18,16 @@ def _metrics(variant, acc, tput, size=10.0):
             "parameters": {"total": 1_000_000, "encoder": 600_000}}
 
 
-def _lime(verdict, role="variant", n_to_decide=None):
-    extra = {"equivalent": 0.004, "drifted": 0.2, "inconclusive": 0.04}[verdict]
-    return {"role": role, "extra": extra, "lower": extra - 0.01, "upper": extra + 0.01, "margin": 0.05,
-            "verdict": verdict, "n": 100, "n_to_decide": n_to_decide}
+def _lime(verdict, role="variant", n_to_decide=None, decides=""):
+    """A similarity row as common.report.inputs reads it: the variant's extra, the control's (0.1), d and its bounds."""
+    extra = {"equivalent": 0.004, "drifted": 0.2, "inconclusive": 0.05}[verdict]
+    d = extra - 0.05
+    return {"role": role, "extra": extra, "control_extra": 0.1, "d": d, "lower": d - 0.01, "upper": d + 0.01,
+            "margin": 0.05, "verdict": verdict, "n": 100, "n_to_decide": n_to_decide, "decides": decides, "reason": ""}
 
 
-def _deletion(verdict, n_to_decide=None):
-    return {"verdict": verdict, "n": 100, "n_to_decide": n_to_decide}
+def _deletion(verdict, n_to_decide=None, decides=""):
+    return {"verdict": verdict, "n": 100, "n_to_decide": n_to_decide, "decides": decides, "reason": ""}
 
 
 METRICS = {m["variant"]: m for m in [
@@ -55,14 +57,15 @@ def _pick(similarity: dict, deletion: dict | None, metrics: dict = METRICS) -> s
 
 
 def test_clean_pick_names_the_runner_up_and_skips_the_control_and_the_inaccurate():
-    similarity = _similarity(fast_drifted=_lime("drifted"), fast_inconclusive=_lime("inconclusive", n_to_decide=340))
+    similarity = _similarity(fast_drifted=_lime("drifted"),
+                             fast_inconclusive=_lime("inconclusive", n_to_decide=340, decides="drifted"))
     frame, notes = variant_table(METRICS, SUMMARY, similarity, {}, deletion=_deletions())
     assert not notes
     assert abs(frame.set_index("variant").loc["fast_but_wrong", "delta_acc_pt"] + 5) < 1e-9
     text = recommend(frame)
     assert text.startswith("**Ship `good`**: 5.00x the base throughput")
     assert "`fast_drifted` (8.00x the base throughput: LIME agreement drifted), `fast_inconclusive` (7.00x the base " \
-           "throughput: LIME agreement inconclusive, about 340 instances would decide)" in text
+           "throughput: LIME agreement inconclusive, would be drifted at about 340 instances (80 % power))" in text
     assert "LIME agreement equivalent" in text and "deletion test equivalent" in text
     assert "Runner-up: `slow_ok` (1.20x the base throughput), which passes the same gates but is slower" in text
     assert "control_seed43" not in text and "fast_but_wrong" not in text  # a control is never a candidate
@@ -78,28 +81,36 @@ def test_fastest_but_drifted_is_named_in_the_picks_paragraph():
 
 
 def test_fastest_but_inconclusive_on_the_deletion_test_is_not_shipped():
-    text = _pick(_similarity(), _deletions(fast_drifted=_deletion("inconclusive", n_to_decide=250),
+    text = _pick(_similarity(), _deletions(fast_drifted=_deletion("inconclusive", n_to_decide=250, decides="equivalent"),
                                            fast_inconclusive=_deletion("drifted")))
     assert "**Ship `good`**" in text
-    assert "`fast_drifted` (8.00x the base throughput: deletion test inconclusive, about 250 instances would " \
-           "decide)" in text
+    assert "`fast_drifted` (8.00x the base throughput: deletion test inconclusive, would be equivalent at about 250 " \
+           "instances (80 % power))" in text
     assert "`fast_inconclusive` (7.00x the base throughput: deletion test drifted)" in text
 
 
 def test_missing_gates_are_said_and_nothing_passing_keeps_base():
-    # no deletion.csv: the pick rests on LIME alone, and says so
+    """No verdict, no ship (issue 24): a gate that was not built leaves every variant unverified on it, and a
+    variant a gate did not judge does not pass it, in the report as in the sweep."""
+    # no deletion.csv: nothing is verified on the deletion test, so base is kept and the missing gate is said
     text = _pick(_similarity(fast_drifted=_lime("drifted")), None)
-    assert "**Ship `fast_inconclusive`**" in text
-    assert "The deletion gate is missing" in text and "rests on the LIME agreement alone" in text
-    # neither gate (and so no role telling the control apart): accuracy and speed alone, said
+    assert text.startswith("**No compressed variant passes the explanation gates: keep `base`.**")
+    assert "The deletion gate is missing" in text and "unverified on it" in text
+    assert "`fast_inconclusive` (7.00x the base throughput: unverified: no deletion test verdict)" in text
+    # neither gate: accuracy and speed alone never ship a variant
     text = _pick({}, None, metrics={k: m for k, m in METRICS.items() if k != "control_seed43"})
-    assert "**Ship `fast_drifted`**" in text and "accuracy and speed alone" in text
-    # a variant a gate did not judge does not pass it
-    similarity = {"fast_drifted": _lime("drifted"), "good": _lime("inconclusive", n_to_decide=900)}
+    assert text.startswith("**No compressed variant passes the explanation gates: keep `base`.**")
+    # a variant a gate did not judge does not pass it (one case per gate)
+    similarity = {"fast_drifted": _lime("drifted"), "good": _lime("inconclusive", n_to_decide=900, decides="equivalent")}
     text = _pick(similarity, _deletions())
     assert text.startswith("**No compressed variant passes the explanation gates: keep `base`.**")
-    assert "`slow_ok` (1.20x the base throughput: LIME agreement not run for it)" in text
-    assert "about 900 instances would decide" in text
+    assert "`slow_ok` (1.20x the base throughput: unverified: no LIME agreement verdict)" in text
+    assert "would be equivalent at about 900 instances (80 % power)" in text
+    text = _pick(_similarity(), {n: v for n, v in _deletions().items() if n not in ("good", "fast_inconclusive",
+                                                                                 "fast_drifted", "fast_but_wrong")})
+    assert "**Ship `slow_ok`**" in text and "`good` (5.00x the base throughput: unverified: no deletion test verdict)" in text
+    # the planted negative: both gates equivalent, the fastest within 1 pt ships
+    assert _pick(_similarity(), _deletions()).startswith("**Ship `fast_drifted`**")
 
 
 # ----------------------------------------------------------------------------------------------- the whole report
@@ -136,8 +147,9 @@ def _write_fixture_outputs(root):
     write_lime_csv(lime / "base_noise.csv", _add(true, noise_s1), seed=2, variant="base_noise")
     for name in ("base_onnx", "good", "control_seed43"):
         write_lime_csv(lime / f"{name}.csv", _add(true, noise_s), seed=1, variant=name)
-    assert run_stage(lime, reports, "base_onnx", "good", "control_seed43",
-                     extra=["--negative-control", "base_onnx", "--positive-control", "control_seed43",
+        write_lime_csv(lime / f"{name}.rerun.csv", _add(true, noise_s1), seed=2, variant=name)
+    assert run_stage(lime, reports, "base_onnx", "good", control="control_seed43",
+                     extra=["--negative-control", "base_onnx",
                             "--curve", f"1000={lime / 'base.csv'},{lime / 'base_noise.csv'}"]) == 0
     return outputs
 
@@ -165,7 +177,7 @@ def test_report_links_resolve_once_each_and_the_drift_table_shows_controls(tmp_p
     order = [drift.index(f"| {n}") for n in ("base_onnx", "good", "control_seed43")]
     assert order == sorted(order)
     assert "negative control" in drift and "positive control" in drift and "not built" in drift
-    assert "cannot tell two fine-tunes apart" in drift
+    assert "The LIME agreement is blind here" in drift  # a control identical to base cannot anchor a margin
     # the pick: the control is never shipped, the missing deletion gate is said
     pick = text.split("## Which variant should I ship?")[1].split("## Every variant")[0]
     assert "control_seed43" not in pick.split("Runner-up")[0] and "The deletion gate is missing" in pick
@@ -179,8 +191,9 @@ def test_report_reads_the_deletion_gate_and_rejects_a_malformed_file(tmp_path, c
 
     outputs = _write_fixture_outputs(tmp_path)
     deletion = pd.DataFrame([
-        {"variant": v, "check": check, "mean": 0.0, "lower": -0.01, "upper": 0.01, "margin": 0.05,
-         "verdict": verdict, "n": 100, "n_to_decide": None}
+        {"variant": v, "check": check, "mean": 0.0, "control_mean": 0.1, "margin": 0.05, "d_mean": -0.05,
+         "lower": -0.06, "upper": -0.04, "p_equivalent": 0.001, "alpha_equivalent": 0.05, "verdict": verdict,
+         "n": 100, "n_excluded": 0, "n_to_decide": None, "decides": "", "reason": ""}
         for v, verdict in (("good", "drifted"), ("base_onnx", "equivalent"), ("control_seed43", "equivalent"))
         for check in ("same_evidence", "own_faithfulness")])
     deletion.loc[deletion.check == "own_faithfulness", "verdict"] = "equivalent"  # only the gate row counts
@@ -191,7 +204,6 @@ def test_report_reads_the_deletion_gate_and_rejects_a_malformed_file(tmp_path, c
     good_row = next(line for line in text.split("## Explanation drift")[1].splitlines() if line.startswith("| good"))
     assert "drifted" in good_row
     pick = text.split("## Which variant should I ship?")[1].split("## Every variant")[0]
-    assert "`good` (5.00x the base throughput: LIME agreement not run for it; deletion test drifted)" not in pick
     assert "deletion test drifted" in pick and "gate is missing" not in pick
     # a deletion.csv without the agreed columns stops with one sentence naming it, no report written
     out.unlink()

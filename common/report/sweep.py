@@ -6,9 +6,11 @@ percentage's pruning manifest (sparsity achieved, accuracy right after pruning a
 re-fine-tuning wall time) and, where they were built, the explanation verdicts (lime_similarity.csv,
 deletion.csv). Outputs: sweep.csv, frontier.png, sweep.manifest.json and, last (the Make target), sweep.md.
 
-**The pick** (:func:`pick`): the most compressed variant (highest achieved encoder sparsity; tie: the
-fastest) within ``ACCURACY_TOLERANCE_PT`` of base accuracy that is ``equivalent`` on both the LIME agreement and
-the deletion test: the report's eligibility rule, the same function (:func:`common.report.pick.explanation_failures`).
+**The pick** (:func:`pick`) is the report's shipping rule (:func:`common.report.pick.recommend`), so the sweep and
+the report pick the same variant from the same verdicts: the fastest variant (batch-32 throughput) within
+``ACCURACY_TOLERANCE_PT`` of base accuracy that is ``equivalent`` on both the LIME agreement and the deletion
+test, by the same eligibility function (:func:`common.report.pick.explanation_failures`). The most compressed
+eligible variant (highest achieved encoder sparsity) is named beside it, for a user who cares about size.
 A variant without a verdict on a gate is *unverified* and never eligible; where another graph of the same pruned
 model, or of a less pruned one, is ``drifted`` on that gate, the note says so (:func:`_sibling_drift`), and the
 pick names the command that would decide. Nothing eligible: keep base.
@@ -210,42 +212,38 @@ def _decide_command(names: list[str]) -> str:
 
 
 def pick(rows: list[dict], baseline: str = "base") -> dict:
-    """The most compressed eligible variant (see the module docstring), with the reasons for every variant that
-    was more compressed but rejected, the fastest eligible variant and the sentences that say so."""
+    """The fastest eligible variant (see the module docstring), with the reasons for every faster variant that was
+    rejected, the most compressed eligible variant and what would decide the unverified ones."""
     measured = [r for r in rows if r["status"] == "ok" and r["variant"] != baseline]
     within = [r for r in measured if r["accuracy_delta_pt"] >= -ACCURACY_TOLERANCE_PT - 1e-9]  # exactly 1 pt is in
-    failures = {r["variant"]: _gate_failures(r, rows) for r in measured}  # measured or presumed, once per variant
-    eligible = [r for r in within if not failures[r["variant"]]]
-    by_compression = sorted(eligible, key=lambda r: (-r["encoder_sparsity"], -r["throughput_samples_per_s"]))
-    chosen = by_compression[0] if by_compression else None
-    fastest = max(eligible, key=lambda r: r["throughput_samples_per_s"], default=None)
-    floor = chosen["encoder_sparsity"] if chosen else -1.0
+    failures = {r["variant"]: _gate_failures(r, rows) for r in measured}  # the verdicts, or why there is none
+    by_speed = sorted(measured, key=lambda r: -r["throughput_samples_per_s"])
+    eligible = [r for r in by_speed if r in within and not failures[r["variant"]]]
+    chosen = eligible[0] if eligible else None
+    smallest = max(eligible, key=lambda r: (r["encoder_sparsity"], r["throughput_samples_per_s"]), default=None)
     rejected = {}
-    for r in sorted(measured, key=lambda r: (-r["encoder_sparsity"], -r["throughput_samples_per_s"])):
-        if r in eligible or r["encoder_sparsity"] < floor:
-            continue
-        if r not in within:
-            rejected[r["variant"]] = f"{r['accuracy_delta_pt']:+.2f} pt"
-        else:
-            rejected[r["variant"]] = "; ".join(failures[r["variant"]])
+    for r in by_speed:                              # every variant faster than the pick, and why it is not it
+        if r is chosen:
+            break
+        rejected[r["variant"]] = (f"{r['accuracy_delta_pt']:+.2f} pt" if r not in within
+                                  else "; ".join(failures[r["variant"]]))
     # The speed frontier without the explanation gates: what the gates cost, said beside the pick.
     ungated = max(within, key=lambda r: r["throughput_samples_per_s"], default=None)
     return {"ungated_fastest": ungated, "ungated_failures": failures[ungated["variant"]] if ungated else [],
             "failures": failures,
             "variant": chosen["variant"] if chosen else None, "row": chosen,
-            "eligible": [r["variant"] for r in by_compression],
-            "fastest": fastest["variant"] if fastest else None, "fastest_row": fastest, "rejected": rejected,
+            "eligible": [r["variant"] for r in eligible],
+            "most_compressed": smallest["variant"] if smallest else None, "most_compressed_row": smallest,
+            "rejected": rejected,
             # the unverified variants within the tolerance that would beat the pick if they were shown equivalent,
-            # most compressed first (LIME costs minutes per variant: the command names three at most)
-            "undecided": [r["variant"] for r in sorted(within, key=lambda r: (-r["encoder_sparsity"],
-                                                                               -r["throughput_samples_per_s"]))
-                          if r not in eligible and r["encoder_sparsity"] >= floor and _missing_gates(r)
-                          and not any(DRIFTED in f or "inconclusive" in f for f in failures[r["variant"]]
-                                      if not f.startswith("unverified"))][:3]}
+            # fastest first (LIME costs minutes per variant: the command names three at most); a variant with a
+            # drifted or inconclusive verdict on a gate is not undecided, it failed
+            "undecided": [r["variant"] for r in by_speed if r in within and r["variant"] in rejected and _missing_gates(r)
+                          and not any(not f.startswith("unverified") for f in failures[r["variant"]])][:3]}
 
 
 def pick_sentences(choice: dict, peer: dict | None, baseline: str) -> list[str]:
-    """The pick in words: what to ship and why, the 2x-the-peer target, the fastest eligible variant."""
+    """The pick in words: what to ship and why, the 2x-the-peer target, the most compressed eligible variant."""
     tol = f"{ACCURACY_TOLERANCE_PT:g} pt"
     rejected = ", ".join(f"`{name}` ({why})" for name, why in choice["rejected"].items())
     row = choice["row"]
@@ -253,13 +251,14 @@ def pick_sentences(choice: dict, peer: dict | None, baseline: str) -> list[str]:
         return [f"**Keep `{baseline}`**: no compressed variant is within {tol} of its accuracy with explanations "
                 "that are shown equivalent on both explanation gates" + (f" (rejected: {rejected})." if rejected else "."),
                 *_ungated_sentence(choice, row), *_undecided_sentence(choice)]
-    out = [f"**Ship `{row['variant']}`**: the most compressed variant within {tol} of `{baseline}` - encoder "
+    out = [f"**Ship `{row['variant']}`**: the fastest variant within {tol} of `{baseline}` whose explanations are "
+           f"`equivalent` to base's on both the LIME agreement and the deletion test (the report's rule) - encoder "
            f"sparsity {100 * row['encoder_sparsity']:.1f} % (requested {row['sparsity_requested_pct']} %), "
            f"{row['quantization']} quantization, accuracy {row['accuracy']:.4f} ({row['accuracy_delta_pt']:+.2f} pt), "
            f"{row['throughput_samples_per_s']:.1f} samples/s = {row['x_base']:.2f}x `{baseline}`, "
            f"{row['size_mb']:.1f} MB."]
     if rejected:
-        out.append(f"As or more compressed but rejected: {rejected}.")
+        out.append(f"Faster but rejected: {rejected}.")
     if row["x_peer"] is not None:
         reach = "reaches" if row["x_peer"] >= PEER_TARGET_RATIO else "falls short of"
         out.append(f"It {reach} the {PEER_TARGET_RATIO:.1f}x-the-peer target: {row['x_peer']:.2f}x the throughput "
@@ -268,15 +267,16 @@ def pick_sentences(choice: dict, peer: dict | None, baseline: str) -> list[str]:
         why = (peer or {}).get(RECORD_STATUS, "no peer record was given")
         out.append(f"The Optimum peer was not measured ({why}), so the {PEER_TARGET_RATIO:.1f}x-the-peer target "
                    "is not checked; run `make .venv-interop/.installed`, then `make sweep` again.")
-    fast = choice["fastest_row"]
-    if fast["variant"] == row["variant"]:
-        out.append("It is also the fastest eligible variant.")
+    small = choice["most_compressed_row"]
+    if small["variant"] == row["variant"]:
+        out.append("It is also the most compressed eligible variant.")
     else:
-        ratio = f", {fast['x_peer']:.2f}x the peer" if fast["x_peer"] is not None else ""
-        out.append(f"The fastest eligible variant is `{fast['variant']}` ({fast['throughput_samples_per_s']:.1f} "
-                   f"samples/s, {fast['accuracy_delta_pt']:+.2f} pt{ratio}): pick it when speed matters more than size.")
+        ratio = f", {small['x_peer']:.2f}x the peer" if small["x_peer"] is not None else ""
+        out.append(f"The most compressed eligible variant is `{small['variant']}` (encoder sparsity "
+                   f"{100 * small['encoder_sparsity']:.1f} %, {small['size_mb']:.1f} MB, "
+                   f"{small['throughput_samples_per_s']:.1f} samples/s, {small['accuracy_delta_pt']:+.2f} pt{ratio}): "
+                   "pick it when size matters more than speed.")
     out += _ungated_sentence(choice, row)
-    out.append("Its explanations are `equivalent` to base's on both the LIME agreement and the deletion test.")
     out += _undecided_sentence(choice)
     return out
 
@@ -298,7 +298,9 @@ def _ungated_sentence(choice: dict, row: dict | None) -> list[str]:
     return [f"Without the explanation gates the fastest within {ACCURACY_TOLERANCE_PT:g} pt would be `{fast['variant']}` "
             f"({fast['throughput_samples_per_s']:.1f} samples/s{ratio}, {fast['accuracy_delta_pt']:+.2f} pt), but its "
             f"{'; '.join(choice['ungated_failures'])}: accurate enough, but "
-            + ("it does not reason like base." if any(DRIFTED in f for f in choice["ungated_failures"])
+            # a drifted verdict of its own, not a note about a sibling on an unverified gate
+            + ("it does not reason like base." if any(DRIFTED in f and not f.startswith("unverified")
+                                                      for f in choice["ungated_failures"])
                else "its explanations are not shown to match base's.")]
 
 
@@ -418,8 +420,8 @@ def run_sweep(config: SweepConfig) -> int:
               **{name: Path(config.reports_dir) / name for name in ("lime_similarity.csv", "deletion.csv")}}
     manifest = base_manifest("sparsity_sweep", config.to_dict(), inputs=inputs)
     manifest.update({"accuracy_tolerance_pt": ACCURACY_TOLERANCE_PT, "peer_target_ratio": PEER_TARGET_RATIO,
-                     "pick": choice["variant"], "fastest_eligible": choice["fastest"],
-                     "rejected_more_compressed": choice["rejected"], "undecided": choice["undecided"],
+                     "pick": choice["variant"], "most_compressed_eligible": choice["most_compressed"],
+                     "rejected_faster": choice["rejected"], "undecided": choice["undecided"],
                      "ungated_fastest": (choice["ungated_fastest"] or {}).get("variant"),
                      "ungated_fastest_failures": choice["ungated_failures"],
                      "pick_x_peer": choice["row"]["x_peer"] if choice["row"] else None,
