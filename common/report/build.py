@@ -112,8 +112,8 @@ def _sweep_section(path: Path, report_dir: Path) -> str:
     title = "Sparsity sweep: the accuracy-speed frontier"
     if not path.is_file():
         return (f"## {title}\n\n_Not built: `make sweep` prunes at every `SWEEP_PCTS` percentage, benchmarks their "
-                "int8 graphs with the Optimum peer in one run and picks the most compressed variant within 1 pt; "
-                "the report includes it from then on._\n")
+                "int8 graphs with the Optimum peer in one run and picks with this report's rule (the fastest "
+                "variant within 1 pt that is equivalent on both gates); the report includes it from then on._\n")
     return _include(path, title, "##", report_dir)
 
 

@@ -12,8 +12,9 @@ num_samples. Per instance and k = 1..5, base's top-k positive LIME words are del
 alone) on base and on the variant, and the variant's own top-k words on the variant. Writes the
 per-instance long CSV (instance_id, explained_label, words_from, model, k, n_words, words,
 predicted_full, p_full, p_removed, p_kept, comprehensiveness, sufficiency) and a manifest beside
-it with the four verdicts (same_evidence, same_evidence_sufficiency, own_comprehensiveness,
-own_sufficiency); the margin rule is in common/explain/deletion.py. Each instance's texts are one forward
+it with the AOPC means and the four curve distances (same_evidence, same_evidence_sufficiency,
+own_comprehensiveness, own_sufficiency). No verdict here: that needs the positive control, judged by
+build_deletion_report (the rule is in common/explain/deletion.py). Each instance's texts are one forward
 batch per model (a fixed composition: dynamic int8 gives the same numbers in any run).
 """
 from __future__ import annotations

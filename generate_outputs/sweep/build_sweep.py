@@ -8,8 +8,10 @@
 Writes sweep.csv (one row per variant: sparsity requested and achieved, accuracy, delta pt, throughput, x base,
 x peer, latency p50, size, accuracy after pruning and after re-fine-tuning, explanation verdicts, eligible,
 pick), frontier.png (accuracy vs throughput per quantization mode, base and the Optimum peer as references,
-the 1-pt band, the pick), sweep.manifest.json and, last, sweep.md. The pick: the most compressed variant within
-1 pt of base accuracy whose explanation verdicts, where built, are `equivalent` (common/report/sweep.py).
+the 1-pt band, the pick), sweep.manifest.json and, last, sweep.md. The pick is the report's rule: the fastest
+variant within 1 pt of base accuracy that is `equivalent` on both explanation gates; a variant without a verdict
+on a gate is unverified and never picked; the most compressed eligible variant is named beside it
+(common/report/sweep.py).
 """
 from __future__ import annotations
 
