@@ -378,7 +378,7 @@ SIM_CONTROL_ARGS := $(if $(filter base_onnx,$(LIME_VARIANTS)),--negative-control
   $(if $(CONTROL_CSV),--variant $(CONTROL_CSV) --positive-control control_seed$(CONTROL_SEED) \
   --rerun control_seed$(CONTROL_SEED)=$(CONTROL_RERUN))
 SUBMAKE := $(MAKE) --no-print-directory
-outputs/reports/lime_similarity.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) $(CONTROL_CSV) $(CONTROL_RERUN) $(NEGATIVE_RERUN) $(CURVE_CSVS) outputs/reports/deletion.csv outputs/metrics/summary.csv generate_outputs/lime_similarity_pipeline/run_lime_similarity.py $(SIM_SRC) $(LIST_KNOBS) $(CONTROL_KNOBS) | outputs/reports ## LIME agreement verdicts (two seeds per judged model, margin from the positive control; what could ship, fastest first)
+outputs/reports/lime_similarity.md: outputs/lime/base.csv outputs/lime/base_noise.csv $(LIME_CSVS) $(CONTROL_CSV) $(CONTROL_RERUN) $(NEGATIVE_RERUN) $(CURVE_CSVS) outputs/reports/deletion.md outputs/metrics/summary.csv generate_outputs/lime_similarity_pipeline/run_lime_similarity.py $(SIM_SRC) $(LIST_KNOBS) $(CONTROL_KNOBS) | outputs/reports ## LIME agreement verdicts (two seeds per judged model, margin from the positive control; what could ship, fastest first)
 	bash generate_outputs/lime_similarity_pipeline/run_pipeline.sh --base outputs/lime/base.csv \
 	  --noise outputs/lime/base_noise.csv --output-dir $(@D) --seed $(SEED) \
 	  $(foreach v,$(filter-out base,$(LIME_VARIANTS)),--variant outputs/lime/$(v).csv --rerun $(v)=outputs/lime/$(v).rerun.csv) $(SIM_CONTROL_ARGS) \
