@@ -17,7 +17,7 @@ import pandas as pd
 from common.explain.drift import HEADLINE, ROLE_POSITIVE_CONTROL
 from common.schema import ACCURACY_TOLERANCE_PT, LATENCY_THREADS, RECORD_THROUGHPUT, SUMMARY_VARIANT, THROUGHPUT_VS_PEER
 from common.explain.gates import GATES
-from common.explain.verdict import EQUIVALENT
+from common.explain.verdict import EQUIVALENT, decide_text
 
 
 # The sweep's target: the pick at >= 2x the throughput of the int8 a user would otherwise ship (the peer's).
@@ -95,10 +95,11 @@ def explanation_failures(row, gates=GATES, columns: str = "table") -> list[str]:
             out.append(f"unverified: no {label} verdict" + (f" ({reason})" if isinstance(reason, str) and reason else ""))
         elif verdict != EQUIVALENT:
             more = ""
-            if columns == "table" and verdict == "inconclusive":
+            if columns == "table":
                 decide, way = row.get(gate.decide_column), row.get(gate.decides_column)
                 if pd.notna(decide) and isinstance(way, str) and way:
-                    more = f", would be {way} at about {int(decide)} instances (80 % power)"
+                    text = decide_text({"verdict": verdict, "n_to_decide": decide, "decides": way})
+                    more = f", {text}" if text else ""
             out.append(f"{label} {verdict}{more}")
     return out
 
