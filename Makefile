@@ -24,7 +24,8 @@ CALIB_ROWS ?= 128## static int8: seeded training rows (never test rows) that cal
 STATIC_FORMAT ?= qoperator_u8## static int8: qoperator_u8 (fastest measured here) | qoperator_s8 | qdq_u8 | qdq_s8
 TEST_SAMPLES ?= 0## evaluate on a stratified test subset (0 = the full test split)
 THREADS ?= 0## CPU threads for inference and benchmarks (0 = all cores)
-OPTIMUM_PEER ?= auto## `make bench` peer row, Optimum's int8 for this CPU: auto (when .venv-interop exists) | 1 (build the venv first) | 0 (skip)
+OPTIMUM_PEER ?= auto## peer row in `make bench`/`make sweep`, Optimum's int8 for this CPU: auto (when .venv-interop exists) | 1 (build the venv first) | 0 (skip)
+OPENVINO_PEER ?= auto## peer row in `make bench`/`make sweep`, OpenVINO's int8 (optimum-intel export + NNCF): auto (when .venv-openvino exists) | 1 (build the venv first) | 0 (skip)
 HALF_ON_CPU ?= 0## 1: `make bench` measures base_fp16/base_bf16 on a CPU without native fp16/bf16 too (default: skipped there with the reason; torch emulates them at ~0.15x fp32)
 LIME_INSTANCES ?= 100## test instances explained per variant
 LIME_SAMPLES ?= 1000## LIME perturbation samples per explanation
@@ -57,7 +58,7 @@ INTEGER_KNOBS := SEED TRAIN_SAMPLES MAX_LEN PRUNE_PCTS SAVE_STEPS TEST_SAMPLES T
   LIME_VIA_ONNX LIME_SAMPLE_CURVE LIME_CURVE_INSTANCES SP_SAMPLE_SIZE SP_EXPLANATIONS SP_FEATURES MLP_EXPLAINED MLP_SEEDS \
   CONTROL CONTROL_SEED CALIB_ROWS SWEEP_PCTS HALF_ON_CPU
 NUMBER_KNOBS := EPOCHS PRUNE_EPOCHS PRUNE_HEAD_FFN_RATIO MLP_LAMBDA MLP_LAMBDAS
-WORD_KNOBS := DEVICE DISTILL STATIC_FORMAT OPTIMUM_PEER
+WORD_KNOBS := DEVICE DISTILL STATIC_FORMAT OPTIMUM_PEER OPENVINO_PEER
 DIGITS := 0 1 2 3 4 5 6 7 8 9
 WORD_CHARS := $(DIGITS) a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N O P Q R S T U V W X Y Z _ - : .
 # $(call strip_chars,TEXT,CHARS): TEXT without any of CHARS (and without spaces)
@@ -76,7 +77,8 @@ STAMPS := models/.knobs
 # artefact built with other knob values is rebuilt instead of silently reused.
 # Dry runs (make -n) and goals that build nothing never rewrite a stamp: a changed
 # value then points at a fresh temporary stamp, so `make -n` shows the rebuild.
-NO_STAMP_GOALS := help clean setup test test-fast lint-docker docker-cpu docker-cuda nltk-data .venv-interop/.installed
+NO_STAMP_GOALS := help clean setup test test-fast lint-docker docker-cpu docker-cuda nltk-data .venv-interop/.installed \
+  .venv-openvino/.installed
 DRY_RUN := $(if $(filter -%,$(firstword $(MAKEFLAGS))),,$(findstring n,$(firstword $(MAKEFLAGS))))
 STAMP_READONLY := $(DRY_RUN)$(if $(MAKECMDGOALS),$(if $(filter-out $(NO_STAMP_GOALS),$(MAKECMDGOALS)),,yes))
 knob_stamp = $(shell f=$(STAMPS)/$(1); v=$(call shell_quote,$(strip $(2))); \
@@ -124,7 +126,8 @@ QUANT_SRC := $(call stage_src,train/quantization/run_dynamic_quantization.py)
 EVAL_SRC := $(call stage_src,inference/run_inference_on_model.py)
 PROPS_SRC := $(call stage_src,analysis/model_properties/run_model_properties.py)
 ONNX_SRC := $(call stage_src,export_onnx/export_onnx.py)
-BENCH_SRC := $(call stage_src,inference/run_onnx_benchmark.py tools/optimum_peer.py)
+OV_SRC := $(call stage_src,export_onnx/export_openvino.py)
+BENCH_SRC := $(call stage_src,inference/run_onnx_benchmark.py tools/optimum_peer.py tools/openvino_peer.py)
 LIME_SRC := $(call stage_src,generate_outputs/generate_lime_csv/run_lime_on_model.py)
 EXPLAIN_SRC := $(call stage_src,generate_outputs/generate_lime_csv/generate_bert_token_explanations_for_mlp.py)
 SP_SRC := $(call stage_src,generate_outputs/sp_lime/run_sp_lime_hf_model.py)
@@ -142,13 +145,17 @@ PRUNED := $(addprefix pruned,$(PRUNE_PCTS))
 TORCH_VARIANTS := base base_8bit $(PRUNED) $(addsuffix _masked,$(PRUNED)) $(addsuffix _8bit,$(PRUNED))
 ONNX_VARIANTS := base_onnx base_onnx_int8 $(addsuffix _onnx,$(PRUNED)) $(addsuffix _onnx_int8,$(PRUNED)) \
   $(addsuffix _masked_onnx,$(PRUNED)) base_onnx_static $(addsuffix _onnx_static,$(PRUNED))
+# Our graphs run by OpenVINO: each fp32 graph's IR (_ov) and its NNCF static int8 (_ov_int8).
+OV_VARIANTS := base_ov base_ov_int8 $(addsuffix _ov,$(PRUNED)) $(addsuffix _ov_int8,$(PRUNED))
 HALF_VARIANTS := base_fp16 base_bf16
-VARIANTS := $(TORCH_VARIANTS) $(ONNX_VARIANTS)
+VARIANTS := $(TORCH_VARIANTS) $(ONNX_VARIANTS) $(OV_VARIANTS)
 # What ships is an ONNX graph (it loads in ONNX Runtime and Optimum without the toolkit), so the default explains
 # the ONNX graphs: the torch variants (the HF folders compute their ONNX graph's function, parity-checked; torch
-# int8 needs the toolkit's loader) and the masked intermediates are benchmarked, not explained. A torch variant
-# added with LIME_EXTRA is judged like any other.
-LIME_VARIANTS ?= $(filter-out %_masked_onnx,$(ONNX_VARIANTS))## variants explained by LIME for the drift/POS reports (default: the ONNX graphs but the masked intermediates)
+# int8 needs the toolkit's loader) and the masked intermediates are benchmarked, not explained. OpenVINO's int8
+# graphs are explained (NNCF changes the function); its fp32 IRs are not by default: each is its ONNX graph's
+# function to max |dlogit| <= 1e-4 (parity-checked), so it stays "unverified" and never ships. A variant added with
+# LIME_EXTRA is judged like any other.
+LIME_VARIANTS ?= $(filter-out %_masked_onnx,$(ONNX_VARIANTS)) $(filter %_ov_int8,$(OV_VARIANTS))## variants explained by LIME for the drift/POS reports (default: the ONNX graphs but the masked intermediates, and the OpenVINO int8 graphs)
 LIME_EXTRA ?=## variants explained beside LIME_VARIANTS, any percentage (the sweep's pick: `make sweep LIME_EXTRA=pruned50_onnx_int8`)
 $(call check_knob,LIME_VARIANTS,$(WORD_CHARS),a list of variant names)
 $(call check_knob,LIME_EXTRA,$(WORD_CHARS),a list of variant names)
@@ -276,48 +283,64 @@ models/onnx/pruned%_int8.onnx: models/onnx/pruned%.onnx $(EXPORT) $(ONNX_SRC) | 
 	$(INT8_RECIPE)
 models/onnx/pruned%_static.onnx: models/onnx/pruned%.onnx $(EXPORT) $(ONNX_SRC) $(STATIC_KNOBS) | models/onnx
 	$(STATIC_RECIPE)
+# OpenVINO: an fp32 graph's IR and its NNCF static int8, beside it (the .bin next to the .xml, the Make target).
+OV_EXPORT := export_onnx/export_openvino.py
+OV_KNOBS := $(call knob_stamp,openvino,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) CALIB_ROWS=$(CALIB_ROWS))
+models/onnx/%_ov.xml: models/onnx/%.onnx $(OV_EXPORT) $(OV_SRC) | models/onnx ## OpenVINO IR (fp32; max |dlogit| <= 1e-4 against the ONNX graph) of an exported graph
+	$(PY) export_onnx.export_openvino --model $< --output $@ $(DATA_ARG) --max-len $(MAX_LEN)
+models/onnx/%_ov_int8.xml: models/onnx/%.onnx $(OV_EXPORT) $(OV_SRC) $(OV_KNOBS) | models/onnx ## OpenVINO NNCF static int8 (CALIB_ROWS training rows; >= 99 % argmax agreement) of an exported graph
+	$(PY) export_onnx.export_openvino --model $< --int8 --calib-rows $(CALIB_ROWS) --seed $(SEED) --output $@ \
+	  $(DATA_ARG) --max-len $(MAX_LEN)
 
 # ---------------------------------------------------------------------------------------------- benchmark
 # The benchmark's per-variant records have a name of their own, <variant>.bench.json: outputs/metrics/<variant>.json
 # has one producer (the evaluation rule above), and the report reads exactly the records of the variants listed here.
 BENCH_VARIANTS := $(VARIANTS) $(HALF_VARIANTS)
 BENCH_RECORDS := $(addprefix outputs/metrics/,$(addsuffix .bench.json,$(BENCH_VARIANTS)))
-# The peer (Optimum's int8 built from base's folder by tools/optimum_peer.py, cached in outputs/optimum_peer) needs
-# Optimum's venv: a prerequisite only when it exists or OPTIMUM_PEER=1 asks for it, so `make bench` works without it.
+# The peers, each built from base's folder in a venv of its own (they pin other transformers) and cached in
+# outputs/peers/<peer>: Optimum's int8 (tools/optimum_peer.py, .venv-interop) and OpenVINO's int8 (optimum-intel +
+# NNCF, tools/openvino_peer.py, .venv-openvino). A venv is a prerequisite only when it exists or its knob is 1, so
+# `make bench` works without them (the summary says which peer was skipped and why).
 INTEROP_VENV := .venv-interop
-PEER_VENV := $(if $(filter 1,$(OPTIMUM_PEER)),$(INTEROP_VENV)/.installed,$(if $(filter auto,$(OPTIMUM_PEER)),$(wildcard $(INTEROP_VENV)/.installed)))
-PEER_KNOBS := $(call knob_stamp,peer,OPTIMUM_PEER=$(OPTIMUM_PEER) PEER_VENV=$(PEER_VENV))
+OPENVINO_VENV := .venv-openvino
+peer_venv = $(if $(filter 1,$(1)),$(2)/.installed,$(if $(filter auto,$(1)),$(wildcard $(2)/.installed)))
+PEER_VENV := $(call peer_venv,$(OPTIMUM_PEER),$(INTEROP_VENV)) $(call peer_venv,$(OPENVINO_PEER),$(OPENVINO_VENV))
+PEER_ARGS := $(if $(call peer_venv,$(OPTIMUM_PEER),$(INTEROP_VENV)),--peer optimum=$(INTEROP_VENV)/bin/python) \
+  $(if $(call peer_venv,$(OPENVINO_PEER),$(OPENVINO_VENV)),--peer openvino=$(OPENVINO_VENV)/bin/python)
+PEER_RECORDS_IN = $(1)/optimum_int8.bench.json $(1)/openvino_int8.bench.json
+PEER_KNOBS := $(call knob_stamp,peer,OPTIMUM_PEER=$(OPTIMUM_PEER) OPENVINO_PEER=$(OPENVINO_PEER) PEER_VENV=$(strip $(PEER_VENV)))
 HALF_KNOBS := $(call knob_stamp,half,HALF_ON_CPU=$(HALF_ON_CPU))
 # $(call bench_run,VARIANTS): one benchmark run of VARIANTS into the target's folder (`make bench`, `make sweep`)
 bench_run = $(PY) inference.run_onnx_benchmark --output-dir $(@D) --record-suffix .bench.json $(DATA_ARG) --test-samples $(TEST_SAMPLES) --max-len $(MAX_LEN) \
-	  --device $(DEVICE) --threads $(THREADS) --baseline base $(if $(PEER_VENV),--peer-python $(INTEROP_VENV)/bin/python --peer-cache outputs/optimum_peer) \
+	  --device $(DEVICE) --threads $(THREADS) --baseline base $(PEER_ARGS) --peer-cache-dir outputs/peers \
 	  $(if $(filter 1,$(HALF_ON_CPU)),--half-on-cpu) \
 	  $(foreach v,$(1),--variant $(v)=$(call model_path,$(v)))
-outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py tools/optimum_peer.py $(BENCH_SRC) $(PEER_VENV) $(EVAL_KNOBS) $(LIST_KNOBS) $(PEER_KNOBS) $(HALF_KNOBS) | outputs/metrics
+outputs/metrics/summary.csv: $(foreach v,$(BENCH_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py tools/optimum_peer.py tools/openvino_peer.py $(BENCH_SRC) $(PEER_VENV) $(EVAL_KNOBS) $(LIST_KNOBS) $(PEER_KNOBS) $(HALF_KNOBS) | outputs/metrics
 	$(call bench_run,$(BENCH_VARIANTS))
 # written before the CSV, by the same command (the peer's record too, saying why when it was skipped)
-outputs/metrics/summary.md outputs/metrics/pareto.png $(BENCH_RECORDS) outputs/metrics/optimum_int8.bench.json: outputs/metrics/summary.csv ;
-bench: outputs/metrics/summary.csv ## benchmark every variant side by side, with Optimum's int8 as the peer (x_peer) -> outputs/metrics/summary.{csv,md}, pareto.png, <variant>.bench.json
+outputs/metrics/summary.md outputs/metrics/pareto.png $(BENCH_RECORDS) $(call PEER_RECORDS_IN,outputs/metrics): outputs/metrics/summary.csv ;
+bench: outputs/metrics/summary.csv ## benchmark every variant side by side with the peers (Optimum's and OpenVINO's int8: x_<peer>, x_best_peer) -> outputs/metrics/summary.{csv,md}, pareto.png, <variant>.bench.json
 
 # ---------------------------------------------------------------------------------------------- sparsity sweep
 # Every SWEEP_PCTS percentage's dynamic and static int8 graph (the pattern rules above), base and base's int8 graphs,
 # in one benchmark run of their own (outputs/sweep: outputs/metrics is `make bench`'s), then the sweep stage.
-SWEEP_VARIANTS := base base_onnx_int8 base_onnx_static $(foreach p,$(SWEEP_PCTS),pruned$(p)_onnx_int8 pruned$(p)_onnx_static)
+SWEEP_VARIANTS := base base_onnx_int8 base_onnx_static base_ov base_ov_int8 \
+  $(foreach p,$(SWEEP_PCTS),pruned$(p)_onnx_int8 pruned$(p)_onnx_static pruned$(p)_ov pruned$(p)_ov_int8)
 SWEEP_RECORDS := $(addprefix outputs/sweep/,$(addsuffix .bench.json,$(SWEEP_VARIANTS)))
 SWEEP_PRUNING := $(foreach p,$(SWEEP_PCTS),models/pruned/bert_agnews_$(p)pct/manifest.json)
 SWEEP_LIST_KNOBS := $(call knob_stamp,sweep_list,SWEEP_PCTS=$(SWEEP_PCTS))
 # The explanation verdicts gate the pick where they were built (kept up to date then); LIME_EXTRA asks for them, so
 # `make sweep LIME_EXTRA=<pick>` explains the pick (and, if the report's LIME is not built yet, every LIME_VARIANTS).
 SWEEP_VERDICTS := $(if $(LIME_EXTRA),outputs/reports/lime_similarity.md outputs/reports/deletion.md,$(wildcard outputs/reports/lime_similarity.md outputs/reports/deletion.md))
-outputs/sweep/summary.csv: $(foreach v,$(SWEEP_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py tools/optimum_peer.py $(BENCH_SRC) $(PEER_VENV) $(EVAL_KNOBS) $(SWEEP_LIST_KNOBS) $(PEER_KNOBS) | outputs/sweep
+outputs/sweep/summary.csv: $(foreach v,$(SWEEP_VARIANTS),$(call artefact,$(v))) inference/run_onnx_benchmark.py tools/optimum_peer.py tools/openvino_peer.py $(BENCH_SRC) $(PEER_VENV) $(EVAL_KNOBS) $(SWEEP_LIST_KNOBS) $(PEER_KNOBS) | outputs/sweep
 	$(call bench_run,$(SWEEP_VARIANTS))
-outputs/sweep/summary.md $(SWEEP_RECORDS) outputs/sweep/optimum_int8.bench.json: outputs/sweep/summary.csv ;
+outputs/sweep/summary.md $(SWEEP_RECORDS) $(call PEER_RECORDS_IN,outputs/sweep): outputs/sweep/summary.csv ;
 outputs/sweep/sweep.md: outputs/sweep/summary.csv $(SWEEP_PRUNING) $(SWEEP_VERDICTS) generate_outputs/sweep/build_sweep.py $(SWEEP_SRC) | outputs/sweep ## sparsity sweep: table, frontier plot and the pick
 	$(PY) generate_outputs.sweep.build_sweep --output-dir $(@D) --reports-dir outputs/reports --baseline base \
-	  $(foreach f,$(SWEEP_RECORDS),--record $(f)) --peer-record outputs/sweep/optimum_int8.bench.json \
+	  $(foreach f,$(SWEEP_RECORDS),--record $(f)) $(foreach f,$(call PEER_RECORDS_IN,outputs/sweep),--peer-record $(f)) \
 	  $(foreach f,$(SWEEP_PRUNING),--pruning-manifest $(f))
 outputs/sweep/sweep.csv outputs/sweep/frontier.png outputs/sweep/sweep.manifest.json: outputs/sweep/sweep.md ;
-sweep: outputs/sweep/sweep.md ## prune, shrink, export and int8 (dynamic + static) every SWEEP_PCTS, benchmark them in one run with the peer -> outputs/sweep/sweep.{md,csv}, frontier.png
+sweep: outputs/sweep/sweep.md ## prune, shrink, export, int8 (ORT dynamic + static) and OpenVINO (fp32 + int8) every SWEEP_PCTS, benchmark them in one run with the peers -> outputs/sweep/sweep.{md,csv}, frontier.png
 
 # ---------------------------------------------------------------------------------------------- LIME
 LIME := generate_outputs/generate_lime_csv/run_lime_on_model.py
@@ -466,6 +489,14 @@ INTEROP_VARIANTS := base $(PRUNED) $(addsuffix _masked,$(PRUNED)) $(ONNX_VARIANT
 $(INTEROP_VENV)/.installed: ## throwaway venv: Optimum + ONNX Runtime + the transformers<4.58 they pin (downloads from PyPI)
 	python3 -m venv $(INTEROP_VENV)
 	$(INTEROP_VENV)/bin/pip install torch==2.13.0 "optimum-onnx[onnxruntime]"
+	touch $@
+# OpenVINO's peer as its users build it: optimum-intel (which pins transformers < 5.6) in a venv of its own. PyPI's
+# torchvision wheel (optimum-intel requires it) is a CUDA build that cannot load beside the CPU torch, and a broken
+# torchvision breaks `transformers`' processors: it is removed (optimum-intel needs it only for vision models).
+$(OPENVINO_VENV)/.installed: ## throwaway venv: optimum-intel + OpenVINO + NNCF for the OpenVINO int8 peer and `make interop` (downloads from PyPI)
+	python3 -m venv $(OPENVINO_VENV)
+	$(OPENVINO_VENV)/bin/pip install torch==2.13.0 "optimum-intel[openvino]==2.2.0" openvino==2026.4.1 nncf==3.4.0
+	$(OPENVINO_VENV)/bin/pip uninstall -y torchvision
 	touch $@
 outputs/metrics/interop.md: $(foreach v,$(INTEROP_VARIANTS),$(call artefact,$(v))) $(INTEROP_VENV)/.installed tools/interop.py tools/interop_thirdparty.py $(call stage_src,tools/interop.py) $(EVAL_KNOBS) $(LIST_KNOBS) | outputs/metrics ## third-party loaders vs the toolkit: max |dlogit|, argmax agreement
 	$(PY) tools.interop --interop-python $(INTEROP_VENV)/bin/python --output $@ $(DATA_ARG) --max-len $(MAX_LEN) --seed $(SEED) \

@@ -96,11 +96,24 @@ def code_fingerprint() -> str:
     return digest({str(f): sha256_file(root / f) for f in sorted(files)})
 
 
+def companion_files(path: str | os.PathLike) -> list[Path]:
+    """The files one artefact file is made of: an OpenVINO IR ``x.xml`` is its ``x.bin`` too (the weights), an
+    ``.onnx`` with external weights its ``.onnx.data``; anything else is itself."""
+    path = Path(path)
+    extra = [path.with_suffix(".bin")] if path.suffix == ".xml" else [Path(f"{path}.data")] \
+        if path.suffix == ".onnx" else []
+    return [path] + [p for p in extra if p.is_file()]
+
+
 def sha256_path(path: str | os.PathLike) -> str:
-    """Hash of a file, or of every file in a folder (names and contents, sorted)."""
+    """Hash of a file (with its :func:`companion_files`), or of every file in a folder (names and contents,
+    sorted)."""
     path = Path(path)
     if path.is_file():
-        return sha256_file(path)
+        files = companion_files(path)
+        if len(files) == 1:
+            return sha256_file(path)
+        return digest({f.name: sha256_file(f) for f in files})
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         digest.update(str(file.relative_to(path)).encode())
@@ -311,8 +324,8 @@ def atomic_output_file(final: str | os.PathLike) -> Iterator[Path]:
 
 
 def size_on_disk(path: str | os.PathLike) -> int:
-    """Bytes of the weights of an artefact (a file, or every file in a folder)."""
+    """Bytes of the weights of an artefact (a file with its :func:`companion_files`, or every file in a folder)."""
     path = Path(path)
     if path.is_file():
-        return path.stat().st_size
+        return sum(f.stat().st_size for f in companion_files(path))
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -29,16 +29,22 @@ SUMMARY_VARIANT = "variant"
 # batches) and one-by-one prediction over the evaluated test rows. Dynamic int8 computes activation scales
 # per batch, so a text's class can depend on its batch mates; other variants score 1.0 (up to float ties).
 BATCH_AGREEMENT = "batch_agreement"
-# THROUGHPUT_VS_PEER: throughput / the Optimum peer's (its dynamic int8 for this CPU, same run, same protocol);
-# the peer's own row has PEER_CONFIG set (which AutoQuantizationConfig), every other row leaves it empty.
+# THROUGHPUT_VS_PEER: throughput / the best peer's: the fastest measured of PEER_NAMES (each a system a user would
+# pick instead, built from the baseline's folder and measured in the same run with the same protocol;
+# common.bench.peers). PEER_RATIO_COLUMNS: throughput / each peer's, x_<peer> (empty when that peer was not
+# measured). A peer's own row has PEER_CONFIG set (how it was built), every other row leaves it empty.
 # LATENCY_THREADS: the thread count the latency columns were measured at (the best of those tried).
-THROUGHPUT_VS_PEER = "x_peer"
+THROUGHPUT_VS_PEER = "x_best_peer"
+# The peer modules' PEER_NAME, in the order measured (tests/test_bench_peer.py checks they agree).
+PEER_NAMES = ("optimum_int8", "openvino_int8")
+PEER_RATIO_COLUMNS = tuple(f"x_{name}" for name in PEER_NAMES)
+BEST_PEER = "best_peer"
 PEER_CONFIG = "peer_config"
 LATENCY_THREADS = "latency_threads"
 SUMMARY_COLUMNS = (
     SUMMARY_VARIANT, "status", "kind", "dtype", "device", "threads", "accuracy", "accuracy_delta_pt", "macro_f1",
     "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", LATENCY_THREADS, "throughput_samples_per_s",
-    "throughput_ratio", THROUGHPUT_VS_PEER, "size_mb", "parameters", "peak_rss_mb", "gpu_mem_peak_mb",
+    "throughput_ratio", THROUGHPUT_VS_PEER, *PEER_RATIO_COLUMNS, BEST_PEER, "size_mb", "parameters", "peak_rss_mb", "gpu_mem_peak_mb",
     "gpu_util_mean_percent", "accuracy_source", "host_load_1min", "model_sha256", BATCH_AGREEMENT, PEER_CONFIG,
 )
 

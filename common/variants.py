@@ -3,7 +3,9 @@
 Make reads what ``python3 common/variants.py`` prints (once per parse, into ``VARIANT_TABLE``), so
 ``$(call artefact,pruned20_8bit)`` and :func:`artefact` answer from the same rows. ``%`` in a row is a pruning percentage; rows are tried in order and the first whose name
 pattern matches wins (``pruned%_masked_onnx``, ``pruned%_onnx_int8`` and ``pruned%_onnx_static`` before
-``pruned%_onnx`` before ``pruned%``). A folder
+``pruned%_onnx`` before ``pruned%``; ``pruned%_ov_int8`` before ``pruned%_ov``). ``_ov`` names are OpenVINO IRs of
+the same name's ONNX graph (``pruned20_ov`` is models/onnx/pruned20.onnx converted; ``pruned20_ov_int8`` that
+conversion in NNCF static int8), the file Make builds being the ``.xml``. A folder
 artefact's file is its ``manifest.json`` (written last). Stdlib only: Make runs it before any venv exists.
 """
 from __future__ import annotations
@@ -18,6 +20,12 @@ TABLE = (
     ("base_onnx", "models/onnx/base.onnx"),
     ("base_onnx_int8", "models/onnx/base_int8.onnx"),
     ("base_onnx_static", "models/onnx/base_static.onnx"),
+    ("base_ov", "models/onnx/base_ov.xml"),
+    ("base_ov_int8", "models/onnx/base_ov_int8.xml"),
+    ("control_seed%_ov", "models/onnx/control_seed%_ov.xml"),
+    ("control_seed%_ov_int8", "models/onnx/control_seed%_ov_int8.xml"),
+    ("pruned%_ov_int8", "models/onnx/pruned%_ov_int8.xml"),
+    ("pruned%_ov", "models/onnx/pruned%_ov.xml"),
     ("pruned%_masked_onnx", "models/onnx/pruned%_masked.onnx"),
     ("pruned%_onnx_int8", "models/onnx/pruned%_int8.onnx"),
     ("pruned%_onnx_static", "models/onnx/pruned%_static.onnx"),
@@ -36,9 +44,14 @@ KINDS = {
     "torch-int8": ("int8 (w8a8 dynamic)", None),
     "onnx-int8": ("int8 (w8a8 dynamic)", "dynamic"),
     "onnx-int8-static": ("int8 (w8a8 static)", "static"),
+    "openvino": (None, "ov_fp32"),
+    "openvino-int8": ("int8 (w8a8 static, NNCF)", "ov_int8"),
 }
-# The sweep's modes in the order its tables list them.
-SWEEP_MODES = ("fp32", "dynamic", "static")
+# The sweep's modes in the order its tables list them (ov_*: the same graphs run by OpenVINO).
+SWEEP_MODES = ("fp32", "dynamic", "static", "ov_fp32", "ov_int8")
+# Each mode in words (the sweep's pick sentence).
+MODE_TEXT = {"fp32": "fp32 (no quantization)", "dynamic": "ONNX Runtime dynamic int8",
+             "static": "ONNX Runtime static int8", "ov_fp32": "OpenVINO fp32", "ov_int8": "OpenVINO NNCF static int8"}
 
 
 def reported_dtype(kind: str | None, dtype: str | None) -> str | None:

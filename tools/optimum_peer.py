@@ -3,7 +3,8 @@
     PYTHONPATH=. .venv-interop/bin/python tools/optimum_peer.py SPEC.json   (internal; common/bench/peers/optimum.py drives it)
 
 Runs in the Optimum venv (Optimum pins transformers < 4.58), so it imports nothing from the toolkit but
-:mod:`common.bench.timing`, which needs only numpy: the very loop our variants are timed with.
+:mod:`common.bench.timing` (through :mod:`common.bench.peer_script`), which needs only numpy: the very loop our
+variants are timed with.
 
 ``task: build``: export the base HF folder with ``ORTModelForSequenceClassification.from_pretrained(folder,
 export=True)`` and quantize it with ``ORTQuantizer`` and ``AutoQuantizationConfig.<config>(is_static=False)``
@@ -22,7 +23,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from common.bench.timing import batch_vs_single, latency, load_inputs, logits_in_order, throughput
+from common.bench import peer_script
 
 QUANTIZED_FILE = "model_quantized.onnx"
 
@@ -79,51 +80,22 @@ def session_runner(folder: Path, threads: int):
     return run
 
 
-def measure(cache: Path, inputs_path: str, threads: int, latency_threads: list[int],
-            agreement_rows: list[int] | None = None) -> dict:
-    inputs = load_inputs(inputs_path)
-    run = session_runner(cache, threads)
-    logits = logits_in_order(run, inputs["eval"], inputs["eval_batch_size"], inputs["pad_id"])
-    result = {"eval_logits": logits.tolist(), "threads": threads,
-              **throughput(run, inputs["speed"], inputs["batch_size"], inputs["pad_id"])}
-    if agreement_rows:
-        result.update(batch_vs_single(run, [inputs["eval"][i] for i in agreement_rows], inputs["batch_size"],
-                                      inputs["pad_id"]))
-    by_threads = {}
-    for count in latency_threads:
-        runner = run if count == threads else session_runner(cache, count)
-        by_threads[str(count)] = latency(runner, inputs["speed"], inputs["latency_requests"])
-        print(f"optimum peer: batch-1 latency at {count} thread(s): p50 {by_threads[str(count)]['latency_ms_p50']:.2f} ms",
-              file=sys.stderr)
-    result["latency_by_threads"] = by_threads
+def measure(spec: dict) -> dict:
+    cache = Path(spec["cache"])
+    result = peer_script.measure(lambda count: session_runner(cache, count), spec["inputs"], spec["threads"],
+                                 spec["latency_threads"], spec.get("agreement_rows"), "optimum peer")
     result["size_mb"] = (cache / QUANTIZED_FILE).stat().st_size / 2**20
     result["peer"] = json.loads((cache / "peer.json").read_text())
     return result
 
 
+def build_task(spec: dict) -> dict:
+    build(spec["base"], spec["config"], Path(spec["cache"]), spec["facts"])
+    return {"built": spec["cache"]}
+
+
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python tools/optimum_peer.py SPEC.json (internal; run inference/run_onnx_benchmark.py)",
-              file=sys.stderr)
-        return 2
-    spec = json.loads(Path(argv[0]).read_text())
-    result_path = Path(spec["result"])
-    try:
-        if spec["task"] == "build":
-            build(spec["base"], spec["config"], Path(spec["cache"]), spec["facts"])
-            result = {"built": spec["cache"]}
-        else:
-            result = measure(Path(spec["cache"]), spec["inputs"], spec["threads"], spec["latency_threads"],
-                             spec.get("agreement_rows"))
-    except Exception as exc:
-        # The parent reports this sentence in summary.md; the traceback stays in the log.
-        result_path.with_name("peer_error.txt").write_text(f"{type(exc).__name__}: {str(exc)[:300]}")
-        raise
-    tmp = result_path.with_name(f".{result_path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, result_path)
-    return 0
+    return peer_script.main(argv, {"build": build_task, "measure": measure}, "python tools/optimum_peer.py")
 
 
 if __name__ == "__main__":

@@ -202,11 +202,15 @@ def model_properties(path: str | os.PathLike, variant: str) -> dict:
     elif path.suffix == ".onnx":
         fmt = "onnx"
         props = onnx_properties(path)
+    elif path.suffix == ".xml":
+        from common.models.openvino_graph import source_onnx
+
+        # An OpenVINO IR holds its source graph's weights (converted, or int8 by NNCF): its shapes are the source's.
+        fmt = "openvino"
+        props = {**onnx_properties(source_onnx(path)), "shapes_from": str(source_onnx(path))}
     else:
-        raise UserError(f"--model {path} is not a model folder, .pt payload or .onnx file.")
-    size = size_on_disk(path)
-    if path.suffix == ".onnx" and Path(str(path) + ".data").is_file():  # external weights file
-        size += Path(str(path) + ".data").stat().st_size
+        raise UserError(f"--model {path} is not a model folder, .pt payload, .onnx file or OpenVINO .xml.")
+    size = size_on_disk(path)  # an IR's .bin, an .onnx's external .data included
     return {"variant": variant, "model": str(path), "format": fmt, "size_bytes": size, "size_mb": size / 2**20,
             **props}
 

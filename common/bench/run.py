@@ -17,8 +17,9 @@ Accuracy over the full test split is the slow part: when the variant's earlier r
 measurement of the *same artefact* (sha256 of the file or folder) on the same data, test
 subset, max length and dtype, its accuracy block is reused (``accuracy_source`` says so);
 speed is always measured again in this run, and throughput is reported as a ratio to the
-baseline variant measured in the same run and (``x_peer``) to Optimum's dynamic int8 for this CPU, built
-from the baseline's folder and measured with the same protocol (:mod:`common.bench.peers.optimum`).
+baseline variant measured in the same run and to each peer (``x_<peer>``; ``x_best_peer``: the fastest peer of the
+run): Optimum's dynamic int8 for this CPU and OpenVINO's NNCF int8, each built from the baseline's folder in its
+own venv and measured with the same protocol (:mod:`common.bench.peers`).
 """
 from __future__ import annotations
 
@@ -36,7 +37,6 @@ from pathlib import Path
 from common import REPO_ROOT
 from common.bench.summary import best_variant, cpu_name, is_failed, is_skipped, plot_pareto, summary_row, write_summary_md
 from common.bench.cpu import half_skip_reason, read_cpuinfo
-from common.bench.peers.optimum import PEER_NAME
 from common.bench.worker import DEFAULT_AGREEMENT_ROWS, reusable_accuracy, reusable_agreement
 from common.cli import UserError
 from common.schema import BATCH_AGREEMENT, RECORD_STATUS, SUMMARY_COLUMNS
@@ -206,11 +206,11 @@ class BenchConfig(StageConfig):
     latency_threads: list[int] = flag([], nargs="*", help=(
         "thread counts batch-1 latency is measured at, reported at the best one (default on CPU: 1, 2, 4, ... up "
         "to all cores)"))
-    peer_python: str = flag("", help=(
-        "python of Optimum's venv (.venv-interop/bin/python): measure Optimum's dynamic int8 for this CPU as a peer "
-        "row (default: skipped, with a note in summary.md)"))
-    peer_cache: str = flag("outputs/optimum_peer", help=(
-        "folder of the peer's Optimum build, reused while the baseline folder is unchanged"))
+    peer: list[str] = flag([], action="append", help=(
+        "PEER=PYTHON (repeat): measure a peer with its venv's python, e.g. optimum=.venv-interop/bin/python, "
+        "openvino=.venv-openvino/bin/python (a peer not given is skipped, with a note in summary.md)"))
+    peer_cache_dir: str = flag("outputs/peers", help=(
+        "folder of the peers' builds (one subfolder each), reused while the baseline folder is unchanged"))
     half_on_cpu: bool = flag(False, help=(
         "measure fp16/bf16 variants on a CPU without native support for them (default: skipped with the reason: "
         "torch emulates them there, ~0.15x fp32, and the full test split takes ~10 min each on 2 cores)"))
@@ -226,29 +226,48 @@ class BenchConfig(StageConfig):
             raise UserError(f"--latency-threads {self.latency_threads} must list thread counts >= 1.")
         if not self.record_suffix.endswith(".json"):
             raise UserError(f"--record-suffix {self.record_suffix!r} must end in .json (e.g. .bench.json).")
-        if self.peer_python and not Path(self.peer_python).is_file():
-            raise UserError(f"--peer-python {self.peer_python} does not exist; create Optimum's venv with "
-                            f"`make .venv-interop/.installed`, or leave the flag out to skip the peer.")
+        parse_peers(self.peer)
 
 
-def _peer(config: BenchConfig, base: Path, inputs: Path, test, threads: int, latency_threads: list[int],
+def parse_peers(items: list[str]) -> dict[str, str]:
+    """``--peer NAME=PYTHON`` items -> {peer module name: python}; one sentence for a bad item."""
+    from common.bench.peers import PEERS, peer_module
+
+    peers: dict[str, str] = {}
+    for item in items:
+        name, sep, python = item.partition("=")
+        if not sep or not python:
+            raise UserError(f"--peer {item!r} must be PEER=PYTHON with PEER one of {', '.join(PEERS)}, e.g. "
+                            f"--peer openvino=.venv-openvino/bin/python.")
+        module = peer_module(name)
+        if not Path(python).is_file():
+            raise UserError(f"--peer {item}: {python} does not exist; create the venv with "
+                            f"`make {module.DEFAULT_VENV}/.installed`, or leave the flag out to skip that peer.")
+        peers[name] = python
+    return peers
+
+
+def _peer(module, config: BenchConfig, base: Path, inputs: Path, test, threads: int, latency_threads: list[int],
           monitor_dir: Path, tmp: Path) -> dict:
-    """The Optimum peer's record, or why it was not measured."""
-    from common.bench.peers.optimum import measure_peer, not_measured
+    """One peer's record (``module``: a :mod:`common.bench.peers` module), or why it was not measured."""
     from common.bench.timing import agreement_indices
     from common.models.modeling import is_model_folder
 
-    if not config.peer_python:
-        return not_measured("skipped: no --peer-python (Optimum's venv) was given")
+    name = module.__name__.rsplit(".", 1)[1]
+    python = parse_peers(config.peer).get(name)
+    if not python:
+        return module.not_measured(f"skipped: no --peer {name}=PYTHON (its venv, {module.DEFAULT_VENV}) was given")
     if not config.device.startswith("cpu"):
-        return not_measured(f"skipped: the peer runs on CPU and this benchmark ran on {config.device}")
+        return module.not_measured(f"skipped: the peer runs on CPU and this benchmark ran on {config.device}")
     if not is_model_folder(base):
-        return not_measured(f"skipped: the peer is built from the baseline's HF folder and {base} is not one")
+        return module.not_measured(f"skipped: the peer is built from the baseline's HF folder and {base} is not one")
     if not inputs.is_file():
-        return not_measured("skipped: the baseline failed, so there were no token ids to run")
+        return module.not_measured("skipped: the baseline failed, so there were no token ids to run")
     rows = agreement_indices(len(test.labels), config.agreement_rows, config.seed)
-    record = measure_peer(config.peer_python, base, Path(config.peer_cache), inputs, test.labels, threads,
-                          latency_threads, monitor_dir / f"{PEER_NAME}.csv", config.monitor_interval, tmp, rows)
+    record = module.measure_peer(python, base, Path(config.peer_cache_dir) / module.PEER_NAME, inputs, test.labels,
+                                 threads, latency_threads, monitor_dir / f"{module.PEER_NAME}.csv",
+                                 config.monitor_interval, tmp, rows, data=config.data, seed=config.seed,
+                                 max_len=config.max_len)
     if BATCH_AGREEMENT in record:
         record["batch_agreement_rows"] = config.agreement_rows
     return record
@@ -307,21 +326,23 @@ def run_benchmark(config: BenchConfig) -> int:
         if len(order) > 1 and results[config.baseline]["status"] == "ok":
             results[config.baseline] = _baseline_again(config, variants[config.baseline], settings, monitor_dir,
                                                        results[config.baseline], latency_threads)
-        peer = _peer(config, variants[config.baseline], inputs, test, threads, latency_threads, monitor_dir,
-                     Path(run_tmp))
-    write_record({"model": None, **peer}, output_dir / f"{PEER_NAME}{config.record_suffix}",
-                 {**config.to_dict(), "variant": PEER_NAME})
+        from common.bench.peers import peer_modules
+
+        peers = [_peer(module, config, variants[config.baseline], inputs, test, threads, latency_threads,
+                       monitor_dir, Path(run_tmp)) for module in peer_modules()]
+    for peer in peers:
+        write_record({"model": None, **peer}, output_dir / f"{peer['variant']}{config.record_suffix}",
+                     {**config.to_dict(), "variant": peer["variant"]})
     baseline = results[config.baseline] if results[config.baseline]["status"] == "ok" else None
-    peer_ok = peer if peer["status"] == "ok" else None
-    measured = [results[name] for name in order] + ([] if peer["status"].startswith("skipped") else [peer])
-    rows = [summary_row(result, baseline, peer_ok) for result in measured]
+    measured = [results[name] for name in order] + [p for p in peers if not p["status"].startswith("skipped")]
+    rows = [summary_row(result, baseline, peers) for result in measured]
     best = best_variant(rows, config.baseline)
     context = {"device": config.device, "threads": threads, "cpu": cpu_name(),
                "gpu_status": gpu_status, "n_test": len(test), "data": config.data or "demo sample",
                "max_len": config.max_len, "latency_requests": config.latency_requests,
                "batch_size": config.batch_size, "throughput_texts": config.throughput_texts,
                "latency_threads": latency_threads, "baseline": config.baseline, "versions": library_versions(),
-               "best": best, "peer_status": peer["status"],
+               "best": best, "peer_statuses": {p["variant"]: p["status"] for p in peers},
                "baseline_speed_runs": results[config.baseline].get("baseline_speed_runs"),
                "loads": [x for r in results.values() for x in r.get("host_load_1min", [])]}
     plot_pareto(rows, output_dir / "pareto.png", config.baseline)

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from common import variants
-from common.bench.peers.optimum import HOW_TO_GET
-from common.schema import BATCH_AGREEMENT, LATENCY_THREADS, PEER_CONFIG, SUMMARY_COLUMNS, THROUGHPUT_VS_PEER
+from common.bench.peers.base import best_peer, peer_ratios
+from common.schema import (BATCH_AGREEMENT, BEST_PEER, LATENCY_THREADS, PEER_CONFIG, PEER_RATIO_COLUMNS,
+                           SUMMARY_COLUMNS, THROUGHPUT_VS_PEER)
 
 # Int8 variants load with dtype fp32 (the torch dtype of their float parts); what they compute with is int8
 # weights and int8 activations, quantized per batch at run time (dynamic; Optimum's peer too) or with scales
@@ -21,7 +22,9 @@ def is_peer(row: dict) -> bool:
     return bool(row.get(PEER_CONFIG)) or bool(row.get("peer"))
 
 
-def summary_row(result: dict, baseline: dict | None, peer: dict | None = None) -> dict:
+def summary_row(result: dict, baseline: dict | None, peers: list[dict] | dict | None = None) -> dict:
+    """One summary.csv row: ``throughput_ratio`` against the baseline, ``x_<peer>`` against each measured peer and
+    ``x_best_peer`` against the fastest of them (``best_peer`` names it)."""
     row = {k: result.get(k) for k in SUMMARY_COLUMNS}
     row["dtype"] = reported_dtype(result)
     params = result.get("parameters")
@@ -31,8 +34,12 @@ def summary_row(result: dict, baseline: dict | None, peer: dict | None = None) -
     if baseline and result.get("status") == "ok":
         row["throughput_ratio"] = result["throughput_samples_per_s"] / baseline["throughput_samples_per_s"]
         row["accuracy_delta_pt"] = 100.0 * (result["accuracy"] - baseline["accuracy"])
-    if peer and result.get("status") == "ok":
-        row[THROUGHPUT_VS_PEER] = result["throughput_samples_per_s"] / peer["throughput_samples_per_s"]
+    peers = [peers] if isinstance(peers, dict) else list(peers or [])
+    best = best_peer(peers)
+    if best:
+        row[BEST_PEER] = best["variant"]
+        if result.get("status") == "ok":
+            row.update(peer_ratios(result["throughput_samples_per_s"], peers))
     if result.get("peer"):
         row[PEER_CONFIG] = result.get(PEER_CONFIG) or "(not measured)"
     return row
@@ -51,16 +58,18 @@ def within(rows: list[dict], max_drop_pt: float = 1.0) -> list[dict]:
 
 
 def picks(rows: list[dict], batch_size: int, max_drop_pt: float = 1.0) -> list[str]:
-    """Two sentences: the variant to pick for throughput and the one for latency, each against the peer."""
+    """Two sentences: the variant to pick for throughput and the one for latency, each against the best peer (by
+    accuracy and speed alone: the report's and the sweep's picks also apply the explanation gates)."""
     candidates = within(rows, max_drop_pt)
     if not candidates:
         return [f"No variant is within {max_drop_pt:.0f} pt of the baseline's accuracy, so none is picked."]
-    peer = next((r for r in rows if is_peer(r) and r["status"] == "ok"), None)
+    peer = best_peer([r for r in rows if is_peer(r)])
     fast = max(candidates, key=lambda r: r["throughput_samples_per_s"])
     quick = min(candidates, key=lambda r: r["latency_ms_p50"])
     if peer:
-        vs_fast = f"{fast[THROUGHPUT_VS_PEER]:.2f}x the peer's {peer['throughput_samples_per_s']:.1f}"
-        vs_quick = (f"{peer['latency_ms_p50'] / quick['latency_ms_p50']:.2f}x faster than the peer's "
+        vs_fast = (f"{fast[THROUGHPUT_VS_PEER]:.2f}x the best peer's ({peer['variant']}) "
+                   f"{peer['throughput_samples_per_s']:.1f}")
+        vs_quick = (f"{peer['latency_ms_p50'] / quick['latency_ms_p50']:.2f}x faster than the best peer's "
                     f"{peer['latency_ms_p50']:.2f} ms")
     else:
         vs_fast = vs_quick = "no peer measured"
@@ -86,9 +95,10 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
 
     shown = ("variant", "status", "kind", "dtype", "accuracy", "accuracy_delta_pt", "macro_f1", BATCH_AGREEMENT,
              "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", LATENCY_THREADS, "throughput_samples_per_s",
-             "throughput_ratio", THROUGHPUT_VS_PEER, "size_mb", "parameters", "peak_rss_mb", "gpu_mem_peak_mb",
-             "gpu_util_mean_percent", "host_load_1min")
+             "throughput_ratio", THROUGHPUT_VS_PEER, *PEER_RATIO_COLUMNS, "size_mb", "parameters", "peak_rss_mb",
+             "gpu_mem_peak_mb", "gpu_util_mean_percent", "host_load_1min")
     digits = {"accuracy": 4, "macro_f1": 4, "accuracy_delta_pt": 2, "throughput_ratio": 2, THROUGHPUT_VS_PEER: 2,
+              **{column: 2 for column in PEER_RATIO_COLUMNS},
               BATCH_AGREEMENT: 4, "latency_ms_p50": 2, "latency_ms_p95": 2, "latency_ms_p99": 2}
     table = [[fmt_number(r.get(k), digits.get(k, 1)) for k in shown] for r in rows]
     for line, r in zip(table, rows):
@@ -104,8 +114,10 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
         f"tokenized before timing and only the model call is timed. Latency is reported at the best of "
         f"{', '.join(str(t) for t in context['latency_threads'])} thread(s) (`{LATENCY_THREADS}`).",
         f"Throughput ratio and accuracy delta are relative to `{context['baseline']}` measured in this run; "
-        f"`{THROUGHPUT_VS_PEER}` is throughput relative to the peer: Optimum's dynamic int8 for this CPU, built from "
-        f"`{context['baseline']}`'s folder and measured in this run with the same protocol (row marked (peer)). "
+        f"`x_<peer>` is throughput relative to each peer (rows marked (peer)): Optimum's dynamic int8 for this CPU "
+        f"and OpenVINO's NNCF int8 (optimum-intel), each built from `{context['baseline']}`'s folder and measured in "
+        f"this run with the same protocol; `{THROUGHPUT_VS_PEER}` is against the faster of them "
+        f"({best_peer_text(rows)}). "
         f"Each variant ran in its own process; peak RSS is that process's.",
         f"`{BATCH_AGREEMENT}`: share of the test rows whose predicted class is the same in batches of "
         f"{context['batch_size']} (length-sorted) as one text at a time. Dynamic int8 quantizes activations with "
@@ -114,9 +126,11 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
         tabulate(table, headers=list(shown), tablefmt="github"), "",
     ]
     if best:
-        lines.append(f"**Best variant within 1.0 pt of `{context['baseline']}`: `{best['variant']}`** - accuracy "
+        lines.append(f"**Fastest variant within 1.0 pt of `{context['baseline']}`: `{best['variant']}`** - accuracy "
                      f"{best['accuracy']:.4f} ({best['accuracy_delta_pt']:+.2f} pt), "
-                     f"{best['throughput_samples_per_s']:.1f} samples/s = {best['throughput_ratio']:.2f}x the baseline.")
+                     f"{best['throughput_samples_per_s']:.1f} samples/s = {best['throughput_ratio']:.2f}x the baseline. "
+                     f"This is accuracy and speed alone; what ships is the report's pick, which also requires "
+                     f"explanations equivalent to base's.")
     else:
         lines.append(f"No variant is within 1.0 pt of `{context['baseline']}` (or the baseline failed).")
     runs = context.get("baseline_speed_runs")
@@ -144,12 +158,21 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
     if reused:
         lines += ["", "Accuracy reused from an earlier measurement of the identical artefact (same sha256, same "
                       "test rows): " + ", ".join(f"`{v}`" for v in reused) + "; speed was measured in this run."]
-    peer_status = context.get("peer_status", "")
-    if peer_status.startswith("skipped"):
-        lines += ["", f"Note: the Optimum peer was not measured ({peer_status.split(':', 1)[1].strip()}), so "
-                      f"`{THROUGHPUT_VS_PEER}` is empty; to get it, {HOW_TO_GET}."]
+    from common.bench.peers import how_to_get
+
+    for name, status in (context.get("peer_statuses") or {}).items():
+        if status.startswith("skipped"):
+            lines += ["", f"Note: the peer `{name}` was not measured ({status.split(':', 1)[1].strip()}), so "
+                          f"`x_{name}` is empty and `{THROUGHPUT_VS_PEER}` is against the other peers only; to get it, "
+                          f"{how_to_get(name)}."]
     lines += ["", " ".join(picks(rows, context["batch_size"]))]
     write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def best_peer_text(rows: list[dict]) -> str:
+    """Which peer was the best in this run, in words."""
+    best = best_peer([r for r in rows if is_peer(r)])
+    return f"here `{best['variant']}`" if best else "no peer was measured in this run"
 
 
 def pareto_front(rows: list[dict]) -> list[dict]:
@@ -160,6 +183,10 @@ def pareto_front(rows: list[dict]) -> list[dict]:
             front.append(r)
             best_acc = r["accuracy"]
     return front
+
+
+# One colour per peer, in the order measured (the sweep's frontier uses the same).
+PEER_COLOURS = ("crimson", "darkviolet", "saddlebrown", "teal")
 
 
 def plot_pareto(rows: list[dict], path: Path, baseline: str) -> None:
@@ -186,11 +213,11 @@ def plot_pareto(rows: list[dict], path: Path, baseline: str) -> None:
             ax.scatter(r["throughput_samples_per_s"], 100 * r["accuracy"], s=size * scale + 15, alpha=0.55,
                        color=colours[str(r["kind"])], edgecolors="black" if r["variant"] == baseline else "none",
                        label=str(r["kind"]))
-        # The peer is the reference to beat, not one of ours: a star and a line at its throughput.
-        for r in peers:
-            ax.scatter(r["throughput_samples_per_s"], 100 * r["accuracy"], s=260, marker="*", color="crimson",
-                       edgecolors="black", zorder=5, label="peer: Optimum int8")
-            ax.axvline(r["throughput_samples_per_s"], color="crimson", lw=0.8, ls=":", zorder=1)
+        # The peers are the references to beat, not ours: a star and a line at each one's throughput.
+        for r, colour in zip(peers, PEER_COLOURS):
+            ax.scatter(r["throughput_samples_per_s"], 100 * r["accuracy"], s=260, marker="*", color=colour,
+                       edgecolors="black", zorder=5, label=f"peer: {r['variant']}")
+            ax.axvline(r["throughput_samples_per_s"], color=colour, lw=0.8, ls=":", zorder=1)
         front = pareto_front(ok)
         # A marker as well as the line: a one-point front has no line to show in the legend.
         ax.plot([r["throughput_samples_per_s"] for r in front], [100 * r["accuracy"] for r in front],

@@ -53,6 +53,41 @@ class ExportConfig(StageConfig):
             raise UserError(f"--calib-rows {self.calib_rows} must be >= 1.")
 
 
+@dataclass(frozen=True)
+class OpenVinoExportConfig(StageConfig):
+    """``export_onnx/export_openvino.py``'s flags."""
+
+    model: str = flag(help="an fp32 .onnx written by export_onnx, e.g. models/onnx/pruned20.onnx")
+    output: str = flag(help="the IR to write, e.g. models/onnx/pruned20_ov.xml (its .bin beside it)")
+    int8: bool = flag(False, help="NNCF static int8 (activation scales calibrated on --calib-rows training rows)")
+    data: str = shared_flag("data")
+    max_len: int = shared_flag("max_len")
+    int8_samples: int = flag(INT8_TEXTS, help="test texts of the int8 agreement check (fewer only when the test "
+                                              "split is smaller)")
+    threads: int = shared_flag("threads")
+    seed: int = shared_flag("seed")
+    calib_rows: int = flag(CALIB_ROWS, help="--int8: training rows (seeded by --seed, never test rows) that "
+                                            "calibrate NNCF's scales")
+
+    def check(self) -> None:
+        if self.max_len < 8:
+            raise UserError(f"--max-len {self.max_len} is too small; use at least 8 tokens.")
+        if self.int8_samples < 1:
+            raise UserError("--int8-samples must be >= 1.")
+        if self.calib_rows < 1:
+            raise UserError(f"--calib-rows {self.calib_rows} must be >= 1.")
+
+
+def run_openvino(config: OpenVinoExportConfig) -> int:
+    from common.export.openvino_export import export_openvino
+
+    set_seed(config.seed)
+    export_openvino(config.model, config.output, data=config.data, max_len=config.max_len, int8=config.int8,
+                    calib_rows=config.calib_rows, seed=config.seed, threads=config.threads,
+                    int8_samples=config.int8_samples, args=config.to_dict())
+    return 0
+
+
 def run(config: ExportConfig) -> int:
     set_seed(config.seed)
     export_model(config.model, config.output, data=config.data, max_len=config.max_len, int8=config.int8,

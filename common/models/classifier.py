@@ -6,7 +6,8 @@ Formats are detected from the artefact itself, never from its name:
   (``pruning_spec.json`` beside the weights says which);
 * a ``.pt`` file - a payload dict whose ``format`` key names its loader
   (``torch_dynamic_int8``, ``mlp_bow``, ...), loaded with ``weights_only=True``;
-* a ``.onnx`` file - ONNX Runtime, tokenizer and config from the same folder.
+* a ``.onnx`` file - ONNX Runtime, tokenizer and config from the same folder;
+* a ``.xml`` file - an OpenVINO IR (its ``.bin`` beside it) in the OpenVINO runtime, tokenizer from the same folder.
 
 Every loader is imported here by name and registered in :data:`_LOADERS` or :data:`_PAYLOAD_LOADERS`;
 loader modules import only :mod:`common.models.base`, never this module, so the import graph has
@@ -20,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from common.models import onnx_graph as onnx_models, torch_int8 as quantization
+from common.models import onnx_graph as onnx_models, openvino_graph as openvino_models, torch_int8 as quantization
 from common.models.base import (DEFAULT_BATCH_SIZE, DEFAULT_MAX_LEN, Classifier, TorchClassifier, check_texts,
                                     load_payload, softmax)
 from common.cli import UserError
@@ -62,8 +63,8 @@ def load_classifier(path: str | os.PathLike, device: str = "auto", dtype: str = 
             classifier.info.setdefault("format", name)
             classifier.info.setdefault("path", str(path))
             return classifier
-    raise UserError(f"{path} is not a model this toolkit can load (expected a model folder, a .pt payload or an "
-                    f".onnx file).")
+    raise UserError(f"{path} is not a model this toolkit can load (expected a model folder, a .pt payload, an "
+                    f".onnx file or an OpenVINO .xml).")
 
 
 def _load_torch_folder(path: Path, device, dtype, **kwargs) -> Classifier:
@@ -93,4 +94,5 @@ _LOADERS: list[tuple[str, Callable[[Path], bool], Callable[..., Classifier]]] = 
     ("torch_folder", lambda p: p.is_dir() and (p / "config.json").is_file(), _load_torch_folder),
     ("torch_payload", lambda p: p.is_file() and p.suffix == ".pt", _load_payload),
     ("onnx", onnx_models.is_onnx_file, onnx_models.load_onnx),
+    ("openvino", openvino_models.is_openvino_file, openvino_models.load_openvino),
 ]

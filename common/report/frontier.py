@@ -6,10 +6,13 @@ from pathlib import Path
 from common.report.pick import ACCURACY_TOLERANCE_PT, PEER_TARGET_RATIO
 
 
-def plot_frontier(rows: list[dict], reference: dict | None, baseline: str, pick_name: str | None, path: Path) -> None:
-    """Accuracy vs throughput: a line per quantization mode through the percentages, base fp32 and the peer as
-    references, the within-1-pt band shaded, the variants whose explanations failed a gate crossed, the pick
-    ringed."""
+def plot_frontier(rows: list[dict], references: list[dict] | dict | None, baseline: str, pick_name: str | None,
+                  path: Path) -> None:
+    """Accuracy vs throughput: a line per quantization mode through the percentages, base fp32 and the peers as
+    references (the target line at 2x the best peer), the within-1-pt band shaded, the variants whose explanations
+    failed a gate crossed, the pick ringed."""
+    from common.bench.summary import PEER_COLOURS
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,24 +21,29 @@ def plot_frontier(rows: list[dict], reference: dict | None, baseline: str, pick_
     ok = [r for r in rows if r["status"] == "ok"]
     base = next(r for r in ok if r["variant"] == baseline)
     fig, ax = plt.subplots(figsize=(9, 6))
-    styles = {"dynamic": ("tab:blue", "o", (-6, 12)), "static": ("tab:orange", "s", (9, -15))}
-    for mode, (colour, marker, label_offset) in styles.items():
+    styles = {"dynamic": ("tab:blue", "o", (-6, 12), "ORT dynamic int8"),
+              "static": ("tab:orange", "s", (9, -15), "ORT static int8"),
+              "ov_fp32": ("tab:gray", "v", (9, 8), "OpenVINO fp32"),
+              "ov_int8": ("tab:green", "^", (-14, -15), "OpenVINO NNCF int8")}
+    for mode, (colour, marker, label_offset, text) in styles.items():
         points = sorted((r for r in ok if r["quantization"] == mode), key=lambda r: r["sparsity_requested_pct"])
         if not points:
             continue
         ax.plot([r["throughput_samples_per_s"] for r in points], [100 * r["accuracy"] for r in points],
-                marker=marker, color=colour, label=f"{mode} int8 (label: pruning %)")
+                marker=marker, color=colour, label=f"{text} (label: pruning %)")
         for r in points:
             ax.annotate(f"{r['sparsity_requested_pct']}%", (r["throughput_samples_per_s"], 100 * r["accuracy"]),
                         textcoords="offset points", xytext=label_offset, fontsize=8, color=colour)
     ax.scatter([base["throughput_samples_per_s"]], [100 * base["accuracy"]], marker="D", s=70, color="black",
                zorder=5, label=f"{baseline} (PyTorch fp32)")
-    if reference:
+    references = [references] if isinstance(references, dict) else list(references or [])
+    for reference, colour in zip(references, PEER_COLOURS):
         ax.scatter([reference["throughput_samples_per_s"]], [100 * reference["accuracy"]], marker="*", s=260,
-                   color="crimson", edgecolors="black", zorder=5, label="peer: Optimum int8")
-        ax.axvline(reference["throughput_samples_per_s"], color="crimson", lw=0.8, ls=":")
-        ax.axvline(PEER_TARGET_RATIO * reference["throughput_samples_per_s"], color="crimson", lw=0.8, ls="--",
-                   label=f"{PEER_TARGET_RATIO:.0f}x the peer's throughput")
+                   color=colour, edgecolors="black", zorder=5, label=f"peer: {reference['variant']}")
+        ax.axvline(reference["throughput_samples_per_s"], color=colour, lw=0.8, ls=":")
+        if reference.get("best", len(references) == 1):
+            ax.axvline(PEER_TARGET_RATIO * reference["throughput_samples_per_s"], color=colour, lw=0.8, ls="--",
+                       label=f"{PEER_TARGET_RATIO:.0f}x the best peer's throughput")
     failed = [r for r in ok if r.get("explanation_failures") and r["variant"] != baseline]
     if failed:
         ax.scatter([r["throughput_samples_per_s"] for r in failed], [100 * r["accuracy"] for r in failed], marker="x",

@@ -7,20 +7,22 @@ verdict on every gate of :data:`common.explain.gates.GATES` is *unverified* and 
 from a sibling graph is a note, never a verdict. The verdicts are already corrected for multiplicity
 (Bonferroni over the candidates the LIME and deletion stages judged, :mod:`common.explain.verdict`).
 "Fastest" is batch-32 throughput; :func:`latency_pick` applies the same rule to batch-1 p50 latency, for a
-user who serves one request at a time. Speed is stated against base and, when the benchmark measured it,
-against Optimum's int8 for this CPU (the peer, ``x_peer``): what a user would pick instead.
+user who serves one request at a time. Speed is stated against base and, when the benchmark measured them,
+against the best peer of the same run (``x_best_peer``: the faster of Optimum's int8 for this CPU and OpenVINO's NNCF
+int8): what a user would pick instead.
 """
 from __future__ import annotations
 
 import pandas as pd
 
 from common.explain.drift import HEADLINE, ROLE_POSITIVE_CONTROL
-from common.schema import ACCURACY_TOLERANCE_PT, LATENCY_THREADS, RECORD_THROUGHPUT, SUMMARY_VARIANT, THROUGHPUT_VS_PEER
+from common.schema import (ACCURACY_TOLERANCE_PT, BEST_PEER, LATENCY_THREADS, RECORD_THROUGHPUT, SUMMARY_VARIANT,
+                           THROUGHPUT_VS_PEER)
 from common.explain.gates import GATES
 from common.explain.verdict import EQUIVALENT, decide_text
 
 
-# The sweep's target: the pick at >= 2x the throughput of the int8 a user would otherwise ship (the peer's).
+# The sweep's target: the pick at >= 2x the throughput of the int8 a user would otherwise ship (the best peer's).
 PEER_TARGET_RATIO = 2.0
 
 
@@ -32,6 +34,10 @@ def variant_table(metrics: dict[str, dict], summary: pd.DataFrame | None, simila
     benchmarked = set() if summary is None else set(summary[SUMMARY_VARIANT].astype(str))
     vs_peer = {} if summary is None or THROUGHPUT_VS_PEER not in summary else \
         dict(zip(summary[SUMMARY_VARIANT].astype(str), pd.to_numeric(summary[THROUGHPUT_VS_PEER], errors="coerce")))
+    best_peer = None
+    if summary is not None and BEST_PEER in summary:
+        named = summary[BEST_PEER].dropna().astype(str)
+        best_peer = named.iloc[0] if len(named) else None
     base = metrics.get(baseline)
     for name, m in metrics.items():
         params = m.get("parameters") or {}
@@ -53,7 +59,8 @@ def variant_table(metrics: dict[str, dict], summary: pd.DataFrame | None, simila
             "latency_p95_ms": m.get("latency_ms_p95"),
             "throughput": m.get("throughput_samples_per_s"),
             "throughput_ratio": ratio,
-            "x_peer": None if pd.isna(vs_peer.get(name, float("nan"))) else float(vs_peer[name]),
+            "x_best_peer": None if pd.isna(vs_peer.get(name, float("nan"))) else float(vs_peer[name]),
+            "best_peer": best_peer,
             "latency_threads": m.get(LATENCY_THREADS),
             "peak_rss_mb": m.get("peak_rss_mb"),
             "expl_role": sim.get("role"),
@@ -107,8 +114,8 @@ def explanation_failures(row, gates=GATES, columns: str = "table") -> list[str]:
 def _speed_text(row) -> str:
     text = (f"{row['throughput_ratio']:.2f}x the base throughput" if pd.notna(row.get("throughput_ratio"))
             else f"{row['throughput']:.1f} samples/s")
-    if pd.notna(row.get("x_peer")):
-        text += f" ({row['x_peer']:.2f}x Optimum's int8)"
+    if pd.notna(row.get("x_best_peer")):
+        text += f" ({row['x_best_peer']:.2f}x the best peer, {row.get('best_peer')})"
     return text
 
 

@@ -1,7 +1,7 @@
 """The sparsity sweep: accuracy vs speed at every pruning percentage, the frontier plot and the pick.
 
 Inputs are files the caller names, never logs: the records of ONE benchmark run (``<variant>.bench.json``:
-base fp32, base's dynamic and static int8 graphs, every percentage's, and the Optimum peer's record), each
+base fp32, base's ONNX Runtime and OpenVINO graphs, every percentage's, and every peer's record), each
 percentage's pruning manifest (sparsity achieved, accuracy right after pruning and after re-fine-tuning,
 re-fine-tuning wall time) and, where they were built, the explanation verdicts (lime_similarity.csv,
 deletion.csv). Outputs: sweep.csv, frontier.png, sweep.manifest.json and, last (the Make target), sweep.md.
@@ -14,8 +14,10 @@ eligible variant (highest achieved encoder sparsity) is named beside it, for a u
 A variant without a verdict on a gate is *unverified* and never eligible; where another graph of the same pruned
 model, or of a less pruned one, is ``drifted`` on that gate, the note says so (:func:`_sibling_drift`), and the
 pick names the command that would decide. Nothing eligible: keep base.
-When the gates rejected the fastest variant within the tolerance, the pick says so, with its ratio to the peer:
-the price of explanations that stay equivalent.
+When the gates rejected the fastest variant within the tolerance, the pick says so, with its ratio to the best
+peer: the price of explanations that stay equivalent. Every ratio to a peer is to the **best peer** of the run (the
+fastest measured of Optimum's and OpenVINO's int8, :func:`common.bench.peers.base.best_peer`), and each peer also
+has a column of its own (``x_<peer>``).
 """
 from __future__ import annotations
 
@@ -29,9 +31,10 @@ from common.cli import UserError
 from common.report.inputs import read_json_object
 from common.report.frontier import plot_frontier
 from common.report.pick import ACCURACY_TOLERANCE_PT, PEER_TARGET_RATIO, explanation_failures
-from common.schema import RECORD_ACCURACY, RECORD_STATUS, RECORD_THROUGHPUT, RECORD_VARIANT
+from common.bench.peers.base import best_peer, peer_ratios
+from common.schema import PEER_RATIO_COLUMNS, RECORD_ACCURACY, RECORD_STATUS, RECORD_THROUGHPUT, RECORD_VARIANT
 from common.stage import StageConfig, flag
-from common.variants import SWEEP_MODES, sweep_mode
+from common.variants import MODE_TEXT, SWEEP_MODES, sweep_mode
 from common.explain.gates import GATES
 from common.explain.verdict import DRIFTED, EQUIVALENT
 
@@ -47,7 +50,8 @@ PRUNED_NAME = re.compile(r"^pruned(\d+)_")
 DECIDE_NOTE = ("minutes per variant once the report's LIME is built, hours before; keep LIME_EXTRA on later "
                "`make report`/`make sweep` runs, or their verdicts are rebuilt without these variants")
 SWEEP_COLUMNS = ["variant", "status", "quantization", "sparsity_requested_pct", "encoder_sparsity", "accuracy",
-                 "accuracy_delta_pt", "throughput_samples_per_s", "x_base", "x_peer", "latency_ms_p50", "size_mb",
+                 "accuracy_delta_pt", "throughput_samples_per_s", "x_base", "x_best_peer", *PEER_RATIO_COLUMNS,
+                 "latency_ms_p50", "size_mb",
                  "n_test", "accuracy_after_pruning", "accuracy_after_refinetune", "refinetune_drop_pt",
                  "refinetune_recovered_pt", "refinetune_wall_s", "lime_verdict", "deletion_verdict",
                  "explanation_failures", "eligible", "pick"]
@@ -94,11 +98,10 @@ def load_pruning(paths: list[str]) -> dict[int, dict]:
     return out
 
 
-def load_peer(path: str) -> dict | None:
-    """The Optimum peer's record (ok, skipped or failed); None when no --peer-record was given."""
-    if not path:
-        return None
-    return read_json_object(Path(path), "the Optimum peer's record", "run `make sweep` (the benchmark run writes it)")
+def load_peers(paths: list[str]) -> list[dict]:
+    """Every peer's record of the run (ok, skipped or failed), in the order given."""
+    return [read_json_object(Path(path), "a peer's record", "run `make sweep` (the benchmark run writes it)")
+            for path in paths if path]
 
 
 def load_verdicts(reports_dir: str) -> tuple[dict, dict]:
@@ -113,15 +116,15 @@ def load_verdicts(reports_dir: str) -> tuple[dict, dict]:
 
 
 # ----------------------------------------------------------------------------------------------- rows
-def sweep_rows(records: dict[str, dict], pruning: dict[int, dict], peer: dict | None, baseline: str,
+def sweep_rows(records: dict[str, dict], pruning: dict[int, dict], peers: list[dict] | dict | None, baseline: str,
                lime: dict | None = None, deletion: dict | None = None) -> list[dict]:
-    """One row per benchmarked variant (the peer excluded: it is the reference, see :func:`peer_row`)."""
+    """One row per benchmarked variant (the peers excluded: they are the references, see :func:`peer_rows`)."""
+    peers = _as_list(peers)
     base = records.get(baseline)
     if base is None or base[RECORD_STATUS] != "ok":
         why = "no record was given" if base is None else base[RECORD_STATUS]
         raise UserError(f"The baseline {baseline} has no usable benchmark record ({why}); pass its "
                         f"--record outputs/sweep/{baseline}.bench.json from a run where it succeeded.")
-    peer_speed = peer[RECORD_THROUGHPUT] if peer and peer.get(RECORD_STATUS) == "ok" else None
     rows = []
     for name, record in records.items():
         match = PRUNED_NAME.match(name)
@@ -140,7 +143,7 @@ def sweep_rows(records: dict[str, dict], pruning: dict[int, dict], peer: dict | 
             "accuracy_delta_pt": 100 * (record[RECORD_ACCURACY] - base[RECORD_ACCURACY]) if ok else None,
             "throughput_samples_per_s": record.get(RECORD_THROUGHPUT),
             "x_base": record[RECORD_THROUGHPUT] / base[RECORD_THROUGHPUT] if ok else None,
-            "x_peer": record[RECORD_THROUGHPUT] / peer_speed if ok and peer_speed else None,
+            **peer_ratios(record[RECORD_THROUGHPUT] if ok else None, peers),
             "latency_ms_p50": record.get("latency_ms_p50"), "size_mb": record.get("size_mb"),
             "n_test": record.get("n_test"),
             "accuracy_after_pruning": prune.get("accuracy_after_pruning"),
@@ -155,16 +158,26 @@ def sweep_rows(records: dict[str, dict], pruning: dict[int, dict], peer: dict | 
     return rows
 
 
-def peer_row(peer: dict | None, base: dict) -> dict | None:
-    """The peer as a reference row of the table (None when it was not measured)."""
-    if not peer or peer.get(RECORD_STATUS) != "ok":
-        return None
-    return {"variant": peer[RECORD_VARIANT], "quantization": "dynamic (Optimum)", "accuracy": peer[RECORD_ACCURACY],
-            "accuracy_delta_pt": 100 * (peer[RECORD_ACCURACY] - base["accuracy"]),
-            "throughput_samples_per_s": peer[RECORD_THROUGHPUT],
-            "x_base": peer[RECORD_THROUGHPUT] / base["throughput_samples_per_s"], "x_peer": 1.0,
-            "latency_ms_p50": peer.get("latency_ms_p50"), "size_mb": peer.get("size_mb"),
-            "config": peer.get("peer_config")}
+def _as_list(peers) -> list[dict]:
+    return [peers] if isinstance(peers, dict) else [p for p in (peers or []) if p]
+
+
+# How each peer quantizes, for its reference row.
+PEER_QUANTIZATION = {"optimum_int8": "dynamic (Optimum)", "openvino_int8": "static (OpenVINO NNCF)"}
+
+
+def peer_rows(peers: list[dict] | dict | None, base: dict) -> list[dict]:
+    """The measured peers as reference rows of the table, in the order given (``best``: the fastest)."""
+    peers = _as_list(peers)
+    best = best_peer(peers)
+    return [{"variant": p[RECORD_VARIANT], "quantization": PEER_QUANTIZATION.get(p[RECORD_VARIANT], "peer"),
+             "accuracy": p[RECORD_ACCURACY], "accuracy_delta_pt": 100 * (p[RECORD_ACCURACY] - base["accuracy"]),
+             "throughput_samples_per_s": p[RECORD_THROUGHPUT],
+             "x_base": p[RECORD_THROUGHPUT] / base["throughput_samples_per_s"],
+             **peer_ratios(p[RECORD_THROUGHPUT], peers),
+             "latency_ms_p50": p.get("latency_ms_p50"), "size_mb": p.get("size_mb"), "config": p.get("peer_config"),
+             "best": p is best}
+            for p in peers if p.get(RECORD_STATUS) == "ok"]
 
 
 # ----------------------------------------------------------------------------------------------- the pick
@@ -242,8 +255,10 @@ def pick(rows: list[dict], baseline: str = "base") -> dict:
                           and not any(not f.startswith("unverified") for f in failures[r["variant"]])][:3]}
 
 
-def pick_sentences(choice: dict, peer: dict | None, baseline: str) -> list[str]:
-    """The pick in words: what to ship and why, the 2x-the-peer target, the most compressed eligible variant."""
+def pick_sentences(choice: dict, peers: list[dict] | dict | None, baseline: str) -> list[str]:
+    """The pick in words: what to ship and why, the 2x-the-best-peer target, the most compressed eligible variant."""
+    peers = _as_list(peers)
+    best = best_peer(peers)
     tol = f"{ACCURACY_TOLERANCE_PT:g} pt"
     rejected = ", ".join(f"`{name}` ({why})" for name, why in choice["rejected"].items())
     row = choice["row"]
@@ -254,24 +269,29 @@ def pick_sentences(choice: dict, peer: dict | None, baseline: str) -> list[str]:
     out = [f"**Ship `{row['variant']}`**: the fastest variant within {tol} of `{baseline}` whose explanations are "
            f"`equivalent` to base's on both the LIME agreement and the deletion test (the report's rule) - encoder "
            f"sparsity {100 * row['encoder_sparsity']:.1f} % (requested {row['sparsity_requested_pct']} %), "
-           f"{row['quantization']} quantization, accuracy {row['accuracy']:.4f} ({row['accuracy_delta_pt']:+.2f} pt), "
+           f"{MODE_TEXT.get(row['quantization'], row['quantization'])}, accuracy {row['accuracy']:.4f} ({row['accuracy_delta_pt']:+.2f} pt), "
            f"{row['throughput_samples_per_s']:.1f} samples/s = {row['x_base']:.2f}x `{baseline}`, "
            f"{row['size_mb']:.1f} MB."]
     if rejected:
         out.append(f"Faster but rejected: {rejected}.")
-    if row["x_peer"] is not None:
-        reach = "reaches" if row["x_peer"] >= PEER_TARGET_RATIO else "falls short of"
-        out.append(f"It {reach} the {PEER_TARGET_RATIO:.1f}x-the-peer target: {row['x_peer']:.2f}x the throughput "
-                   f"of Optimum's int8 ({peer[RECORD_THROUGHPUT]:.1f} samples/s, measured in the same run).")
+    if row["x_best_peer"] is not None:
+        reach = "reaches" if row["x_best_peer"] >= PEER_TARGET_RATIO else "falls short of"
+        out.append(f"It {reach} the {PEER_TARGET_RATIO:.1f}x-the-best-peer target: {row['x_best_peer']:.2f}x the "
+                   f"throughput of `{best[RECORD_VARIANT]}` ({best[RECORD_THROUGHPUT]:.1f} samples/s, the faster peer "
+                   f"measured in the same run).")
     else:
-        why = (peer or {}).get(RECORD_STATUS, "no peer record was given")
-        out.append(f"The Optimum peer was not measured ({why}), so the {PEER_TARGET_RATIO:.1f}x-the-peer target "
-                   "is not checked; run `make .venv-interop/.installed`, then `make sweep` again.")
+        why = "; ".join(f"`{p.get(RECORD_VARIANT)}`: {p.get(RECORD_STATUS)}" for p in peers) or "no peer record was given"
+        out.append(f"No peer was measured ({why}), so the {PEER_TARGET_RATIO:.1f}x-the-best-peer target is not "
+                   "checked; run `make .venv-interop/.installed .venv-openvino/.installed`, then `make sweep` again.")
+    unmeasured = [p for p in peers if p.get(RECORD_STATUS) != "ok"]
+    if best is not None and unmeasured:
+        out.append("Not measured, so not in the best-peer comparison: " + "; ".join(
+            f"`{p.get(RECORD_VARIANT)}` ({p.get(RECORD_STATUS)})" for p in unmeasured) + ".")
     small = choice["most_compressed_row"]
     if small["variant"] == row["variant"]:
         out.append("It is also the most compressed eligible variant.")
     else:
-        ratio = f", {small['x_peer']:.2f}x the peer" if small["x_peer"] is not None else ""
+        ratio = f", {small['x_best_peer']:.2f}x the best peer" if small["x_best_peer"] is not None else ""
         out.append(f"The most compressed eligible variant is `{small['variant']}` (encoder sparsity "
                    f"{100 * small['encoder_sparsity']:.1f} %, {small['size_mb']:.1f} MB, "
                    f"{small['throughput_samples_per_s']:.1f} samples/s, {small['accuracy_delta_pt']:+.2f} pt{ratio}): "
@@ -294,7 +314,7 @@ def _ungated_sentence(choice: dict, row: dict | None) -> list[str]:
     fast = choice.get("ungated_fastest")
     if fast is None or not choice.get("ungated_failures") or (row is not None and fast["variant"] == row["variant"]):
         return []
-    ratio = f" = {fast['x_peer']:.2f}x the peer" if fast.get("x_peer") is not None else ""
+    ratio = f" = {fast['x_best_peer']:.2f}x the best peer" if fast.get("x_best_peer") is not None else ""
     return [f"Without the explanation gates the fastest within {ACCURACY_TOLERANCE_PT:g} pt would be `{fast['variant']}` "
             f"({fast['throughput_samples_per_s']:.1f} samples/s{ratio}, {fast['accuracy_delta_pt']:+.2f} pt), but its "
             f"{'; '.join(choice['ungated_failures'])}: accurate enough, but "
@@ -324,12 +344,12 @@ def refinetune_sentence(pruning: dict[int, dict], base_accuracy: float) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- outputs
-def sweep_markdown(rows: list[dict], reference: dict | None, choice: dict, sentences: list[str], refine: str,
+def sweep_markdown(rows: list[dict], references: list[dict], choice: dict, sentences: list[str], refine: str,
                    context: dict) -> str:
     from tabulate import tabulate
 
     headers = ["variant", "quant", "pct", "encoder sparsity %", "accuracy", "Δ pt", "samples/s", "x base",
-               "x peer", "p50 ms", "MB", "acc. after pruning", "acc. after re-FT", "re-FT s", "LIME", "deletion"]
+               "x best peer", "p50 ms", "MB", "acc. after pruning", "acc. after re-FT", "re-FT s", "LIME", "deletion"]
     table = []
     for r in sorted(rows, key=lambda r: (MODE_ORDER.get(r["quantization"], len(MODE_ORDER)), r["sparsity_requested_pct"])):
         name = f"**{r['variant']}** (pick)" if r["variant"] == choice["variant"] else r["variant"]
@@ -338,19 +358,24 @@ def sweep_markdown(rows: list[dict], reference: dict | None, choice: dict, sente
             continue
         table.append([name, r["quantization"], r["sparsity_requested_pct"], fmt_number(100 * r["encoder_sparsity"], 1),
                       fmt_number(r["accuracy"], 4), fmt_number(r["accuracy_delta_pt"], 2), fmt_number(r["throughput_samples_per_s"], 1),
-                      fmt_number(r["x_base"], 2), fmt_number(r["x_peer"], 2), fmt_number(r["latency_ms_p50"], 2), fmt_number(r["size_mb"], 1),
+                      fmt_number(r["x_base"], 2), fmt_number(r["x_best_peer"], 2), fmt_number(r["latency_ms_p50"], 2), fmt_number(r["size_mb"], 1),
                       fmt_number(r["accuracy_after_pruning"], 4), fmt_number(r["accuracy_after_refinetune"], 4),
                       fmt_number(r["refinetune_wall_s"], 0), r["lime_verdict"] or "", r["deletion_verdict"] or ""])
-    if reference:
-        table.append([f"{reference['variant']} (peer)", reference["quantization"], "", "",
+    for reference in references:
+        table.append([f"{reference['variant']} ({'best ' if reference['best'] else ''}peer)",
+                      reference["quantization"], "", "",
                       fmt_number(reference["accuracy"], 4), fmt_number(reference["accuracy_delta_pt"], 2),
-                      fmt_number(reference["throughput_samples_per_s"], 1), fmt_number(reference["x_base"], 2), "1.00",
+                      fmt_number(reference["throughput_samples_per_s"], 1), fmt_number(reference["x_base"], 2),
+                      fmt_number(reference["x_best_peer"], 2),
                       fmt_number(reference["latency_ms_p50"], 2), fmt_number(reference["size_mb"], 1)] + [""] * 5)
     lines = [
         "# Sparsity sweep: the accuracy-speed frontier", "",
         f"One benchmark run over {len(rows)} variants (`{context['bench_dir']}`): accuracy on {context['n_test']} test "
         f"rows, throughput at batch 32, batch-1 latency p50; `x base` against `{context['baseline']}` (PyTorch fp32) "
-        "and `x peer` against Optimum's dynamic int8 for this CPU, both measured in the same run. `pct` is the "
+        "and `x best peer` against the faster of the peers (Optimum's dynamic int8 for this CPU, OpenVINO's NNCF "
+        f"int8; {context['best_peer_text']}), all measured in the same run (each peer's own ratio: sweep.csv, "
+        "`x_<peer>`). `quant`: fp32, ONNX Runtime `dynamic`/`static` int8, or the same graph run by OpenVINO "
+        "(`ov_fp32`, `ov_int8`: NNCF static int8). `pct` is the "
         "requested pruning percentage, `encoder sparsity` the share of encoder parameters removed. `acc. after "
         "pruning` / `acc. after re-FT`: the pruning stage's accuracy of the masked fp32 model before and after "
         "re-fine-tuning (`re-FT s`: its wall time). `LIME` / `deletion`: the explanation verdicts, blank where "
@@ -360,8 +385,9 @@ def sweep_markdown(rows: list[dict], reference: dict | None, choice: dict, sente
         refine, "",
         "![accuracy vs throughput per quantization mode](frontier.png)",
     ]
-    if reference is None:
-        lines += ["", f"Note: the Optimum peer was not measured ({context['peer_status']})."]
+    for name, status in context["peer_statuses"].items():
+        if status != "ok":
+            lines += ["", f"Note: the peer `{name}` was not measured ({status})."]
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         lines += ["", "Failed variants:"] + [f"- `{r['variant']}`: {r['status']}" for r in failed]
@@ -376,7 +402,9 @@ class SweepConfig(StageConfig):
                              help="a <variant>.bench.json of the sweep's benchmark run (repeat; base included)")
     pruning_manifest: list[str] = flag([], action="append", metavar="MANIFEST",
                                        help="models/pruned/bert_agnews_<p>pct/manifest.json of each percentage (repeat)")
-    peer_record: str = flag("", help="the run's optimum_int8.bench.json (the peer; empty: none)")
+    peer_record: list[str] = flag([], action="append", metavar="BENCH_JSON",
+                                  help="a peer's record of the same run, e.g. outputs/sweep/openvino_int8.bench.json "
+                                       "(repeat)")
     reports_dir: str = flag("outputs/reports", help="where lime_similarity.csv and deletion.csv are read, if built")
     baseline: str = flag("base", help="the variant accuracy deltas and x base are relative to")
     output_dir: str = flag("outputs/sweep", help="where sweep.{md,csv}, frontier.png and sweep.manifest.json go")
@@ -395,28 +423,31 @@ def run_sweep(config: SweepConfig) -> int:
     # Every input is read and checked before anything is written: a bad input leaves no partial sweep.
     records = load_records(config.record)
     pruning = load_pruning(config.pruning_manifest)
-    peer = load_peer(config.peer_record)
+    peers = load_peers(config.peer_record)
     lime, deletion = load_verdicts(config.reports_dir)
-    rows = sweep_rows(records, pruning, peer, config.baseline, lime, deletion)
+    rows = sweep_rows(records, pruning, peers, config.baseline, lime, deletion)
     base = records[config.baseline]
-    reference = peer_row(peer, base)
+    references = peer_rows(peers, base)
+    best = best_peer(peers)
     choice = pick(rows, config.baseline)
-    sentences = pick_sentences(choice, peer, config.baseline)
+    sentences = pick_sentences(choice, peers, config.baseline)
     refine = refinetune_sentence(pruning, base[RECORD_ACCURACY])
     for row in rows:
         row["explanation_failures"] = "; ".join(choice["failures"].get(row["variant"], []))
         row["eligible"] = row["variant"] in choice["eligible"]
         row["pick"] = row["variant"] == choice["variant"]
     context = {"bench_dir": str(Path(config.record[0]).parent), "n_test": base.get("n_test"),
-               "baseline": config.baseline, "peer_status": (peer or {}).get(RECORD_STATUS, "no --peer-record")}
+               "baseline": config.baseline,
+               "peer_statuses": {p.get(RECORD_VARIANT, "?"): p.get(RECORD_STATUS) for p in peers},
+               "best_peer_text": f"here `{best[RECORD_VARIANT]}`" if best else "none was measured"}
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    plot_frontier(rows, reference, config.baseline, choice["variant"], output_dir / "frontier.png")
+    plot_frontier(rows, references, config.baseline, choice["variant"], output_dir / "frontier.png")
     write_text_atomic(output_dir / "sweep.csv", pd.DataFrame(rows, columns=SWEEP_COLUMNS).to_csv(
         index=False, float_format="%.6g"))
     inputs = {**{f"record_{name}": r["_path"] for name, r in records.items()},
               **{f"pruning_{pct}": p["path"] for pct, p in pruning.items()},
-              "peer_record": config.peer_record or None,
+              **{f"peer_record_{i}": path for i, path in enumerate(config.peer_record)},
               **{name: Path(config.reports_dir) / name for name in ("lime_similarity.csv", "deletion.csv")}}
     manifest = base_manifest("sparsity_sweep", config.to_dict(), inputs=inputs)
     manifest.update({"accuracy_tolerance_pt": ACCURACY_TOLERANCE_PT, "peer_target_ratio": PEER_TARGET_RATIO,
@@ -424,10 +455,10 @@ def run_sweep(config: SweepConfig) -> int:
                      "rejected_faster": choice["rejected"], "undecided": choice["undecided"],
                      "ungated_fastest": (choice["ungated_fastest"] or {}).get("variant"),
                      "ungated_fastest_failures": choice["ungated_failures"],
-                     "pick_x_peer": choice["row"]["x_peer"] if choice["row"] else None,
-                     "peer": reference, "rows": rows, "pick_text": sentences, "refinetune_text": refine})
+                     "pick_x_best_peer": choice["row"]["x_best_peer"] if choice["row"] else None,
+                     "best_peer": None if best is None else best[RECORD_VARIANT], "peers": references, "rows": rows, "pick_text": sentences, "refinetune_text": refine})
     write_json_atomic(output_dir / "sweep.manifest.json", manifest)
     # sweep.md is the Make target: written last.
-    write_text_atomic(output_dir / "sweep.md", sweep_markdown(rows, reference, choice, sentences, refine, context))
+    write_text_atomic(output_dir / "sweep.md", sweep_markdown(rows, references, choice, sentences, refine, context))
     log.info("sweep: %d variants; pick %s", len(rows), choice["variant"] or f"none (keep {config.baseline})")
     return 0

@@ -2,7 +2,7 @@
 
 A user who wants a faster BERT on CPU without this toolkit exports it with Optimum and quantizes it with
 ``AutoQuantizationConfig.<this CPU>(is_static=False)``; that is the number a compressed variant has to beat.
-The peer is built and measured by ``tools/optimum_peer.py`` in the Optimum venv (``--peer-python``), which
+The peer is built and measured by ``tools/optimum_peer.py`` in the Optimum venv (``--peer optimum=PYTHON``), which
 imports nothing of the toolkit but :mod:`common.bench.timing`: it runs the token ids the baseline's worker
 saved, so tokenization, batching, threads and the timed call are the same as for our variants. The build
 is cached under ``--peer-cache`` and reused while the base folder's sha256 (and the builder) are unchanged.
@@ -11,16 +11,13 @@ error of the benchmark.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
 from common import REPO_ROOT
+from common.bench.peers import base as peer_base
 from common.bench.cpu import cpu_flags, read_cpuinfo
 
 log = logging.getLogger(__name__)
@@ -30,6 +27,7 @@ PEER_SCRIPT = REPO / "tools" / "optimum_peer.py"
 PEER_NAME = "optimum_int8"
 PEER_KIND = "optimum-int8 (peer)"
 HOW_TO_GET = "run `make .venv-interop/.installed` (Optimum in a venv of its own, from PyPI), then `make bench` again"
+DEFAULT_VENV = ".venv-interop"
 
 
 def optimum_config_for(cpuinfo: str, machine: str) -> str | None:
@@ -52,42 +50,26 @@ def this_cpu_config() -> str | None:
 
 def not_measured(status: str, **extra) -> dict:
     """The peer's record when it has no numbers: ``skipped: why`` or ``failed: why``."""
-    return {"variant": PEER_NAME, "kind": PEER_KIND, "status": status, "peer": True, **extra}
+    return peer_base.not_measured(PEER_NAME, PEER_KIND, status, **extra)
 
 
 def cached_build_is_current(cache: Path, facts: dict) -> bool:
-    try:
-        built = json.loads((cache / "peer.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    return all(built.get(k) == v for k, v in facts.items()) and any(cache.glob("*.onnx"))
+    return peer_base.cached_build_is_current(cache, facts, "*.onnx")
 
 
 def _run_peer_task(python: str, spec: dict, tmp: Path, monitor=None) -> tuple[dict | None, str, dict | None]:
     """One ``tools/optimum_peer.py`` task in the peer venv: (result, "", usage) or (None, why it failed, usage)."""
-    from common.bench.monitoring import run_monitored
-
-    spec_path = tmp / f"peer_{spec['task']}.json"
-    spec_path.write_text(json.dumps(spec))
-    # Only the repository on the path, for common.bench.timing: the peer venv's own packages must win.
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["PYTHONPATH"] = str(REPO)
-    code, usage = run_monitored([python, str(PEER_SCRIPT), str(spec_path)], env, monitor, cwd=REPO)
-    result = Path(spec["result"])
-    if code != 0 or not result.is_file():
-        error = tmp / "peer_error.txt"
-        return None, error.read_text().strip() if error.is_file() else f"exit code {code}", usage
-    return json.loads(result.read_text()), "", usage
+    return peer_base.run_peer_task(PEER_SCRIPT, python, spec, tmp, monitor)
 
 
-def measure_peer(python: str, base: Path, cache: Path, inputs: Path, labels, threads: int,
+def measure_peer(python: str, base_folder: Path, cache: Path, inputs: Path, labels, threads: int,
                  latency_threads: list[int], monitor_path: Path, interval: float, tmp: Path,
-                 agreement_rows: list[int] | None = None) -> dict:
+                 agreement_rows: list[int] | None = None, data: str = "", seed: int = 42, max_len: int = 128) -> dict:
     """The peer's benchmark record (status ``ok``, ``failed: ...``), its build cached in ``cache``;
-    ``agreement_rows``: indices of the evaluated rows its batch agreement is measured on (as our variants')."""
-    from common.bench.timing import best_latency
+    ``agreement_rows``: indices of the evaluated rows its batch agreement is measured on (as our variants').
+    ``data``/``seed``/``max_len`` are the run's (Optimum's dynamic int8 needs no calibration rows)."""
+    base = base_folder
     from common.manifest import sha256_path
-    from common.metrics import classification_metrics
     from common.bench.monitoring import ResourceMonitor
 
     config = this_cpu_config()
@@ -102,26 +84,21 @@ def measure_peer(python: str, base: Path, cache: Path, inputs: Path, labels, thr
                  PEER_NAME, base, config)
         cache.parent.mkdir(parents=True, exist_ok=True)
         spec = {"task": "build", "base": str(base.resolve()), "config": config, "cache": str(cache.resolve()),
-                "facts": facts, "result": str(tmp / "peer_build.json")}
+                "facts": facts, "result": str(tmp / f"{PEER_NAME}_build.json")}
         built, why, _ = _run_peer_task(python, spec, tmp)
         if built is None:
             return not_measured(f"failed: the Optimum build failed ({why[:200]})", config=config)
     spec = {"task": "measure", "cache": str(cache.resolve()), "inputs": str(inputs.resolve()), "threads": threads,
             "latency_threads": latency_threads, "agreement_rows": agreement_rows,
-            "result": str(tmp / "peer_measure.json")}
+            "result": str(tmp / f"{PEER_NAME}_measure.json")}
     started = time.perf_counter()
     measured, why, usage = _run_peer_task(python, spec, tmp, ResourceMonitor(monitor_path, interval=interval))
     if measured is None:
         return not_measured(f"failed: {why[:200]}", config=config)
-    logits = np.asarray(measured.pop("eval_logits"), dtype=np.float32)
-    peer = measured.pop("peer")
-    result = {"variant": PEER_NAME, "model": str(cache), "kind": PEER_KIND, "dtype": "int8 (w8a8 dynamic)",
-              "device": "cpu", "status": "ok", "peer": True, "accuracy_source": "measured in this run",
-              **classification_metrics(labels, logits.argmax(axis=1)), **measured,
-              **best_latency(measured["latency_by_threads"]),
-              "peer_config": f"AutoQuantizationConfig.{peer['config']}(is_static=False, per_channel="
-                             f"{peer['per_channel']})", "peer_build": peer, "model_sha256": sha256_path(cache),
-              "peak_rss_mb": usage["peak_rss_mb"], "monitor": usage, "bench_wall_s": time.perf_counter() - started}
+    build = measured["peer"]
+    result = peer_base.ok_record(PEER_NAME, PEER_KIND, "int8 (w8a8 dynamic)", cache, labels, measured, usage, started,
+                                 f"AutoQuantizationConfig.{build['config']}(is_static=False, per_channel="
+                                 f"{build['per_channel']})")
     log.info("[%s] accuracy %.4f, %.1f samples/s, p50 %.2f ms (%d thread(s)); %s", PEER_NAME, result["accuracy"],
              result["throughput_samples_per_s"], result["latency_ms_p50"], result["latency_threads"],
              result["peer_config"])
