@@ -1,4 +1,5 @@
-"""The benchmark's Optimum peer (x_peer), its timing protocol and the latency thread setting. Speed is never asserted."""
+"""The benchmark's peers (Optimum's and OpenVINO's int8: x_<peer>, x_best_peer), their timing protocol and the
+latency thread setting. Speed is never asserted."""
 from __future__ import annotations
 
 import csv
@@ -9,14 +10,20 @@ import numpy as np
 import pytest
 
 from common.bench.peers.optimum import PEER_NAME, cached_build_is_current, optimum_config_for
+from common.bench.peers import openvino as ov_peer
 from common.bench.summary import summary_row, best_variant, picks
 from common.bench.timing import best_latency, logits_in_order, pad_batches, thread_settings
-from common.schema import LATENCY_THREADS, PEER_CONFIG, SUMMARY_COLUMNS, THROUGHPUT_VS_PEER
+from common.schema import BEST_PEER, LATENCY_THREADS, PEER_CONFIG, PEER_NAMES, SUMMARY_COLUMNS, THROUGHPUT_VS_PEER
 from tests.conftest import REPO, toy_texts
 
 PEER_PYTHON = REPO / ".venv-interop" / "bin" / "python"
+OV_PEER_PYTHON = REPO / ".venv-openvino" / "bin" / "python"
+OV_PEER_NAME = ov_peer.PEER_NAME
 needs_peer_venv = pytest.mark.skipif(not PEER_PYTHON.is_file(),
                                      reason="Optimum's venv is missing (make .venv-interop/.installed)")
+needs_both_peer_venvs = pytest.mark.skipif(not (PEER_PYTHON.is_file() and OV_PEER_PYTHON.is_file()),
+                                           reason="a peer venv is missing (make .venv-interop/.installed "
+                                                  ".venv-openvino/.installed)")
 
 
 def _result(name: str, accuracy: float, throughput: float, p50: float, **extra) -> dict:
@@ -25,35 +32,58 @@ def _result(name: str, accuracy: float, throughput: float, p50: float, **extra) 
             LATENCY_THREADS: 1, "size_mb": 10.0, **extra}
 
 
-def _planted_rows():
+def _planted_rows(openvino_speed: float = 200.0):
     base = _result("base", 0.90, 100.0, 10.0)
-    peer = _result(PEER_NAME, 0.895, 200.0, 4.0, peer=True, kind="optimum-int8 (peer)",
-                   peer_config="AutoQuantizationConfig.avx2(is_static=False, per_channel=True)")
+    optimum = _result(PEER_NAME, 0.895, 160.0, 4.5, peer=True, kind="optimum-int8 (peer)",
+                      peer_config="AutoQuantizationConfig.avx2(is_static=False, per_channel=True)")
+    openvino = _result(OV_PEER_NAME, 0.894, openvino_speed, 4.0, peer=True, kind="openvino-int8 (peer)",
+                       peer_config="optimum-intel OVQuantizer + NNCF int8 (300 training rows; precision f32)")
     ours = [base, _result("pruned30_onnx_int8", 0.893, 300.0, 5.0),  # -0.7 pt: eligible
             _result("pruned60_onnx_int8", 0.85, 900.0, 1.0),        # -5 pt: fastest, never picked
             _result("base_onnx_int8", 0.90, 250.0, 2.0)]
-    return [summary_row(r, base, peer) for r in ours + [peer]]
+    peers = [optimum, openvino]
+    return [summary_row(r, base, peers) for r in ours + peers]
 
 
-def test_ratios_are_computed_from_the_rows():
+def test_the_peer_modules_and_the_summary_columns_name_the_same_peers():
+    from common.bench.peers import PEERS, peer_modules
+
+    assert tuple(m.PEER_NAME for m in peer_modules()) == PEER_NAMES and PEERS == ("optimum", "openvino")
+    assert {f"x_{name}" for name in PEER_NAMES} <= set(SUMMARY_COLUMNS) and BEST_PEER in SUMMARY_COLUMNS
+
+
+def test_ratios_are_computed_from_the_rows_against_each_peer_and_the_best():
     rows = {r["variant"]: r for r in _planted_rows()}
+    # the best peer is the faster one (OpenVINO's, 200 samples/s); each peer keeps its own column
     assert rows["pruned30_onnx_int8"][THROUGHPUT_VS_PEER] == 1.5 and rows["base"][THROUGHPUT_VS_PEER] == 0.5
+    assert rows["pruned30_onnx_int8"][f"x_{PEER_NAME}"] == 300.0 / 160.0
+    assert rows["pruned30_onnx_int8"][f"x_{OV_PEER_NAME}"] == 1.5
+    assert all(r[BEST_PEER] == OV_PEER_NAME for r in rows.values())
     assert rows["pruned30_onnx_int8"]["throughput_ratio"] == 3.0
-    assert rows[PEER_NAME][THROUGHPUT_VS_PEER] == 1.0 and rows[PEER_NAME][PEER_CONFIG].startswith("AutoQuant")
-    assert not rows["base"].get(PEER_CONFIG)  # only the peer is marked as the peer
-    # without a peer there is no ratio to it (never a made-up one)
-    alone = summary_row(_result("base", 0.9, 100.0, 10.0), _result("base", 0.9, 100.0, 10.0), None)
-    assert alone.get(THROUGHPUT_VS_PEER) is None and alone["throughput_ratio"] == 1.0
+    assert rows[OV_PEER_NAME][THROUGHPUT_VS_PEER] == 1.0 and rows[PEER_NAME][THROUGHPUT_VS_PEER] == 0.8
+    assert rows[PEER_NAME][PEER_CONFIG].startswith("AutoQuant") and rows[OV_PEER_NAME][PEER_CONFIG]
+    assert not rows["base"].get(PEER_CONFIG)  # only the peers are marked as peers
+    # the best moves with the numbers: a slower OpenVINO makes Optimum's int8 the best peer
+    slow = {r["variant"]: r for r in _planted_rows(openvino_speed=120.0)}
+    assert slow["base"][BEST_PEER] == PEER_NAME and slow["pruned30_onnx_int8"][THROUGHPUT_VS_PEER] == 300.0 / 160.0
+    # a peer that was not measured is in no ratio; without any peer there is no ratio (never a made-up one)
+    base = _result("base", 0.9, 100.0, 10.0)
+    failed = {"variant": OV_PEER_NAME, "status": "failed: the OpenVINO build failed (x)", "peer": True}
+    one = summary_row(_result("x", 0.9, 300.0, 1.0), base, [_result(PEER_NAME, 0.9, 150.0, 2.0, peer=True), failed])
+    assert one[THROUGHPUT_VS_PEER] == 2.0 and one.get(f"x_{OV_PEER_NAME}") is None and one[BEST_PEER] == PEER_NAME
+    alone = summary_row(base, base, None)
+    assert alone.get(THROUGHPUT_VS_PEER) is None and alone["throughput_ratio"] == 1.0 and alone.get(BEST_PEER) is None
 
 
 def test_picks_stay_within_one_point_and_never_pick_the_peer():
     rows = _planted_rows()
     throughput, latency = picks(rows, batch_size=32)
     # the fastest row (-5 pt) and the peer (faster p50 than most) are planted to tempt a wrong pick
-    assert throughput.startswith("For throughput, pick `pruned30_onnx_int8`") and "1.50x the peer's 200.0" in throughput
-    assert latency.startswith("For latency, pick `base_onnx_int8`") and "2.00x faster than the peer's 4.00 ms" in latency
+    assert throughput.startswith("For throughput, pick `pruned30_onnx_int8`")
+    assert f"1.50x the best peer's ({OV_PEER_NAME}) 200.0" in throughput
+    assert latency.startswith("For latency, pick `base_onnx_int8`") and "2.00x faster than the best peer's 4.00 ms" in latency
     assert best_variant(rows, "base")["variant"] == "pruned30_onnx_int8"
-    only_far = [r for r in rows if r["variant"] in ("pruned60_onnx_int8", PEER_NAME)]
+    only_far = [r for r in rows if r["variant"] in ("pruned60_onnx_int8", PEER_NAME, OV_PEER_NAME)]
     assert picks(only_far, 32) == ["No variant is within 1 pt of the baseline's accuracy, so none is picked."]
 
 
@@ -119,33 +149,41 @@ def _bench(tmp_path, model, data, *extra) -> Path:
 def test_without_the_peer_summary_says_how_to_get_it(tiny_bert, toy_data, tmp_path):
     out = _bench(tmp_path, tiny_bert, toy_data)
     md = (out / "summary.md").read_text()
-    assert "the Optimum peer was not measured (no --peer-python" in md and "make .venv-interop/.installed" in md
+    assert f"the peer `{PEER_NAME}` was not measured (no --peer optimum=PYTHON" in md
+    assert "make .venv-interop/.installed" in md and "make .venv-openvino/.installed" in md
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert [r["variant"] for r in rows] == ["base"] and rows[0][THROUGHPUT_VS_PEER] == ""
     assert tuple(rows[0]) == SUMMARY_COLUMNS and rows[0][LATENCY_THREADS] in ("1", "2")
-    record = json.loads((out / f"{PEER_NAME}.bench.json").read_text())
-    assert record["status"].startswith("skipped") and "accuracy" not in record
+    for name in PEER_NAMES:  # every peer has a record saying why it has no numbers
+        record = json.loads((out / f"{name}.bench.json").read_text())
+        assert record["status"].startswith("skipped") and "accuracy" not in record
     base = json.loads((out / "base.bench.json").read_text())
     assert set(base["latency_by_threads"]) == {"1", "2"}
     assert base["latency_ms_p50"] == min(b["latency_ms_p50"] for b in base["latency_by_threads"].values())
     assert md.rstrip().splitlines()[-1].startswith("For throughput, pick `base`")
 
 
-def test_a_missing_peer_python_is_a_user_error(tiny_bert, toy_data, tmp_path):
+@pytest.mark.parametrize("peer, says", [("openvino=/no-venv/python", "make .venv-openvino/.installed"),
+                                         ("tflite=/usr/bin/python3", "unknown peer"),
+                                         ("optimum", "must be PEER=PYTHON")])
+def test_a_bad_peer_flag_is_one_sentence(tiny_bert, toy_data, tmp_path, capsys, peer, says):
     from inference.run_onnx_benchmark import main
 
     with pytest.raises(SystemExit) as exc:
         main(["--output-dir", str(tmp_path / "m"), "--data", str(toy_data), "--variant", f"base={tiny_bert}",
-              "--peer-python", str(tmp_path / "no-venv" / "python")])
+              "--peer", peer])
     assert exc.value.code == 2 and not (tmp_path / "m" / "summary.csv").exists()
+    assert says in capsys.readouterr().err
 
 
-@needs_peer_venv
-def test_peer_built_with_optimum_and_measured_with_the_same_protocol(tiny_bert, toy_data, tmp_path):
-    cache = tmp_path / "optimum_peer"
-    out = _bench(tmp_path, tiny_bert, toy_data, "--peer-python", str(PEER_PYTHON), "--peer-cache", str(cache))
+@needs_both_peer_venvs
+def test_both_peers_built_as_their_users_build_them_and_measured_with_the_same_protocol(tiny_bert, toy_data, tmp_path):
+    caches = tmp_path / "peers"
+    flags = ("--peer", f"optimum={PEER_PYTHON}", "--peer", f"openvino={OV_PEER_PYTHON}", "--peer-cache-dir", str(caches))
+    out = _bench(tmp_path, tiny_bert, toy_data, *flags)
+    cache = caches / PEER_NAME
     rows = {r["variant"]: r for r in csv.DictReader((out / "summary.csv").open())}
-    assert list(rows) == ["base", PEER_NAME]
+    assert list(rows) == ["base", PEER_NAME, OV_PEER_NAME]
     peer = json.loads((out / f"{PEER_NAME}.bench.json").read_text())
     base = json.loads((out / "base.bench.json").read_text())
     assert peer["status"] == "ok" and peer["n_test"] == base["n_test"] == 40
@@ -156,20 +194,37 @@ def test_peer_built_with_optimum_and_measured_with_the_same_protocol(tiny_bert, 
     for key in ("throughput_n_texts", "throughput_batch_size", "throughput_repeats", "threads", "latency_requests"):
         assert peer[key] == base[key], key
     assert set(peer["latency_by_threads"]) == set(base["latency_by_threads"]) == {"1", "2"}
-    # the ratio is the rows' numbers divided, and the peer's own is 1
-    assert float(rows["base"][THROUGHPUT_VS_PEER]) == pytest.approx(
+    # each ratio is the rows' numbers divided; x_best_peer is against the faster peer of the run
+    ov = json.loads((out / f"{OV_PEER_NAME}.bench.json").read_text())
+    assert ov["status"] == "ok" and ov["n_test"] == 40 and ov["peer_build"]["base_sha256"] == base["model_sha256"]
+    from common.data import load_split
+
+    # calibrated on training rows only: the seeded subset our side chose (all of the toy split's, fewer than 300)
+    train = load_split(str(toy_data), "train", ov_peer.PEER_CALIB_ROWS, 42)
+    assert ov["peer_build"]["calibration_rows"] == len(train) <= ov_peer.PEER_CALIB_ROWS
+    assert set(ov["latency_by_threads"]) == {"1", "2"} and ov["threads"] == base["threads"]
+    assert ov["batch_agreement_n"] == 8 and abs(ov["accuracy"] - base["accuracy"]) <= 0.15
+    assert float(rows["base"][f"x_{PEER_NAME}"]) == pytest.approx(
         base["throughput_samples_per_s"] / peer["throughput_samples_per_s"], rel=1e-9)
-    assert float(rows[PEER_NAME][THROUGHPUT_VS_PEER]) == 1.0
+    assert float(rows["base"][f"x_{OV_PEER_NAME}"]) == pytest.approx(
+        base["throughput_samples_per_s"] / ov["throughput_samples_per_s"], rel=1e-9)
+    best = max((peer, ov), key=lambda r: r["throughput_samples_per_s"])
+    assert rows["base"][BEST_PEER] == best["variant"]
+    assert float(rows["base"][THROUGHPUT_VS_PEER]) == pytest.approx(
+        base["throughput_samples_per_s"] / best["throughput_samples_per_s"], rel=1e-9)
+    assert float(rows[best["variant"]][THROUGHPUT_VS_PEER]) == 1.0
     # the peer's accuracy comes from its own logits on the same 40 rows: int8 of the same model agrees closely
     assert sum(map(sum, peer["confusion_matrix"])) == 40 and abs(peer["accuracy"] - base["accuracy"]) <= 0.1
     # batch agreement on the same 8 rows as ours (a share of 8, its flips counted)
     assert peer["batch_agreement_n"] == base["batch_agreement_n"] == 8 and peer["batch_agreement_rows"] == 8
     assert peer["batch_agreement"] == 1 - peer["batch_agreement_flips"] / 8 and rows[PEER_NAME]["batch_agreement"]
     md = (out / "summary.md").read_text()
-    assert f"**{PEER_NAME}** (peer)" in md and "not measured" not in md and "the peer's" in md
-    built = (cache / "peer.json").stat().st_mtime_ns
-    _bench(tmp_path, tiny_bert, toy_data, "--peer-python", str(PEER_PYTHON), "--peer-cache", str(cache))
-    assert (cache / "peer.json").stat().st_mtime_ns == built  # same base folder: the build is reused
+    assert f"**{PEER_NAME}** (peer)" in md and f"**{OV_PEER_NAME}** (peer)" in md and "not measured" not in md
+    assert f"here `{best['variant']}`" in md and "the best peer's" in md
+    built = [(caches / name / "peer.json").stat().st_mtime_ns for name in PEER_NAMES]
+    _bench(tmp_path, tiny_bert, toy_data, *flags)
+    # same base folder (and calibration rows): both builds are reused
+    assert [(caches / name / "peer.json").stat().st_mtime_ns for name in PEER_NAMES] == built
 
 
 def test_batch_agreement_counts_flips_caused_by_batch_mates():
