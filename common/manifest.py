@@ -114,11 +114,11 @@ def sha256_path(path: str | os.PathLike) -> str:
         if len(files) == 1:
             return sha256_file(path)
         return digest({f.name: sha256_file(f) for f in files})
-    digest = hashlib.sha256()
+    folder_digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(file.relative_to(path)).encode())
-        digest.update(sha256_file(file).encode())
-    return digest.hexdigest()
+        folder_digest.update(str(file.relative_to(path)).encode())
+        folder_digest.update(sha256_file(file).encode())
+    return folder_digest.hexdigest()
 
 
 def manifest_path_for(artefact: str | os.PathLike) -> Path:

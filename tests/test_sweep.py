@@ -145,7 +145,7 @@ def test_the_unexplained_variant_is_never_shipped_and_the_sweep_and_the_report_p
     # the report, from the same verdicts
     frame = pd.DataFrame([{"variant": r["variant"], "accuracy": r["accuracy"], "delta_acc_pt": r["accuracy_delta_pt"],
                            "throughput": r["throughput_samples_per_s"], "throughput_ratio": r["x_base"],
-                           "x_peer": r["x_peer"], "size_mb": r["size_mb"], "expl_role": "variant",
+                           "x_best_peer": r["x_best_peer"], "size_mb": r["size_mb"], "expl_role": "variant",
                            "expl_verdict": lime.get(r["variant"]), "deletion_verdict": deletion.get(r["variant"]),
                            "expl_extra": 0.0, "expl_control_extra": 0.06, "expl_d": -0.03, "expl_upper": -0.01,
                            "expl_n": 100}
@@ -180,7 +180,7 @@ def test_a_sibling_that_drifted_is_a_note_on_an_unverified_graph_never_a_verdict
         "pruned60_onnx_int8": "LIME agreement drifted"}
     text = " ".join(pick_sentences(choice, PEER, "base"))
     assert "Without the explanation gates the fastest within 1 pt would be `pruned60_onnx_static` (315.0 samples/s " \
-           "= 3.15x the peer, -0.80 pt), but its unverified" in text
+           "= 3.15x the best peer, -0.80 pt), but its unverified" in text
     for sibling_verdict in ("equivalent", "inconclusive"):
         choice = pick(rows_for({40: -0.2, 60: -0.7}, {"pruned60_onnx_int8": sibling_verdict, "pruned60_onnx_static": ""}))
         assert choice["variant"] != "pruned60_onnx_static"
@@ -235,14 +235,22 @@ def test_without_verdicts_nothing_ships_and_the_deciding_command_is_named():
 
 def test_the_pick_says_whether_it_reaches_2x_the_peer_with_the_measured_ratio():
     choice = pick(rows_for({40: -0.2}, speeds={40: 250.0}))  # static: 262.5 samples/s = 2.62x the peer's 100
-    assert "It reaches the 2.0x-the-peer target: 2.62x" in " ".join(pick_sentences(choice, PEER, "base"))
+    assert "It reaches the 2.0x-the-best-peer target: 2.62x" in " ".join(pick_sentences(choice, PEER, "base"))
     choice = pick(rows_for({40: -0.2}, speeds={40: 150.0}))
-    assert "It falls short of the 2.0x-the-peer target: 1.57x" in " ".join(pick_sentences(choice, PEER, "base"))
-    skipped = {"variant": "optimum_int8", "status": "skipped: no --peer-python (Optimum's venv) was given"}
+    assert "It falls short of the 2.0x-the-best-peer target: 1.57x" in " ".join(pick_sentences(choice, PEER, "base"))
+    skipped = {"variant": "optimum_int8", "status": "skipped: no --peer optimum=PYTHON (its venv) was given"}
     rows = rows_for({40: -0.2}, peer=skipped)
-    assert all(r["x_peer"] is None for r in rows)
+    assert all(r["x_best_peer"] is None for r in rows)
     text = " ".join(pick_sentences(pick(rows), skipped, "base"))
-    assert "not measured (skipped: no --peer-python" in text and "not checked" in text
+    assert "No peer was measured (`optimum_int8`: skipped: no --peer optimum" in text and "not checked" in text
+    # two peers: the target is against the faster one, and an unmeasured one is named, never used
+    faster = {**PEER, "variant": "openvino_int8", "throughput_samples_per_s": 125.0}
+    rows = rows_for({40: -0.2}, peer=[PEER, faster], speeds={40: 250.0})
+    text = " ".join(pick_sentences(pick(rows), [PEER, faster], "base"))
+    assert "It reaches the 2.0x-the-best-peer target: 2.10x the throughput of `openvino_int8`" in text
+    rows = rows_for({40: -0.2}, peer=[PEER, {**faster, "status": "failed: build"}], speeds={40: 250.0})
+    text = " ".join(pick_sentences(pick(rows), [PEER, {**faster, "status": "failed: build"}], "base"))
+    assert "2.62x the throughput of `optimum_int8`" in text and "`openvino_int8` (failed: build)" in text
 
 
 @pytest.mark.parametrize("refinetune, grows", [
@@ -305,18 +313,18 @@ def test_the_stage_writes_the_table_the_frontier_and_the_manifest(tmp_path):
     assert row["quantization"] == "static" and row["sparsity_requested_pct"] == 40
     assert row["encoder_sparsity"] == pytest.approx(0.402)
     assert row["accuracy_delta_pt"] == pytest.approx(-0.6)
-    assert row["x_peer"] == pytest.approx(1.05 * 280 / 100) and row["x_base"] == pytest.approx(1.05 * 280 / 50)
+    assert row["x_best_peer"] == pytest.approx(1.05 * 280 / 100) and row["x_base"] == pytest.approx(1.05 * 280 / 50)
     assert row["accuracy_after_refinetune"] - row["accuracy_after_pruning"] == pytest.approx(0.05)
     assert row["refinetune_wall_s"] == pytest.approx(400)
     assert table["pick"].sum() == 1 and table.loc[table["pick"], "variant"].item() == "pruned40_onnx_static"
     assert not table.set_index("variant").loc["pruned60_onnx_int8", "eligible"]
     markdown = (out / "sweep.md").read_text()
-    assert "| **pruned40_onnx_static** (pick)" in markdown and "optimum_int8 (peer)" in markdown
-    assert "**Ship `pruned40_onnx_static`**" in markdown and "x-the-peer target: 2.94x" in markdown
+    assert "| **pruned40_onnx_static** (pick)" in markdown and "optimum_int8 (best peer)" in markdown
+    assert "**Ship `pruned40_onnx_static`**" in markdown and "x-the-best-peer target: 2.94x" in markdown
     assert "grows with sparsity" in markdown  # 60 % lost 1.6 pt after re-fine-tuning, 20 % 0.1 pt
     assert "](frontier.png)" in markdown
     manifest = json.loads((out / "sweep.manifest.json").read_text())
-    assert manifest["pick"] == "pruned40_onnx_static" and manifest["pick_x_peer"] == pytest.approx(2.94)
+    assert manifest["pick"] == "pruned40_onnx_static" and manifest["pick_x_best_peer"] == pytest.approx(2.94)
     assert "pruning_60" in manifest["inputs"] and "record_base" in manifest["inputs"]
     with Image.open(out / "frontier.png") as image:
         assert image.format == "PNG" and image.size[0] > 600 and len(image.getcolors(1 << 20)) > 50
@@ -355,7 +363,7 @@ def test_without_a_peer_the_sweep_still_runs_and_says_so(tmp_path):
     argv = write_inputs(tmp_path, {20: -0.1}, peer={"variant": "optimum_int8", "status": "skipped: no venv"})
     assert main(argv) == 0
     markdown = (tmp_path / "out" / "sweep.md").read_text()
-    assert "peer was not measured (skipped: no venv)" in markdown and "(peer)" not in markdown
+    assert "the peer `optimum_int8` was not measured (skipped: no venv)" in markdown and "peer)" not in markdown
 
 
 @pytest.mark.parametrize("damage, named", [
@@ -410,16 +418,23 @@ def test_make_sweep_plans_the_chain_one_bench_run_and_the_sweep_stage(tmp_path):
     assert planned[:3] == ["train.pruning.run_structural_pruning", "tools.apply_shrink_to_model",
                            "export_onnx.export_onnx"]
     int8 = [commands[i] for i in chain if "--int8" in commands[i]]
-    assert len(int8) == 2 and sum("--mode static" in c for c in int8) == 1
+    # ONNX Runtime dynamic and static int8, OpenVINO's NNCF int8 (and its fp32 IR), each from the fp32 graph
+    assert len(int8) == 3 and sum("--mode static" in c for c in int8) == 1
+    assert [c for c in int8 if "export_onnx.export_openvino" in c and "--model models/onnx/pruned40.onnx" in c
+            and "--output models/onnx/pruned40_ov_int8.xml" in c]
+    assert any("export_onnx.export_openvino" in commands[i] and "--output models/onnx/pruned40_ov.xml" in commands[i]
+               for i in chain)
     assert stages.count("inference.run_onnx_benchmark") == 1
     bench = commands[stages.index("inference.run_onnx_benchmark")]
     assert "--output-dir outputs/sweep" in bench
     assert sorted(re.findall(r"--variant ([a-z0-9_]+)=", bench)) == sorted(
-        ["base", "base_onnx_int8", "base_onnx_static", "pruned40_onnx_int8", "pruned40_onnx_static"])
+        ["base", "base_onnx_int8", "base_onnx_static", "base_ov", "base_ov_int8", "pruned40_onnx_int8",
+         "pruned40_onnx_static", "pruned40_ov", "pruned40_ov_int8"])
     assert stages[-1] == "generate_outputs.sweep.build_sweep" and stages.index("inference.run_onnx_benchmark") < len(stages) - 1
     sweep = done.stdout[done.stdout.index("generate_outputs.sweep.build_sweep"):]
     assert "--pruning-manifest models/pruned/bert_agnews_40pct/manifest.json" in sweep
     assert "--peer-record outputs/sweep/optimum_int8.bench.json" in sweep
+    assert "--peer-record outputs/sweep/openvino_int8.bench.json" in sweep
     # nothing of the other percentages, LIME or the main benchmark
     assert not re.search(r"pruned(20|30)|bert_agnews_(20|30)pct", done.stdout)
     assert not any(s.startswith("generate_outputs.generate_lime_csv") for s in stages)
@@ -572,7 +587,7 @@ def test_the_sweep_end_to_end_on_the_tiny_model(tmp_path):
         manifest["sparsity_achieved"]["encoder_parameters"])
     assert table.loc["pruned50_onnx_int8", "accuracy_after_refinetune"] == pytest.approx(
         manifest["accuracy_after_refinetune"])
-    assert table["x_peer"].isna().all()  # no --peer-python: the record says skipped
+    assert table["x_best_peer"].isna().all()  # no --peer-python: the record says skipped
     # nothing was explained: nothing is eligible, base is kept, and the graphs within 1 pt are named as undecided
     within = table[(table.index != "base") & (table["accuracy_delta_pt"] >= -1.0 - 1e-9)]
     assert not table["pick"].any() and not table["eligible"].any()
