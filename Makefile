@@ -485,7 +485,7 @@ demo: ## the whole chain on a small budget (shipped demo sample unless DATA is g
 # ---------------------------------------------------------------------------------------------- interop
 # Every ONNX graph and HF folder, loaded by third-party clients (Optimum, plain transformers with
 # trust_remote_code) in a throwaway venv that cannot import the toolkit; logits compared with the toolkit's.
-INTEROP_VARIANTS := base $(PRUNED) $(addsuffix _masked,$(PRUNED)) $(ONNX_VARIANTS)
+INTEROP_VARIANTS := base $(PRUNED) $(addsuffix _masked,$(PRUNED)) $(ONNX_VARIANTS) $(OV_VARIANTS)
 $(INTEROP_VENV)/.installed: ## throwaway venv: Optimum + ONNX Runtime + the transformers<4.58 they pin (downloads from PyPI)
 	python3 -m venv $(INTEROP_VENV)
 	$(INTEROP_VENV)/bin/pip install torch==2.13.0 "optimum-onnx[onnxruntime]"
@@ -498,10 +498,10 @@ $(OPENVINO_VENV)/.installed: ## throwaway venv: optimum-intel + OpenVINO + NNCF 
 	$(OPENVINO_VENV)/bin/pip install torch==2.13.0 "optimum-intel[openvino]==2.2.0" openvino==2026.4.1 nncf==3.4.0
 	$(OPENVINO_VENV)/bin/pip uninstall -y torchvision
 	touch $@
-outputs/metrics/interop.md: $(foreach v,$(INTEROP_VARIANTS),$(call artefact,$(v))) $(INTEROP_VENV)/.installed tools/interop.py tools/interop_thirdparty.py $(call stage_src,tools/interop.py) $(EVAL_KNOBS) $(LIST_KNOBS) | outputs/metrics ## third-party loaders vs the toolkit: max |dlogit|, argmax agreement
-	$(PY) tools.interop --interop-python $(INTEROP_VENV)/bin/python --output $@ $(DATA_ARG) --max-len $(MAX_LEN) --seed $(SEED) \
+outputs/metrics/interop.md: $(foreach v,$(INTEROP_VARIANTS),$(call artefact,$(v))) $(INTEROP_VENV)/.installed $(OPENVINO_VENV)/.installed tools/interop.py tools/interop_thirdparty.py $(call stage_src,tools/interop.py) $(EVAL_KNOBS) $(LIST_KNOBS) | outputs/metrics ## third-party loaders vs the toolkit: max |dlogit|, argmax agreement
+	$(PY) tools.interop --interop-python $(INTEROP_VENV)/bin/python --openvino-python $(OPENVINO_VENV)/bin/python --output $@ $(DATA_ARG) --max-len $(MAX_LEN) --seed $(SEED) \
 	  $(foreach v,$(INTEROP_VARIANTS),--artefact $(v)=$(call model_path,$(v)))
-interop: outputs/metrics/interop.md ## load every artefact in Optimum / plain transformers -> outputs/metrics/interop.md
+interop: outputs/metrics/interop.md ## load every artefact in Optimum / optimum-intel / plain transformers -> outputs/metrics/interop.md
 
 # ---------------------------------------------------------------------------------------------- docker
 IMAGE ?= bert-agnews-toolkit## docker image name prefix

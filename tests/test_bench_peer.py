@@ -46,7 +46,8 @@ def _planted_rows(openvino_speed: float = 200.0):
 
 
 def test_the_peer_modules_and_the_summary_columns_name_the_same_peers():
-    from common.bench.peers import PEERS, peer_modules
+    from common.bench.peers import PEERS
+    from common.bench.peers.registry import peer_modules
 
     assert tuple(m.PEER_NAME for m in peer_modules()) == PEER_NAMES and PEERS == ("optimum", "openvino")
     assert {f"x_{name}" for name in PEER_NAMES} <= set(SUMMARY_COLUMNS) and BEST_PEER in SUMMARY_COLUMNS

@@ -136,8 +136,11 @@ def test_make_interop_covers_every_graph_and_folder():
                                                                "pruned30_masked")}
     graphs |= {f"{v}_onnx_int8": f"models/onnx/{v}_int8.onnx" for v in ("base", "pruned20", "pruned30")}
     graphs |= {f"{v}_onnx_static": f"models/onnx/{v}_static.onnx" for v in ("base", "pruned20", "pruned30")}
+    graphs |= {f"{v}_ov": f"models/onnx/{v}_ov.xml" for v in ("base", "pruned20", "pruned30")}
+    graphs |= {f"{v}_ov_int8": f"models/onnx/{v}_ov_int8.xml" for v in ("base", "pruned20", "pruned30")}
     folders = {"base": "models/fine_tuned/bert_agnews", "pruned20": "models/shrunk/pruned20",
                "pruned20_masked": "models/pruned/bert_agnews_20pct", "pruned30": "models/shrunk/pruned30",
                "pruned30_masked": "models/pruned/bert_agnews_30pct"}
     assert named == graphs | folders
     assert "--interop-python .venv-interop/bin/python" in command
+    assert "--openvino-python .venv-openvino/bin/python" in command

@@ -3,7 +3,8 @@
     .venv-interop/bin/python tools/interop_thirdparty.py --reference outputs/metrics/interop_reference.json \
         --output outputs/metrics/interop_thirdparty.json
 
-Runs in a throwaway venv (Optimum + ONNX Runtime + the transformers < 4.58 they pin) and therefore imports
+Runs in a throwaway venv (Optimum + ONNX Runtime + the transformers < 4.58 they pin; for the OpenVINO IRs,
+optimum-intel's venv, .venv-openvino, with the transformers < 5.6 it pins) and therefore imports
 nothing from this toolkit - only the standard library, torch, transformers and Optimum. It reads the texts,
 ``max_len`` and the artefact list from the reference file ``tools/interop.py`` wrote, and writes the logits
 each third-party loader gives, one text at a time: dynamic int8 computes its activation scales per batch, so
@@ -21,7 +22,7 @@ from importlib import metadata
 
 def package_versions() -> dict:
     versions = {}
-    for name in ("torch", "transformers", "optimum", "optimum-onnx", "onnxruntime"):
+    for name in ("torch", "transformers", "optimum", "optimum-onnx", "onnxruntime", "optimum-intel", "openvino"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -48,6 +49,21 @@ def load_onnx_graph(path: str):
     return model, AutoTokenizer.from_pretrained(folder), loader
 
 
+def load_openvino_ir(path: str):
+    from optimum.intel import OVModelForSequenceClassification
+    from transformers import AutoTokenizer
+
+    folder, file_name = os.path.split(os.path.abspath(path))
+    # fp32 inference, as the toolkit runs its IRs (OpenVINO may pick bf16 on a CPU with AVX512-BF16/AMX)
+    model = OVModelForSequenceClassification.from_pretrained(folder, file_name=file_name,
+                                                             ov_config={"INFERENCE_PRECISION_HINT": "f32"})
+    loader = f"optimum-intel {package_versions()['optimum-intel']} OVModelForSequenceClassification"
+    return model, AutoTokenizer.from_pretrained(folder), loader
+
+
+LOADERS = {"onnx": load_onnx_graph, "hf_folder": load_hf_folder, "openvino": load_openvino_ir}
+
+
 def logits_one_by_one(model, tokenizer, texts: list[str], max_len: int) -> list[list[float]]:
     import torch
 
@@ -64,9 +80,10 @@ def run_all(reference: dict) -> dict:
     for artefact in reference["artefacts"]:
         name, path, kind = artefact["name"], artefact["path"], artefact["kind"]
         loader = {"onnx": "optimum-onnx ORTModelForSequenceClassification",
-                  "hf_folder": "transformers AutoModelForSequenceClassification"}.get(kind, kind)
+                  "hf_folder": "transformers AutoModelForSequenceClassification",
+                  "openvino": "optimum-intel OVModelForSequenceClassification"}.get(kind, kind)
         try:
-            model, tokenizer, loader = (load_onnx_graph if kind == "onnx" else load_hf_folder)(path)
+            model, tokenizer, loader = LOADERS[kind](path)
             results[name] = {"loader": loader,
                              "logits": logits_one_by_one(model, tokenizer, reference["texts"], reference["max_len"])}
         except Exception as exc:  # recorded, then judged a failure by the comparison

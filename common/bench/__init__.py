@@ -4,4 +4,4 @@ the loop, ``summary`` the outputs), the peers users would pick instead (``peers`
 """
 
 # The modules other packages may import (tests/test_import_graph.py checks it).
-__all__ = ['cpu', 'evaluation', 'interop', 'monitoring', 'peers', 'properties', 'run', 'summary', 'timing', 'worker']
+__all__ = ['cpu', 'evaluation', 'interop', 'monitoring', 'peer_script', 'peers', 'properties', 'run', 'summary', 'timing', 'worker']

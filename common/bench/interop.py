@@ -47,9 +47,11 @@ def artefact_kind(path: str | os.PathLike) -> str:
     path = Path(path)
     if path.is_file() and path.suffix == ".onnx":
         return "onnx"
+    if path.is_file() and path.suffix == ".xml":
+        return "openvino"
     if path.is_dir() and (path / "config.json").is_file():
         return "hf_folder"
-    raise UserError(f"--artefact {path} is neither an .onnx graph nor a model folder with config.json; third-party "
+    raise UserError(f"--artefact {path} is neither an .onnx graph, an OpenVINO .xml nor a model folder with config.json; third-party "
                     f"loaders take only those (build it first, or leave it out).")
 
 
@@ -81,11 +83,11 @@ def reference_logits(artefacts: dict[str, Path], texts: list[str], max_len: int)
     return {"texts": list(texts), "max_len": max_len, "artefacts": entries}
 
 
-def check_interop_python(python: str) -> str:
+def check_interop_python(python: str, flag: str = "--interop-python", venv: str = ".venv-interop") -> str:
     """An absolute path (the script runs from a scratch cwd); not resolved, which would leave the venv."""
-    if not Path(python).is_file():
-        raise UserError(f"--interop-python {python} does not exist; create the venv with "
-                        f"`make .venv-interop/.installed` (downloads Optimum from PyPI).")
+    if not python or not Path(python).is_file():
+        raise UserError(f"{flag} {python or '(none)'} does not exist; create the venv with "
+                        f"`make {venv}/.installed` (downloads it from PyPI).")
     return os.path.abspath(python)
 
 
@@ -142,17 +144,30 @@ def render_table(rows: list[InteropRow], atol: float, n_texts: int, versions: di
 
 
 def interop_check(artefacts: dict[str, Path], texts: list[str], output: Path, python: str, max_len: int,
-                  args: dict, seed: int, atol: float = ATOL) -> list[InteropRow]:
-    """Write ``output`` (Markdown table) and its JSON manifest; returns the rows."""
+                  args: dict, seed: int, atol: float = ATOL, openvino_python: str = "") -> list[InteropRow]:
+    """Write ``output`` (Markdown table) and its JSON manifest; returns the rows. OpenVINO IRs are loaded in
+    ``openvino_python``'s venv (optimum-intel), everything else in ``python``'s (Optimum + ONNX Runtime)."""
     start = time.time()
     output = Path(output)
-    python = check_interop_python(python)
+    kinds = {name: artefact_kind(path) for name, path in artefacts.items()}
+    venvs = {"openvino": check_interop_python(openvino_python, "--openvino-python", ".venv-openvino")
+             if "openvino" in kinds.values() else None,
+             "other": check_interop_python(python) if any(k != "openvino" for k in kinds.values()) else None}
     output.parent.mkdir(parents=True, exist_ok=True)
     reference = reference_logits(artefacts, texts, max_len)
+    thirdparty = {"versions": {}, "results": {}}
     with tempfile.TemporaryDirectory(prefix=".interop-", dir=output.parent) as work:
-        reference_file, thirdparty_file = Path(work) / "reference.json", Path(work) / "thirdparty.json"
-        reference_file.write_text(json.dumps(reference))
-        thirdparty = run_thirdparty(python, reference_file, thirdparty_file)
+        for group, venv in venvs.items():
+            if venv is None:
+                continue
+            part = {**reference, "artefacts": [a for a in reference["artefacts"]
+                                               if (a["kind"] == "openvino") == (group == "openvino")]}
+            reference_file, thirdparty_file = Path(work) / f"reference_{group}.json", Path(work) / f"tp_{group}.json"
+            reference_file.write_text(json.dumps(part))
+            got = run_thirdparty(venv, reference_file, thirdparty_file)
+            thirdparty["results"].update(got["results"])
+            thirdparty["versions"].update({k: v for k, v in got["versions"].items() if v})
+            thirdparty["python"] = got.get("python")
     rows = compare(reference, thirdparty, atol)
     manifest = base_manifest("interop", args, seed=seed, inputs={name: path for name, path in artefacts.items()})
     manifest.update({"atol": atol, "n_texts": len(texts), "thirdparty_versions": thirdparty["versions"],
@@ -173,6 +188,8 @@ class InteropConfig(StageConfig):
     artefact: list[str] = flag([], action="append", metavar="NAME=PATH",
                                help="an .onnx graph or a model folder (repeat)")
     interop_python: str = flag(help="python of the third-party venv (.venv-interop/bin/python)")
+    openvino_python: str = flag("", help="python of optimum-intel's venv (.venv-openvino/bin/python), for the "
+                                         "OpenVINO IRs among the artefacts")
     output: str = flag(help="Markdown table to write (outputs/metrics/interop.md)")
     data: str = shared_flag("data")
     n_texts: int = flag(32, help="stratified test texts compared")
@@ -187,5 +204,5 @@ def run(config: InteropConfig) -> int:
     artefacts = parse_artefacts(config.artefact)
     texts = load_test_split(config.data, config.n_texts, config.seed).texts
     interop_check(artefacts, texts, Path(config.output), config.interop_python, config.max_len, config.to_dict(),
-                  config.seed, config.atol)
+                  config.seed, config.atol, openvino_python=config.openvino_python)
     return 0

@@ -231,7 +231,8 @@ class BenchConfig(StageConfig):
 
 def parse_peers(items: list[str]) -> dict[str, str]:
     """``--peer NAME=PYTHON`` items -> {peer module name: python}; one sentence for a bad item."""
-    from common.bench.peers import PEERS, peer_module
+    from common.bench.peers import PEERS
+    from common.bench.peers.registry import peer_module
 
     peers: dict[str, str] = {}
     for item in items:
@@ -326,7 +327,7 @@ def run_benchmark(config: BenchConfig) -> int:
         if len(order) > 1 and results[config.baseline]["status"] == "ok":
             results[config.baseline] = _baseline_again(config, variants[config.baseline], settings, monitor_dir,
                                                        results[config.baseline], latency_threads)
-        from common.bench.peers import peer_modules
+        from common.bench.peers.registry import peer_modules
 
         peers = [_peer(module, config, variants[config.baseline], inputs, test, threads, latency_threads,
                        monitor_dir, Path(run_tmp)) for module in peer_modules()]

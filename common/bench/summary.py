@@ -158,7 +158,7 @@ def write_summary_md(rows: list[dict], path: Path, context: dict) -> None:
     if reused:
         lines += ["", "Accuracy reused from an earlier measurement of the identical artefact (same sha256, same "
                       "test rows): " + ", ".join(f"`{v}`" for v in reused) + "; speed was measured in this run."]
-    from common.bench.peers import how_to_get
+    from common.bench.peers.registry import how_to_get
 
     for name, status in (context.get("peer_statuses") or {}).items():
         if status.startswith("skipped"):

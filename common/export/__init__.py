@@ -4,4 +4,4 @@
 """
 
 # The modules other packages may import (tests/test_import_graph.py checks it).
-__all__ = ['attention', 'metadata', 'onnx_export', 'parity', 'stage']
+__all__ = ['attention', 'metadata', 'onnx_export', 'openvino_export', 'parity', 'stage']

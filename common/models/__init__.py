@@ -7,4 +7,4 @@
 """
 
 # The modules other packages may import (tests/test_import_graph.py checks it).
-__all__ = ['base', 'classifier', 'hf_shrunk_bert', 'mlp_student', 'modeling', 'onnx_graph', 'pruning_spec', 'tokenizer_files', 'torch_int8']
+__all__ = ['base', 'classifier', 'hf_shrunk_bert', 'mlp_student', 'modeling', 'onnx_graph', 'openvino_graph', 'pruning_spec', 'tokenizer_files', 'torch_int8']

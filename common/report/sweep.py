@@ -26,7 +26,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.bench.summary import fmt_number
 from common.cli import UserError
 from common.report.inputs import read_json_object
 from common.report.frontier import plot_frontier
@@ -34,7 +33,8 @@ from common.report.pick import ACCURACY_TOLERANCE_PT, PEER_TARGET_RATIO, explana
 from common.bench.peers.base import best_peer, peer_ratios
 from common.schema import PEER_RATIO_COLUMNS, RECORD_ACCURACY, RECORD_STATUS, RECORD_THROUGHPUT, RECORD_VARIANT
 from common.stage import StageConfig, flag
-from common.variants import MODE_TEXT, SWEEP_MODES, sweep_mode
+from common.report.sweep_text import sweep_markdown
+from common.variants import MODE_TEXT, sweep_mode
 from common.explain.gates import GATES
 from common.explain.verdict import DRIFTED, EQUIVALENT
 
@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 # points beyond the least pruned one: half the shipping tolerance, well above the 0.1-0.2 pt that separate
 # two evaluations of one model on 7,600 rows, so noise alone does not trigger the advice.
 DROP_GROWTH_PT = ACCURACY_TOLERANCE_PT / 2
-# The record's kind (from the artefact, common.models.onnx_graph) -> the sweep's quantization mode.
-MODE_ORDER = {mode: i for i, mode in enumerate(SWEEP_MODES)}
 PRUNED_NAME = re.compile(r"^pruned(\d+)_")
 DECIDE_NOTE = ("minutes per variant once the report's LIME is built, hours before; keep LIME_EXTRA on later "
                "`make report`/`make sweep` runs, or their verdicts are rebuilt without these variants")
@@ -341,57 +339,6 @@ def refinetune_sentence(pruning: dict[int, dict], base_accuracy: float) -> str:
                 "on it.")
     return (f"The accuracy drop left after re-fine-tuning does not grow with sparsity ({trail}): re-fine-tuning "
             "recovers what pruning costs at every percentage, so more epochs would not obviously pay.")
-
-
-# ----------------------------------------------------------------------------------------------- outputs
-def sweep_markdown(rows: list[dict], references: list[dict], choice: dict, sentences: list[str], refine: str,
-                   context: dict) -> str:
-    from tabulate import tabulate
-
-    headers = ["variant", "quant", "pct", "encoder sparsity %", "accuracy", "Δ pt", "samples/s", "x base",
-               "x best peer", "p50 ms", "MB", "acc. after pruning", "acc. after re-FT", "re-FT s", "LIME", "deletion"]
-    table = []
-    for r in sorted(rows, key=lambda r: (MODE_ORDER.get(r["quantization"], len(MODE_ORDER)), r["sparsity_requested_pct"])):
-        name = f"**{r['variant']}** (pick)" if r["variant"] == choice["variant"] else r["variant"]
-        if r["status"] != "ok":
-            table.append([name, "", r["sparsity_requested_pct"], "", r["status"]] + [""] * 11)
-            continue
-        table.append([name, r["quantization"], r["sparsity_requested_pct"], fmt_number(100 * r["encoder_sparsity"], 1),
-                      fmt_number(r["accuracy"], 4), fmt_number(r["accuracy_delta_pt"], 2), fmt_number(r["throughput_samples_per_s"], 1),
-                      fmt_number(r["x_base"], 2), fmt_number(r["x_best_peer"], 2), fmt_number(r["latency_ms_p50"], 2), fmt_number(r["size_mb"], 1),
-                      fmt_number(r["accuracy_after_pruning"], 4), fmt_number(r["accuracy_after_refinetune"], 4),
-                      fmt_number(r["refinetune_wall_s"], 0), r["lime_verdict"] or "", r["deletion_verdict"] or ""])
-    for reference in references:
-        table.append([f"{reference['variant']} ({'best ' if reference['best'] else ''}peer)",
-                      reference["quantization"], "", "",
-                      fmt_number(reference["accuracy"], 4), fmt_number(reference["accuracy_delta_pt"], 2),
-                      fmt_number(reference["throughput_samples_per_s"], 1), fmt_number(reference["x_base"], 2),
-                      fmt_number(reference["x_best_peer"], 2),
-                      fmt_number(reference["latency_ms_p50"], 2), fmt_number(reference["size_mb"], 1)] + [""] * 5)
-    lines = [
-        "# Sparsity sweep: the accuracy-speed frontier", "",
-        f"One benchmark run over {len(rows)} variants (`{context['bench_dir']}`): accuracy on {context['n_test']} test "
-        f"rows, throughput at batch 32, batch-1 latency p50; `x base` against `{context['baseline']}` (PyTorch fp32) "
-        "and `x best peer` against the faster of the peers (Optimum's dynamic int8 for this CPU, OpenVINO's NNCF "
-        f"int8; {context['best_peer_text']}), all measured in the same run (each peer's own ratio: sweep.csv, "
-        "`x_<peer>`). `quant`: fp32, ONNX Runtime `dynamic`/`static` int8, or the same graph run by OpenVINO "
-        "(`ov_fp32`, `ov_int8`: NNCF static int8). `pct` is the "
-        "requested pruning percentage, `encoder sparsity` the share of encoder parameters removed. `acc. after "
-        "pruning` / `acc. after re-FT`: the pruning stage's accuracy of the masked fp32 model before and after "
-        "re-fine-tuning (`re-FT s`: its wall time). `LIME` / `deletion`: the explanation verdicts, blank where "
-        "not built.", "",
-        tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), "",
-        " ".join(sentences), "",
-        refine, "",
-        "![accuracy vs throughput per quantization mode](frontier.png)",
-    ]
-    for name, status in context["peer_statuses"].items():
-        if status != "ok":
-            lines += ["", f"Note: the peer `{name}` was not measured ({status})."]
-    failed = [r for r in rows if r["status"] != "ok"]
-    if failed:
-        lines += ["", "Failed variants:"] + [f"- `{r['variant']}`: {r['status']}" for r in failed]
-    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
