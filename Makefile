@@ -17,7 +17,11 @@ DEVICE ?= auto## auto (cuda if present) | cpu | cuda | cuda:N
 PRUNE_PCTS ?= 20 30## pruning percentages built by `make report`/`make bench`
 SWEEP_PCTS ?= 20 30 40 50 60## pruning percentages of `make sweep` (each: prune, re-fine-tune, shrink, export, dynamic + static int8)
 PRUNE_EPOCHS ?= 2## re-fine-tuning epochs after pruning
-PRUNE_HEAD_FFN_RATIO ?= 1## share of heads pruned / share of FFN neurons pruned at the same encoder-weight sparsity (0.5 spares heads, 2 spares FFN)
+PRUNE_HEAD_FFN_RATIO ?= 0.5## share of heads pruned / share of FFN neurons pruned at the same encoder-weight sparsity (0.5 spares heads, 2 spares FFN; 1 was the default before the function recipe)
+PRUNE_RECIPE ?= function## re-fine-tuning recipe: function (the teacher's probabilities on clean texts + LIME-style word-deleted copies) | logits (the historical CE + KL at T=2 on clean texts)
+PERTURB_COPIES ?= 3## function recipe: word-deleted copies (LIME's own perturbation) of each training text per epoch, >= 1
+PERTURB_LOSS ?= kl## function recipe: kl (KL(teacher || student) at T=1) | mse (squared error of the probabilities)
+HIDDEN_WEIGHT ?= 0## function recipe: weight of the per-layer hidden-state MSE to the teacher (0 = off; see README for the measurement)
 SAVE_STEPS ?= 0## checkpoint every N steps while fine-tuning/re-fine-tuning (0 = auto: ~10 per run; resume after a kill)
 DISTILL ?= --distill## --distill | --no-distill (knowledge distillation from the unpruned model while re-fine-tuning)
 CALIB_ROWS ?= 128## static int8: seeded training rows (never test rows) that calibrate the activation scales
@@ -57,8 +61,8 @@ shell_quote = '$(subst ','\'',$(1))'
 INTEGER_KNOBS := SEED TRAIN_SAMPLES MAX_LEN PRUNE_PCTS SAVE_STEPS TEST_SAMPLES THREADS LIME_INSTANCES LIME_SAMPLES \
   LIME_VIA_ONNX LIME_SAMPLE_CURVE LIME_CURVE_INSTANCES SP_SAMPLE_SIZE SP_EXPLANATIONS SP_FEATURES MLP_EXPLAINED MLP_SEEDS \
   CONTROL CONTROL_SEED CALIB_ROWS SWEEP_PCTS HALF_ON_CPU
-NUMBER_KNOBS := EPOCHS PRUNE_EPOCHS PRUNE_HEAD_FFN_RATIO MLP_LAMBDA MLP_LAMBDAS
-WORD_KNOBS := DEVICE DISTILL STATIC_FORMAT OPTIMUM_PEER OPENVINO_PEER
+NUMBER_KNOBS := EPOCHS PRUNE_EPOCHS PRUNE_HEAD_FFN_RATIO PERTURB_COPIES HIDDEN_WEIGHT MLP_LAMBDA MLP_LAMBDAS
+WORD_KNOBS := DEVICE DISTILL PRUNE_RECIPE PERTURB_LOSS STATIC_FORMAT OPTIMUM_PEER OPENVINO_PEER
 DIGITS := 0 1 2 3 4 5 6 7 8 9
 WORD_CHARS := $(DIGITS) a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N O P Q R S T U V W X Y Z _ - : .
 # $(call strip_chars,TEXT,CHARS): TEXT without any of CHARS (and without spaces)
@@ -91,8 +95,10 @@ HUB_PROBE_SKIP := $(DRY_RUN)$(if $(MAKECMDGOALS),$(if $(filter-out $(NO_STAMP_GO
 HUB_PROBLEM := $(if $(HUB_PROBE_SKIP),,$(shell python3 $(dir $(lastword $(MAKEFILE_LIST)))common/hubcheck.py --data $(call shell_quote,$(DATA)) --base-model $(call shell_quote,$(BASE_MODEL))))
 $(if $(HUB_PROBLEM),$(error $(patsubst %.,%,$(HUB_PROBLEM))))
 TRAIN_KNOBS := $(call knob_stamp,train,BASE_MODEL=$(BASE_MODEL) DATA=$(DATA) SEED=$(SEED) EPOCHS=$(EPOCHS) TRAIN_SAMPLES=$(TRAIN_SAMPLES) MAX_LEN=$(MAX_LEN))
-# The ratio enters the stamp only when it is not the default, so models pruned before the knob existed stay built.
-PRUNE_KNOBS := $(call knob_stamp,prune,PRUNE_EPOCHS=$(PRUNE_EPOCHS) DISTILL=$(DISTILL)$(if $(filter-out 1,$(PRUNE_HEAD_FFN_RATIO)), PRUNE_HEAD_FFN_RATIO=$(PRUNE_HEAD_FFN_RATIO)))
+# The ratio enters the stamp only when it is not 1 and the recipe knobs only for the function recipe, so models
+# pruned before the knobs existed (ratio 1, logits recipe) stay built.
+PRUNE_KNOBS := $(call knob_stamp,prune,PRUNE_EPOCHS=$(PRUNE_EPOCHS) DISTILL=$(DISTILL)$(if $(filter-out 1,$(PRUNE_HEAD_FFN_RATIO)), PRUNE_HEAD_FFN_RATIO=$(PRUNE_HEAD_FFN_RATIO))$(if $(filter-out logits,$(PRUNE_RECIPE)), PRUNE_RECIPE=$(PRUNE_RECIPE) PERTURB_COPIES=$(PERTURB_COPIES) PERTURB_LOSS=$(PERTURB_LOSS) HIDDEN_WEIGHT=$(HIDDEN_WEIGHT)))
+RECIPE_ARGS := --recipe $(PRUNE_RECIPE)$(if $(filter-out logits,$(PRUNE_RECIPE)), --perturb-copies $(PERTURB_COPIES) --perturb-loss $(PERTURB_LOSS) --hidden-weight $(HIDDEN_WEIGHT))
 STATIC_KNOBS := $(call knob_stamp,static,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) CALIB_ROWS=$(CALIB_ROWS) STATIC_FORMAT=$(STATIC_FORMAT))
 EVAL_KNOBS := $(call knob_stamp,eval,DATA=$(DATA) TEST_SAMPLES=$(TEST_SAMPLES) MAX_LEN=$(MAX_LEN) DEVICE=$(DEVICE) THREADS=$(THREADS))
 LIME_KNOBS := $(call knob_stamp,lime,DATA=$(DATA) SEED=$(SEED) MAX_LEN=$(MAX_LEN) LIME_INSTANCES=$(LIME_INSTANCES) LIME_SAMPLES=$(LIME_SAMPLES) LIME_VIA_ONNX=$(LIME_VIA_ONNX))
@@ -178,7 +184,7 @@ model_path = $(patsubst %/manifest.json,%,$(call artefact,$(1)))
 # $(call artefact_prereqs,PREFIX,SUFFIX,VARIANTS): PREFIX<variant>SUFFIX depends on the variant's artefact
 artefact_prereqs = $(foreach v,$(3),$(eval $(1)$(v)$(2): $(call artefact,$(v))))
 
-.PHONY: all report demo setup test test-fast help clean bench sweep bench-lime lime-report mlp mlp-sweep nltk-data \
+.PHONY: all refit-control report demo setup test test-fast help clean bench sweep bench-lime lime-report mlp mlp-sweep nltk-data \
   docker-cpu docker-cuda docker-bench lint-docker interop
 all: report ## build every artefact and outputs/reports/report.md (same as `make report`)
 
@@ -238,10 +244,14 @@ outputs/metrics outputs/reports outputs/lime outputs/deletion outputs/sweep mode
 	mkdir -p $@
 
 # ---------------------------------------------------------------------------------------------- compression
-models/pruned/bert_agnews_%pct/manifest.json: $(FT)/manifest.json train/pruning/run_structural_pruning.py $(PRUNE_SRC) $(PRUNE_KNOBS) ## prune %% of heads and FFN neurons, re-fine-tune
+models/pruned/bert_agnews_%pct/manifest.json: $(FT)/manifest.json train/pruning/run_structural_pruning.py $(PRUNE_SRC) $(PRUNE_KNOBS) ## prune %% of heads and FFN neurons, re-fine-tune (PRUNE_RECIPE; 0 %: the re-fine-tuning control)
 	$(PY) train.pruning.run_structural_pruning --model $(FT) --sparsity $* --output $(@D) \
 	  --head-ffn-ratio $(PRUNE_HEAD_FFN_RATIO) $(DATA_ARG) --train-samples $(TRAIN_SAMPLES) --epochs $(PRUNE_EPOCHS) --max-len $(MAX_LEN) --seed $(SEED) --device $(DEVICE) $(DISTILL) \
-	  --save-steps $(SAVE_STEPS)
+	  $(RECIPE_ARGS) --save-steps $(SAVE_STEPS)
+
+# The second positive control: base re-fine-tuned with the same recipe, steps and data and nothing pruned
+# (variant pruned0), so the report separates what pruning changes from what re-fine-tuning changes.
+refit-control: models/onnx/pruned0_ov_int8.xml models/onnx/pruned0_int8.onnx ## base re-fine-tuned with PRUNE_RECIPE and no pruning (pruned0), exported like every pruned variant
 
 models/shrunk/pruned%/manifest.json: models/pruned/bert_agnews_%pct/manifest.json tools/apply_shrink_to_model.py $(SHRINK_SRC) ## physically shrink a pruned model
 	$(PY) tools.apply_shrink_to_model --model_path $(<D) --output_path_shrunk_model $(@D) --save_method save_pretrained $(DATA_ARG)

@@ -37,7 +37,9 @@ Design decisions (also in the README):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
+import math
 import json
 import logging
 import shutil
@@ -50,7 +52,9 @@ import torch
 
 from common.cli import UserError, resolve_device, set_seed
 from common.data import Split, load_dataset, stratified_indices
-from common.manifest import atomic_output_dir, base_manifest, read_manifest, write_json_atomic
+from common.compress.function_matching import (RECIPES, TeacherCache, build_distill_set, check_recipe, check_teacher,
+                                               distill_collator, fidelity, teacher_prob_fn)
+from common.manifest import artefact_fingerprint, atomic_output_dir, base_manifest, read_manifest, write_json_atomic
 from common.metrics import classification_metrics
 from common.models.modeling import count_parameters, is_model_folder, load_model_folder, save_model_folder
 from common.models.pruning_spec import (SPEC_FILE, LayerSpec, MaskHooks, PruningSpec, apply_mask_hooks, build_from_config,
@@ -227,9 +231,16 @@ def check_model_folder(path: str | Path, flag: str = "--model") -> Path:
 def _run_key(args: dict, model_dir: Path) -> dict:
     from common.compress.training import NOT_IN_RUN_KEY
 
-    key = {k: v for k, v in args.items() if k not in NOT_IN_RUN_KEY}
+    key = {k: v for k, v in args.items() if k not in NOT_IN_RUN_KEY + ("teacher_cache_dir",)}
     if key.get("head_ffn_ratio") == 1.0:  # the default: the key of the runs made before the flag existed
         del key["head_ffn_ratio"]
+    if key.get("recipe") == "logits":  # the historical recipe: the key of the runs made before --recipe existed
+        for name in ("recipe", "perturb_copies", "perturb_loss", "hidden_weight"):
+            key.pop(name, None)
+    if not key.get("teacher"):  # the default teacher is --model itself
+        key.pop("teacher", None)
+    else:
+        key["teacher"] = artefact_fingerprint(Path(key["teacher"]))
     source = read_manifest(model_dir)
     # The source model's identity: its manifest (cheap) or, without one, its weights.
     digest = hashlib.sha256()
@@ -287,6 +298,7 @@ class PruneSettings(TrainingFlags):
         super().check()
         if self.distill and self.distill_temperature <= 0:
             raise UserError("--distill-temperature must be > 0.")
+        check_recipe(self.recipe, self.perturb_copies, self.perturb_loss, self.hidden_weight, self.distill)
 
 
 PruneConfig = config_class("PruneConfig", [
@@ -302,9 +314,43 @@ PruneConfig = config_class("PruneConfig", [
     ("distill", bool, flag(True, help="distil from the unpruned model while re-fine-tuning (default on)")),
     ("distill_temperature", float, flag(2.0, help="softmax temperature of distillation")),
     ("distill_weight", float, flag(0.5, help="weight of the distillation loss (0..1; the rest is cross-entropy on "
-                                             "labels)")),
+                                             "labels); --recipe logits only")),
+    ("recipe", str, flag("function", choices=list(RECIPES), help=(
+        "re-fine-tuning recipe: function (the teacher's probabilities on clean texts and LIME-style word-deleted "
+        "copies, plus hidden-state distillation; see common/compress/function_matching.py) or logits (the "
+        "historical cross-entropy + temperature KL on clean texts)"))),
+    ("perturb_copies", int, flag(4, help="--recipe function: word-deleted copies of each training text per epoch")),
+    ("perturb_loss", str, flag("kl", choices=["kl", "mse"], help=(
+        "--recipe function: KL(teacher || student) at T = 1, or squared error of the probabilities"))),
+    ("hidden_weight", float, flag(1.0, help=(
+        "--recipe function: weight of the per-layer hidden-state MSE to the teacher (0 = off)"))),
+    ("teacher", str, flag("", help=(
+        "teacher folder (default: --model, the unpruned parent); must share its tokenizer and labels"))),
+    ("teacher_cache_dir", str, flag("", help=(
+        "where the teacher's probabilities are cached by content (default: <output's parent>/teacher_cache)"))),
 ], PruneSettings, __name__, "``train/pruning/run_structural_pruning.py``'s flags (the re-fine-tuning ones: "
                             ":func:`~common.compress.training.training_fields`).")
+
+
+def function_fidelity(student_clf, teacher_dir: Path, tokenizer, data, test_pred, device: str, args: dict,
+                      output: Path) -> dict:
+    """How close the re-fine-tuned model is to its teacher: label agreement on every test row and, on LIME-style
+    copies of the validation rows, label agreement and mean |dp| (:func:`function_matching.fidelity`). The
+    teacher's test predictions are memoised beside the teacher cache (never used for training)."""
+    from common.models.classifier import load_classifier
+    from common.prediction_cache import cache_path, cached_predictions, prediction_key
+
+    teacher_clf = load_classifier(teacher_dir, device=device, max_len=args["max_len"], batch_size=64, progress=True)
+    cache_dir = Path(args.get("teacher_cache_dir") or output.parent / "teacher_cache")
+    key = prediction_key(teacher_dir, data.test.texts, max_len=args["max_len"], what="test argmax")
+    teacher_test = cached_predictions(cache_path(cache_dir, "teacher_test_", key, ".npy"), key,
+                                      lambda: teacher_clf.predict(data.test.texts))
+    out = {"test_n": len(test_pred), "test_label_agreement": float((np.asarray(test_pred) == teacher_test).mean())}
+    if len(data.validation):
+        out.update(fidelity(student_clf.predict_proba, teacher_clf.predict_proba, data.validation.texts,
+                            args["seed"]))
+    log.info("fidelity to the teacher: %s", out)
+    return out
 
 
 def prune_model(prune_config: PruneConfig) -> int:
@@ -337,7 +383,19 @@ def prune_model(prune_config: PruneConfig) -> int:
     model, tokenizer, _ = load_model_folder(model_dir)
     split_sparsity(sparsity, args["head_ffn_ratio"], model.config)  # an impossible split stops before any work
     params_before = count_parameters(model)
-    teacher = copy.deepcopy(model).eval() if args["distill"] else None
+    teacher_dir = Path(args["teacher"]) if args.get("teacher") else model_dir
+    function = args["recipe"] == "function"
+    if teacher_dir != model_dir:
+        check_model_folder(teacher_dir, "--teacher")
+        teacher, teacher_tokenizer, teacher_spec = load_model_folder(teacher_dir)
+        if teacher_spec is not None:
+            raise UserError(f"--teacher {teacher_dir} is pruned; the teacher is the unpruned model the student is "
+                            "cut from.")
+        check_teacher(teacher_dir, teacher, teacher_tokenizer, model, tokenizer, model_dir,
+                      hidden=function and args["hidden_weight"] > 0)
+        teacher = teacher.eval() if args["distill"] else None
+    else:
+        teacher = copy.deepcopy(model).eval() if args["distill"] else None
 
     # 1. importance on a seeded slice of the training split (or what an interrupted run of this key kept)
     slice_idx = stratified_indices(data.train.labels, args["importance_samples"], args["seed"])
@@ -366,8 +424,28 @@ def prune_model(prune_config: PruneConfig) -> int:
     if not reused:
         save_pruning_state(checkpoints, run_key, importance, before)
 
-    # 4. re-fine-tune with the masks held fixed
-    stats = train(model, tokenizer, data.train, data.validation, config, checkpoints, run_key, teacher=teacher)
+    # 4. re-fine-tune with the masks held fixed (function recipe: on the teacher's outputs for clean texts and
+    # LIME-style copies, computed once through the content cache)
+    distill_set = collator = None
+    recipe_stats: dict = {"recipe": args["recipe"]}
+    cache = None
+    if function:
+        cache = TeacherCache(args.get("teacher_cache_dir") or output.parent / "teacher_cache", teacher_dir,
+                             args["max_len"])
+        rounds = max(1, math.ceil(config.epochs))
+        teacher_start = time.time()
+        distill_set, set_stats = build_distill_set(
+            data.train.texts, data.train.labels, args["perturb_copies"], rounds, args["seed"], cache,
+            teacher_prob_fn(teacher, tokenizer, device, args["max_len"]), tokenizer, args["max_len"])
+        recipe_stats.update(set_stats, teacher_wall_s=time.time() - teacher_start, perturb_loss=args["perturb_loss"],
+                            hidden_weight=args["hidden_weight"])
+        collator = distill_collator(tokenizer)
+        # The set holds every round's copies; one pass over it is `epochs` passes of clean + copies.
+        config = dataclasses.replace(config, epochs=config.epochs / rounds)
+        log.info("function recipe: %d texts (%d rounds x %d rows x (1 + %d copies)); teacher cache %d hits, %d misses",
+                 set_stats["texts"], rounds, len(data.train), args["perturb_copies"], cache.hits, cache.misses)
+    stats = train(model, tokenizer, data.train, data.validation, config, checkpoints, run_key, teacher=teacher,
+                  train_dataset=distill_set, data_collator=collator)
     model = model_to_save(model, stats)
     if model is None:
         return 0
@@ -389,7 +467,9 @@ def prune_model(prune_config: PruneConfig) -> int:
             "head_importance_normalised": normalise_per_layer(importance["heads"]),
         })
         clf = load_classifier(tmp, device=device, max_len=args["max_len"], batch_size=64, progress=True)
-        after = classification_metrics(data.test.labels, clf.predict(data.test.texts))
+        test_pred = clf.predict(data.test.texts)
+        after = classification_metrics(data.test.labels, test_pred)
+        fidelity_stats = function_fidelity(clf, teacher_dir, tokenizer, data, test_pred, device, args, output)
         del clf
         source_manifest = read_manifest(model_dir) or {}
         source_accuracy = (source_manifest.get("metrics") or {}).get("accuracy")
@@ -426,6 +506,9 @@ def prune_model(prune_config: PruneConfig) -> int:
             "remaining_encoder_parameters": params_after["encoder"],
             "distill": {"enabled": bool(args["distill"]), "temperature": args["distill_temperature"],
                         "weight": args["distill_weight"]},
+            "recipe": recipe_stats,
+            "teacher": str(teacher_dir),
+            "fidelity": fidelity_stats,
             "training": stats,
             "metrics_after_pruning": before,
             "pruning_state_reused": bool(reused),

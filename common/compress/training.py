@@ -50,6 +50,10 @@ class TrainConfig:
     max_steps_this_run: int = 0  # >0: stop after this many steps (simulates an interruption)
     distill_temperature: float = 2.0
     distill_weight: float = 0.5
+    # The function recipe (common.compress.function_matching): batches carrying ``teacher_probs`` are trained on
+    # them alone (perturb_loss), plus hidden_weight x the hidden-state MSE to the teacher.
+    perturb_loss: str = "kl"
+    hidden_weight: float = 0.0
 
     def __post_init__(self):
         if self.epochs <= 0:
@@ -142,13 +146,17 @@ def _make_trainer_class():
     class DistillTrainer(Trainer):
         """CE loss, mixed with temperature-scaled KL to a teacher's logits when one is given."""
 
-        def __init__(self, *args, teacher=None, temperature=2.0, distill_weight=0.5, **kwargs):
+        def __init__(self, *args, teacher=None, temperature=2.0, distill_weight=0.5, perturb_loss="kl",
+                     hidden_weight=0.0, **kwargs):
             super().__init__(*args, **kwargs)
             self.teacher, self.temperature, self.distill_weight = teacher, temperature, distill_weight
+            self.perturb_loss, self.hidden_weight = perturb_loss, hidden_weight
             if teacher is not None:
                 self.teacher.to(self.args.device).eval()
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if "teacher_probs" in inputs:
+                return self._function_loss(model, inputs, return_outputs)
             labels = inputs["labels"]
             outputs = model(**inputs)
             loss = torch.nn.functional.cross_entropy(outputs.logits, labels)
@@ -160,6 +168,21 @@ def _make_trainer_class():
                                                 torch.softmax(teacher_logits.float() / t, dim=-1),
                                                 reduction="batchmean") * t * t
                 loss = (1 - self.distill_weight) * loss + self.distill_weight * kd
+            return (loss, outputs) if return_outputs else loss
+
+        def _function_loss(self, model, inputs, return_outputs):
+            from common.compress.function_matching import hidden_state_loss, perturbation_loss
+
+            target = inputs.pop("teacher_probs")
+            features = {k: v for k, v in inputs.items() if k != "labels"}
+            hidden = self.hidden_weight > 0 and self.teacher is not None
+            outputs = model(**features, output_hidden_states=hidden)
+            loss = perturbation_loss(outputs.logits, target, self.perturb_loss)
+            if hidden:
+                with torch.no_grad():
+                    teacher_hidden = self.teacher(**features, output_hidden_states=True).hidden_states
+                loss = loss + self.hidden_weight * hidden_state_loss(outputs.hidden_states, teacher_hidden,
+                                                                     features["attention_mask"])
             return (loss, outputs) if return_outputs else loss
 
     return DistillTrainer
@@ -264,8 +287,11 @@ def claim_checkpoint_dir(checkpoint_dir: Path, run_key: dict) -> bool:
 
 
 def train(model, tokenizer, train_split: Split, validation: Split, config: TrainConfig, checkpoint_dir: Path,
-          run_key: dict, teacher=None) -> dict:
+          run_key: dict, teacher=None, train_dataset=None, data_collator=None) -> dict:
     """Train ``model`` in place; returns training statistics for the manifest.
+
+    ``train_dataset``/``data_collator`` replace the tokenised ``train_split`` (the function recipe's
+    teacher-labelled perturbation set, :mod:`common.compress.function_matching`).
 
     Returns ``{"completed": False, ...}`` when stopped early by ``max_steps_this_run``.
     """
@@ -280,7 +306,7 @@ def train(model, tokenizer, train_split: Split, validation: Split, config: Train
     if resume:
         log.info("resuming from checkpoint %s", resume)
 
-    train_ds = _TokenizedSplit(train_split, tokenizer, config.max_len)
+    train_ds = train_dataset if train_dataset is not None else _TokenizedSplit(train_split, tokenizer, config.max_len)
     eval_ds = _TokenizedSplit(validation, tokenizer, config.max_len) if len(validation) else None
     args = TrainingArguments(
         output_dir=str(checkpoint_dir),
@@ -303,6 +329,7 @@ def train(model, tokenizer, train_split: Split, validation: Split, config: Train
         use_cpu=device == "cpu",
         ddp_backend="gloo" if device == "cpu" and world_size() > 1 else None,
         dataloader_num_workers=0,
+        remove_unused_columns=False,  # the function recipe's batches carry teacher_probs for the loss
         disable_tqdm=not is_main_process(),
         **_precision_flags(config.precision, device),
     )
@@ -314,9 +341,9 @@ def train(model, tokenizer, train_split: Split, validation: Split, config: Train
     callbacks = [_stop_after(config.max_steps_this_run)] if config.max_steps_this_run > 0 else []
     trainer = _make_trainer_class()(
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
+        data_collator=data_collator or DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
         callbacks=callbacks, teacher=teacher, temperature=config.distill_temperature,
-        distill_weight=config.distill_weight)
+        distill_weight=config.distill_weight, perturb_loss=config.perturb_loss, hidden_weight=config.hidden_weight)
     start = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
     wall = time.time() - start
