@@ -143,6 +143,7 @@ REPORT_SRC := $(call stage_src,generate_outputs/report/build_report.py)
 DELETION_SRC := $(call stage_src,generate_outputs/deletion_test/run_deletion_test.py)
 DELETION_REPORT_SRC := $(call stage_src,generate_outputs/deletion_test/build_deletion_report.py)
 SWEEP_SRC := $(call stage_src,generate_outputs/sweep/build_sweep.py)
+RECIPES_SRC := $(call stage_src,analysis/recipes/compare_recipes.py)
 DATA_ARG := --data $(call shell_quote,$(DATA))
 
 # ---------------------------------------------------------------------------------------------- variants
@@ -184,7 +185,7 @@ model_path = $(patsubst %/manifest.json,%,$(call artefact,$(1)))
 # $(call artefact_prereqs,PREFIX,SUFFIX,VARIANTS): PREFIX<variant>SUFFIX depends on the variant's artefact
 artefact_prereqs = $(foreach v,$(3),$(eval $(1)$(v)$(2): $(call artefact,$(v))))
 
-.PHONY: all refit-control report demo setup test test-fast help clean bench sweep bench-lime lime-report mlp mlp-sweep nltk-data \
+.PHONY: all recipes refit-control report demo setup test test-fast help clean bench sweep bench-lime lime-report mlp mlp-sweep nltk-data \
   docker-cpu docker-cuda docker-bench lint-docker interop
 all: report ## build every artefact and outputs/reports/report.md (same as `make report`)
 
@@ -351,6 +352,27 @@ outputs/sweep/sweep.md: outputs/sweep/summary.csv $(SWEEP_PRUNING) $(SWEEP_VERDI
 	  $(foreach f,$(SWEEP_PRUNING),--pruning-manifest $(f))
 outputs/sweep/sweep.csv outputs/sweep/frontier.png outputs/sweep/sweep.manifest.json: outputs/sweep/sweep.md ;
 sweep: outputs/sweep/sweep.md ## prune, shrink, export, int8 (ORT dynamic + static) and OpenVINO (fp32 + int8) every SWEEP_PCTS, benchmark them in one run with the peers -> outputs/sweep/sweep.{md,csv}, frontier.png
+
+# Recipes side by side: this PRUNE_RECIPE's ORT int8 and OpenVINO int8 graphs of RECIPE_PCTS (and the refit control,
+# pruned0) against another recipe's, kept in RECIPE_BASELINE (its graphs <dir>/pruned<p>_int8.onnx,
+# <dir>/pruned<p>_ov_int8.xml, pruned manifests <dir>/pruned<p>/, reports <dir>/reports/). Verdicts come from each
+# recipe's report folder (this one: outputs/reports, as `make lime-report` left it).
+RECIPE_PCTS ?= 20 40 60## pruning percentages of `make recipes`
+RECIPE_BASELINE ?=## folder of another recipe's graphs and reports for `make recipes` (empty: this recipe only)
+RECIPE_BASELINE_NAME ?= logits## the recipe RECIPE_BASELINE holds (its rows' label)
+$(call check_knob,RECIPE_PCTS,$(DIGITS),a list of whole numbers)
+$(call check_knob,RECIPE_BASELINE_NAME,$(WORD_CHARS),a plain word)
+RECIPE_GRAPHS := $(foreach p,0 $(RECIPE_PCTS),models/onnx/pruned$(p)_int8.onnx models/onnx/pruned$(p)_ov_int8.xml)
+outputs/reports/recipes.md: $(FT)/manifest.json $(RECIPE_GRAPHS) analysis/recipes/compare_recipes.py $(RECIPES_SRC) | outputs/reports ## recipes side by side: accuracy, label agreement with base (every test row), both gates' verdicts
+	$(PY) analysis.recipes.compare_recipes --base $(FT) $(DATA_ARG) --max-len $(MAX_LEN) --output $@ \
+	  $(foreach p,0 $(RECIPE_PCTS),--variant $(PRUNE_RECIPE):pruned$(p)_onnx_int8=models/onnx/pruned$(p)_int8.onnx \
+	    --variant $(PRUNE_RECIPE):pruned$(p)_ov_int8=models/onnx/pruned$(p)_ov_int8.xml --pruned $(PRUNE_RECIPE):$(p)=models/pruned/bert_agnews_$(p)pct) \
+	  --reports $(PRUNE_RECIPE)=outputs/reports \
+	  $(if $(RECIPE_BASELINE),--reports $(RECIPE_BASELINE_NAME)=$(call shell_quote,$(RECIPE_BASELINE))/reports \
+	    $(foreach p,$(RECIPE_PCTS),--variant $(RECIPE_BASELINE_NAME):pruned$(p)_onnx_int8=$(call shell_quote,$(RECIPE_BASELINE))/pruned$(p)_int8.onnx \
+	      --variant $(RECIPE_BASELINE_NAME):pruned$(p)_ov_int8=$(call shell_quote,$(RECIPE_BASELINE))/pruned$(p)_ov_int8.xml \
+	      --pruned $(RECIPE_BASELINE_NAME):$(p)=$(call shell_quote,$(RECIPE_BASELINE))/pruned$(p)))
+recipes: outputs/reports/recipes.md ## re-fine-tuning recipes side by side (RECIPE_PCTS, RECIPE_BASELINE) -> outputs/reports/recipes.{md,csv}
 
 # ---------------------------------------------------------------------------------------------- LIME
 LIME := generate_outputs/generate_lime_csv/run_lime_on_model.py
