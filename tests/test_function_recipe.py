@@ -19,7 +19,7 @@ import pytest
 from common.cli import UserError
 from common.compress.function_matching import (TeacherCache, check_teacher, fidelity, lime_perturbations,
                                                perturbed_texts)
-from common.explain.explainer import make_explainer
+from common.lime_text import make_explainer
 from common.models.classifier import load_classifier
 from common.models.modeling import load_model_folder
 from tests.conftest import make_tiny_bert, toy_texts
@@ -191,3 +191,69 @@ def test_a_teacher_that_is_not_the_parent_stops_before_training(tmp_path, toy_da
     # The parent itself passes the check.
     model, tokenizer, _ = load_model_folder(parent)
     check_teacher(parent, model, tokenizer, model, tokenizer, parent, hidden=True)
+
+
+# ----------------------------------------------------------------------------------------------- side by side
+def test_recipes_table_measures_agreement_and_reads_each_recipes_verdicts(teacher, tmp_path):
+    """`make recipes`' stage: agreement with base measured on every test row; each recipe's verdicts from its own
+    report folder; 'every gate' only when both gates say equivalent (a planted drifted deletion verdict fails)."""
+    from analysis.recipes.compare_recipes import main as recipes_main
+    from common.data import load_test_split
+
+    root = teacher["root"]
+    student = root / "student_for_table"
+    assert prune_main(["--model", str(teacher["model"]), "--data", str(teacher["data"]), *ARGS, "--output",
+                       str(student), "--recipe", "logits", "--epochs", "1"]) == 0
+    reports = {}
+    for recipe, deletion in (("function", "equivalent"), ("logits", "drifted")):
+        folder = tmp_path / recipe
+        folder.mkdir()
+        pd.DataFrame([{"variant": "pruned50_x", "metric": "rbo", "extra_mean": 0.01, "d_mean": -0.02,
+                       "verdict": "equivalent", "reason": ""},
+                      {"variant": "pruned50_x", "metric": "spearman", "extra_mean": 0.5, "d_mean": 0.4,
+                       "verdict": "drifted", "reason": ""}]).to_csv(folder / "lime_similarity.csv", index=False)
+        pd.DataFrame([{"variant": "pruned50_x", "check": "same_evidence", "d_mean": -0.01, "verdict": deletion,
+                       "reason": ""}]).to_csv(folder / "deletion.csv", index=False)
+        reports[recipe] = folder
+    out = tmp_path / "recipes.md"
+    assert recipes_main(["--base", str(teacher["model"]), "--data", str(teacher["data"]), "--max-len", "32",
+                         "--variant", f"function:pruned50_x={student}", "--variant", f"logits:pruned50_x={student}",
+                         "--variant", f"logits:pruned50_y={teacher['model']}",
+                         "--reports", f"function={reports['function']}", "--reports", f"logits={reports['logits']}",
+                         "--pruned", f"function:50={student}", "--cache-dir", str(tmp_path / "cache"),
+                         "--output", str(out)]) == 0
+    rows = {(r["recipe"], r["variant"]): r for r in json.loads(out.with_suffix(".manifest.json").read_text())["rows"]}
+    test = load_test_split(teacher["data"])
+    base_pred = load_classifier(teacher["model"], device="cpu", max_len=32).predict(test.texts)
+    student_pred = load_classifier(student, device="cpu", max_len=32).predict(test.texts)
+    assert rows[("function", "pruned50_x")]["label_agreement_with_base"] == pytest.approx(
+        float((base_pred == student_pred).mean()))
+    assert rows[("logits", "pruned50_y")]["label_agreement_with_base"] == 1.0  # base against itself
+    assert rows[("function", "pruned50_x")]["every_gate"] is True
+    assert rows[("function", "pruned50_x")]["lime_d"] == pytest.approx(-0.02)  # the rbo row, not spearman
+    assert rows[("logits", "pruned50_x")]["every_gate"] is False  # planted: deletion drifted
+    assert rows[("logits", "pruned50_y")]["lime_verdict"] == "not judged"
+    assert rows[("function", "pruned50_x")]["refinetune_wall_s"] > 0
+    assert "| function" in out.read_text() and out.with_suffix(".csv").is_file()
+    with pytest.raises(SystemExit) as exc:
+        recipes_main(["--base", str(teacher["model"]), "--variant", "no-colon=x", "--output", str(tmp_path / "b.md")])
+    assert exc.value.code == 2 and not (tmp_path / "b.md").exists()
+
+
+def test_the_picks_say_which_recipe_built_a_pruned_graph(tmp_path):
+    from common.report.build import _with_recipe
+    from common.report.recipes import recipe_text
+
+    function = {"arguments": {"recipe": "function", "perturb_copies": 3, "perturb_loss": "kl", "hidden_weight": 0.0,
+                              "epochs": 2.0, "head_ffn_ratio": 0.5}, "fidelity": {"test_label_agreement": 0.9912}}
+    legacy = {"arguments": {"epochs": 2.0, "distill": True, "distill_temperature": 2.0}}  # before --recipe existed
+    text = recipe_text(function)
+    assert "`function` recipe" in text and "3 LIME-style" in text and "0.9912" in text and "ratio 0.5" in text
+    assert "`logits` recipe" in recipe_text(legacy) and "T = 2" in recipe_text(legacy)
+    folder = tmp_path / "models" / "pruned" / "bert_agnews_60pct"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps(function))
+    shipped = _with_recipe("**Ship `pruned60_ov_int8`**: fast.", tmp_path / "models")
+    assert shipped.endswith(text)
+    assert _with_recipe("**Ship `base_onnx_int8`**: fast.", tmp_path / "models") == "**Ship `base_onnx_int8`**: fast."
+    assert _with_recipe("**Ship `pruned40_ov_int8`**: fast.", tmp_path / "models") == "**Ship `pruned40_ov_int8`**: fast."

@@ -111,10 +111,39 @@ def test_half_on_cpu_reaches_the_benchmark_and_reruns_it(tree):
 
 
 def test_head_ffn_ratio_reaches_pruning_and_only_a_non_default_ratio_rebuilds(tree):
-    """Models pruned before the knob existed stay built: the default ratio is not in the stamp."""
+    """Models pruned before the knobs existed (ratio 1, logits recipe) stay built: those values are not stamped."""
     target = "models/pruned/bert_agnews_20pct/manifest.json"
-    make(tree, "-t", target)
-    assert "PRUNE_HEAD_FFN_RATIO" not in (tree / "models/.knobs/prune").read_text()
-    assert stages(make(tree, "-n", target)) == stages(make(tree, "-n", target, "PRUNE_HEAD_FFN_RATIO=1")) == []
-    plan = make(tree, "-n", target, "PRUNE_HEAD_FFN_RATIO=0.5")
+    old = ("PRUNE_HEAD_FFN_RATIO=1", "PRUNE_RECIPE=logits")
+    make(tree, "-t", target, *old)
+    stamp = (tree / "models/.knobs/prune").read_text()
+    assert "PRUNE_HEAD_FFN_RATIO" not in stamp and "PRUNE_RECIPE" not in stamp
+    assert stages(make(tree, "-n", target, *old)) == []
+    plan = make(tree, "-n", target, "PRUNE_HEAD_FFN_RATIO=0.5", "PRUNE_RECIPE=logits")
     assert stages(plan) == ["train.pruning.run_structural_pruning"] and "--head-ffn-ratio 0.5 " in plan
+
+
+def test_function_recipe_is_the_default_and_its_knobs_reach_pruning(tree):
+    target = "models/pruned/bert_agnews_20pct/manifest.json"
+    plan = make(tree, "-n", target)
+    assert "--recipe function --perturb-copies 3 --perturb-loss kl --hidden-weight 0 " in plan
+    assert "--head-ffn-ratio 0.5 " in plan
+    make(tree, "-t", target)
+    assert stages(make(tree, "-n", target)) == []
+    for knob, flag in (("PERTURB_COPIES=5", "--perturb-copies 5 "), ("PERTURB_LOSS=mse", "--perturb-loss mse "),
+                       ("HIDDEN_WEIGHT=1", "--hidden-weight 1 ")):
+        plan = make(tree, "-n", target, knob)
+        assert stages(plan) == ["train.pruning.run_structural_pruning"] and flag in plan, knob
+    legacy = make(tree, "-n", target, "PRUNE_RECIPE=logits")
+    assert "--recipe logits " in legacy and "--perturb-copies" not in legacy
+
+
+def test_refit_control_is_a_make_target_that_prunes_nothing(tree):
+    """The second positive control: base re-fine-tuned with the same recipe and 0 % pruned, exported like the rest."""
+    plan = make(tree, "-n", "refit-control")
+    assert stages(plan) == ["train.fine_tuning.run_fine_tune_bert_agnews", "train.pruning.run_structural_pruning",
+                            "tools.apply_shrink_to_model", "export_onnx.export_onnx", "export_onnx.export_openvino",
+                            "export_onnx.export_onnx"]
+    prune_line = next(line for line in plan.splitlines() if "run_structural_pruning" in line)
+    assert "--sparsity 0 " in prune_line and "--output models/pruned/bert_agnews_0pct" in prune_line
+    assert "--recipe function" in plan
+    assert "models/onnx/pruned0_ov_int8.xml" in plan and "models/onnx/pruned0_int8.onnx" in plan

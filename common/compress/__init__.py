@@ -3,4 +3,4 @@ physical shrinking. Layer 2: imports :mod:`common.models` and the top of :mod:`c
 """
 
 # The modules other packages may import (tests/test_import_graph.py checks it).
-__all__ = ['finetune', 'pruning', 'shrink', 'training']
+__all__ = ['finetune', 'function_matching', 'pruning', 'shrink', 'training']

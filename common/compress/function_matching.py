@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from common.cli import UserError
+from common.lime_text import lime_indexed_string
 from common.manifest import artefact_fingerprint, atomic_output_file, digest
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,6 @@ def lime_perturbations(text: str, k: int, random_state: np.random.RandomState) -
     every occurrence of each (``IndexedString.inverse_removing``, bow). With the same random state, copy i here
     is LIME's sample i + 1 (its sample 0 is the text itself). A text without words has no copies.
     """
-    from common.explain.deletion import lime_indexed_string
-
     indexed = lime_indexed_string(text)
     doc_size = indexed.num_words()
     if doc_size == 0 or k <= 0:
@@ -261,3 +260,106 @@ def fidelity(student_probs_fn, teacher_probs_fn, validation_texts: Sequence[str]
     return {"perturbed_n": len(texts), "perturbed_copies_per_row": copies,
             "perturbed_label_agreement": float((s.argmax(1) == t.argmax(1)).mean()),
             "perturbed_prob_mae": float(np.abs(s - t).mean())}
+
+
+# ----------------------------------------------------------------------------------------------- the stage's parts
+def recipe_fields() -> list[tuple]:
+    """The pruning stage's recipe flags, as config fields in flag order."""
+    from common.stage import flag
+
+    return [
+        ("recipe", str, flag("function", choices=list(RECIPES), help=(
+            "re-fine-tuning recipe: function (the teacher's probabilities on clean texts and LIME-style word-deleted "
+            "copies, plus hidden-state distillation; see common/compress/function_matching.py) or logits (the "
+            "historical cross-entropy + temperature KL on clean texts)"))),
+        ("perturb_copies", int, flag(3, help="--recipe function: word-deleted copies of each training text per epoch")),
+        ("perturb_loss", str, flag("kl", choices=["kl", "mse"], help=(
+            "--recipe function: KL(teacher || student) at T = 1, or squared error of the probabilities"))),
+        ("hidden_weight", float, flag(0.0, help=(
+            "--recipe function: weight of the per-layer hidden-state MSE to the teacher (0 = off)"))),
+        ("teacher", str, flag("", help=(
+            "teacher folder (default: --model, the unpruned parent); must share its tokenizer and labels"))),
+        ("teacher_cache_dir", str, flag("", help=(
+            "where the teacher's probabilities are cached by content (default: <output's parent>/teacher_cache)"))),
+    ]
+
+
+def recipe_run_key(key: dict) -> None:
+    """The recipe's part of the pruning run key, in place: the historical recipe keeps the key of the runs made
+    before ``--recipe`` existed; a teacher is keyed by its identity; the cache folder never changes the model."""
+    key.pop("teacher_cache_dir", None)
+    if key.get("recipe") == "logits":
+        for name in ("recipe", "perturb_copies", "perturb_loss", "hidden_weight"):
+            key.pop(name, None)
+    if not key.get("teacher"):  # the default teacher is --model itself
+        key.pop("teacher", None)
+    else:
+        key["teacher"] = artefact_fingerprint(Path(key["teacher"]))
+
+
+def load_teacher(args: dict, model_dir: Path, model, tokenizer):
+    """(teacher folder, teacher model or None without distillation): ``--teacher`` checked against the model it
+    must be the parent of, or a copy of ``--model`` itself (taken before any hook is attached)."""
+    import copy
+
+    from common.models.modeling import is_model_folder, load_model_folder
+
+    teacher_dir = Path(args["teacher"]) if args.get("teacher") else model_dir
+    if teacher_dir == model_dir:
+        return teacher_dir, (copy.deepcopy(model).eval() if args["distill"] else None)
+    if not is_model_folder(teacher_dir):
+        raise UserError(f"--teacher {teacher_dir} is not a model folder (no config.json); pass the fine-tuned folder "
+                        "the model was pruned from.")
+    teacher, teacher_tokenizer, teacher_spec = load_model_folder(teacher_dir)
+    if teacher_spec is not None:
+        raise UserError(f"--teacher {teacher_dir} is pruned; the teacher is the unpruned model the student is cut "
+                        "from.")
+    check_teacher(teacher_dir, teacher, teacher_tokenizer, model, tokenizer, model_dir,
+                  hidden=args["recipe"] == "function" and args["hidden_weight"] > 0)
+    return teacher_dir, (teacher.eval() if args["distill"] else None)
+
+
+def function_training_set(teacher, teacher_dir: Path, tokenizer, train_split, config, args: dict, output: Path,
+                          device: str):
+    """The pruning stage's training set for ``--recipe function``: every round's clean texts and copies with the
+    teacher's probabilities (through the cache), its collator, the manifest's recipe block, and the Trainer
+    config whose one pass over the set is ``epochs`` passes of clean + copies. ``--recipe logits``: (None, None,
+    its block, ``config``): the Trainer tokenises the clean split itself."""
+    import dataclasses
+    import time
+
+    if args["recipe"] != "function":
+        return None, None, {"recipe": args["recipe"]}, config
+    cache = TeacherCache(args.get("teacher_cache_dir") or output.parent / "teacher_cache", teacher_dir,
+                         args["max_len"])
+    rounds = max(1, math.ceil(config.epochs))
+    start = time.time()
+    distill_set, set_stats = build_distill_set(
+        train_split.texts, train_split.labels, args["perturb_copies"], rounds, args["seed"], cache,
+        teacher_prob_fn(teacher, tokenizer, device, args["max_len"]), tokenizer, args["max_len"])
+    stats = {"recipe": "function", **set_stats, "teacher_wall_s": time.time() - start,
+             "perturb_loss": args["perturb_loss"], "hidden_weight": args["hidden_weight"]}
+    log.info("function recipe: %d texts (%d rounds x %d rows x (1 + %d copies)); teacher cache %d hits, %d misses",
+             set_stats["texts"], rounds, len(train_split), args["perturb_copies"], cache.hits, cache.misses)
+    return distill_set, distill_collator(tokenizer), stats, dataclasses.replace(config, epochs=config.epochs / rounds)
+
+
+def function_fidelity(student_clf, teacher_dir: Path, tokenizer, data, test_pred, device: str, args: dict,
+                      output: Path) -> dict:
+    """How close the re-fine-tuned model is to its teacher: label agreement on every test row and, on LIME-style
+    copies of the validation rows, label agreement and mean |dp| (:func:`fidelity`). The
+    teacher's test predictions are memoised beside the teacher cache (never used for training)."""
+    from common.models.classifier import load_classifier
+    from common.prediction_cache import cache_path, cached_predictions, prediction_key
+
+    teacher_clf = load_classifier(teacher_dir, device=device, max_len=args["max_len"], batch_size=64, progress=True)
+    cache_dir = Path(args.get("teacher_cache_dir") or output.parent / "teacher_cache")
+    key = prediction_key(teacher_dir, data.test.texts, max_len=args["max_len"], what="test argmax")
+    teacher_test = cached_predictions(cache_path(cache_dir, "teacher_test_", key, ".npy"), key,
+                                      lambda: teacher_clf.predict(data.test.texts))
+    out = {"test_n": len(test_pred), "test_label_agreement": float((np.asarray(test_pred) == teacher_test).mean())}
+    if len(data.validation):
+        out.update(fidelity(student_clf.predict_proba, teacher_clf.predict_proba, data.validation.texts,
+                            args["seed"]))
+    log.info("fidelity to the teacher: %s", out)
+    return out

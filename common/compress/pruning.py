@@ -36,10 +36,7 @@ Design decisions (also in the README):
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
 import hashlib
-import math
 import json
 import logging
 import shutil
@@ -52,22 +49,19 @@ import torch
 
 from common.cli import UserError, resolve_device, set_seed
 from common.data import Split, load_dataset, stratified_indices
-from common.compress.function_matching import (RECIPES, TeacherCache, build_distill_set, check_recipe, check_teacher,
-                                               distill_collator, fidelity, teacher_prob_fn)
-from common.manifest import artefact_fingerprint, atomic_output_dir, base_manifest, read_manifest, write_json_atomic
+from common.compress.function_matching import (check_recipe, function_fidelity, function_training_set, load_teacher,
+                                               recipe_fields, recipe_run_key)
+from common.manifest import atomic_output_dir, base_manifest, read_manifest, write_json_atomic
 from common.metrics import classification_metrics
 from common.models.modeling import count_parameters, is_model_folder, load_model_folder, save_model_folder
 from common.models.pruning_spec import (SPEC_FILE, LayerSpec, MaskHooks, PruningSpec, apply_mask_hooks, build_from_config,
                                  shrunk_spec, zero_pruned_weights)
-from common.compress.training import TrainingFlags, training_fields
+from common.compress.training import PRUNING_STATE_FILE, TrainingFlags, load_pruning_state, save_pruning_state, training_fields
 from common.stage import config_class, flag
 
 log = logging.getLogger(__name__)
 
 IMPORTANCE_FILE = "importance.json"
-# In the checkpoint folder: the importance scores and the masked model's test metrics of the run keyed there, so
-# a resumed re-fine-tune starts training at once instead of scoring and evaluating again.
-PRUNING_STATE_FILE = "pruning_state.json"
 MAX_SPARSITY = 95.0
 IMPORTANCE_METHOD = "first-order Taylor |dL/dmask * mask| (Michel et al. 2019), summed over batches"
 
@@ -231,16 +225,10 @@ def check_model_folder(path: str | Path, flag: str = "--model") -> Path:
 def _run_key(args: dict, model_dir: Path) -> dict:
     from common.compress.training import NOT_IN_RUN_KEY
 
-    key = {k: v for k, v in args.items() if k not in NOT_IN_RUN_KEY + ("teacher_cache_dir",)}
+    key = {k: v for k, v in args.items() if k not in NOT_IN_RUN_KEY}
     if key.get("head_ffn_ratio") == 1.0:  # the default: the key of the runs made before the flag existed
         del key["head_ffn_ratio"]
-    if key.get("recipe") == "logits":  # the historical recipe: the key of the runs made before --recipe existed
-        for name in ("recipe", "perturb_copies", "perturb_loss", "hidden_weight"):
-            key.pop(name, None)
-    if not key.get("teacher"):  # the default teacher is --model itself
-        key.pop("teacher", None)
-    else:
-        key["teacher"] = artefact_fingerprint(Path(key["teacher"]))
+    recipe_run_key(key)
     source = read_manifest(model_dir)
     # The source model's identity: its manifest (cheap) or, without one, its weights.
     digest = hashlib.sha256()
@@ -251,32 +239,6 @@ def _run_key(args: dict, model_dir: Path) -> dict:
             digest.update(file.read_bytes())
     key["source_model_digest"] = digest.hexdigest()
     return key
-
-
-def load_pruning_state(checkpoints: Path, run_key: dict) -> dict | None:
-    """The importance scores (arrays, dtypes kept) and post-pruning metrics an interrupted run with this
-    ``run_key`` left in ``checkpoints``; None when there are none (or another run's)."""
-    try:
-        state = json.loads((checkpoints / PRUNING_STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(state, dict) or state.get("run_key") != run_key:
-        return None
-    importance = {name: np.asarray(values, dtype=state["dtypes"][name]) for name, values in state["importance"].items()}
-    return {"importance": importance, "before": state["before"]}
-
-
-def save_pruning_state(checkpoints: Path, run_key: dict, importance: dict[str, np.ndarray], before: dict) -> None:
-    """Keep what the re-fine-tune's resume needs beside its checkpoints, under the run key the trainer checks
-    (a folder of another run is cleared first, as the trainer would)."""
-    from common.compress.training import claim_checkpoint_dir, is_main_process
-
-    claim_checkpoint_dir(checkpoints, run_key)
-    if not is_main_process():
-        return
-    write_json_atomic(checkpoints / PRUNING_STATE_FILE, {
-        "run_key": run_key, "importance": {k: v.tolist() for k, v in importance.items()},
-        "dtypes": {k: str(v.dtype) for k, v in importance.items()}, "before": before})
 
 
 def _test_metrics(model, tokenizer, test: Split, device: str, max_len: int) -> dict:
@@ -315,42 +277,9 @@ PruneConfig = config_class("PruneConfig", [
     ("distill_temperature", float, flag(2.0, help="softmax temperature of distillation")),
     ("distill_weight", float, flag(0.5, help="weight of the distillation loss (0..1; the rest is cross-entropy on "
                                              "labels); --recipe logits only")),
-    ("recipe", str, flag("function", choices=list(RECIPES), help=(
-        "re-fine-tuning recipe: function (the teacher's probabilities on clean texts and LIME-style word-deleted "
-        "copies, plus hidden-state distillation; see common/compress/function_matching.py) or logits (the "
-        "historical cross-entropy + temperature KL on clean texts)"))),
-    ("perturb_copies", int, flag(4, help="--recipe function: word-deleted copies of each training text per epoch")),
-    ("perturb_loss", str, flag("kl", choices=["kl", "mse"], help=(
-        "--recipe function: KL(teacher || student) at T = 1, or squared error of the probabilities"))),
-    ("hidden_weight", float, flag(1.0, help=(
-        "--recipe function: weight of the per-layer hidden-state MSE to the teacher (0 = off)"))),
-    ("teacher", str, flag("", help=(
-        "teacher folder (default: --model, the unpruned parent); must share its tokenizer and labels"))),
-    ("teacher_cache_dir", str, flag("", help=(
-        "where the teacher's probabilities are cached by content (default: <output's parent>/teacher_cache)"))),
+    *recipe_fields(),
 ], PruneSettings, __name__, "``train/pruning/run_structural_pruning.py``'s flags (the re-fine-tuning ones: "
                             ":func:`~common.compress.training.training_fields`).")
-
-
-def function_fidelity(student_clf, teacher_dir: Path, tokenizer, data, test_pred, device: str, args: dict,
-                      output: Path) -> dict:
-    """How close the re-fine-tuned model is to its teacher: label agreement on every test row and, on LIME-style
-    copies of the validation rows, label agreement and mean |dp| (:func:`function_matching.fidelity`). The
-    teacher's test predictions are memoised beside the teacher cache (never used for training)."""
-    from common.models.classifier import load_classifier
-    from common.prediction_cache import cache_path, cached_predictions, prediction_key
-
-    teacher_clf = load_classifier(teacher_dir, device=device, max_len=args["max_len"], batch_size=64, progress=True)
-    cache_dir = Path(args.get("teacher_cache_dir") or output.parent / "teacher_cache")
-    key = prediction_key(teacher_dir, data.test.texts, max_len=args["max_len"], what="test argmax")
-    teacher_test = cached_predictions(cache_path(cache_dir, "teacher_test_", key, ".npy"), key,
-                                      lambda: teacher_clf.predict(data.test.texts))
-    out = {"test_n": len(test_pred), "test_label_agreement": float((np.asarray(test_pred) == teacher_test).mean())}
-    if len(data.validation):
-        out.update(fidelity(student_clf.predict_proba, teacher_clf.predict_proba, data.validation.texts,
-                            args["seed"]))
-    log.info("fidelity to the teacher: %s", out)
-    return out
 
 
 def prune_model(prune_config: PruneConfig) -> int:
@@ -383,19 +312,7 @@ def prune_model(prune_config: PruneConfig) -> int:
     model, tokenizer, _ = load_model_folder(model_dir)
     split_sparsity(sparsity, args["head_ffn_ratio"], model.config)  # an impossible split stops before any work
     params_before = count_parameters(model)
-    teacher_dir = Path(args["teacher"]) if args.get("teacher") else model_dir
-    function = args["recipe"] == "function"
-    if teacher_dir != model_dir:
-        check_model_folder(teacher_dir, "--teacher")
-        teacher, teacher_tokenizer, teacher_spec = load_model_folder(teacher_dir)
-        if teacher_spec is not None:
-            raise UserError(f"--teacher {teacher_dir} is pruned; the teacher is the unpruned model the student is "
-                            "cut from.")
-        check_teacher(teacher_dir, teacher, teacher_tokenizer, model, tokenizer, model_dir,
-                      hidden=function and args["hidden_weight"] > 0)
-        teacher = teacher.eval() if args["distill"] else None
-    else:
-        teacher = copy.deepcopy(model).eval() if args["distill"] else None
+    teacher_dir, teacher = load_teacher(args, model_dir, model, tokenizer)
 
     # 1. importance on a seeded slice of the training split (or what an interrupted run of this key kept)
     slice_idx = stratified_indices(data.train.labels, args["importance_samples"], args["seed"])
@@ -426,24 +343,8 @@ def prune_model(prune_config: PruneConfig) -> int:
 
     # 4. re-fine-tune with the masks held fixed (function recipe: on the teacher's outputs for clean texts and
     # LIME-style copies, computed once through the content cache)
-    distill_set = collator = None
-    recipe_stats: dict = {"recipe": args["recipe"]}
-    cache = None
-    if function:
-        cache = TeacherCache(args.get("teacher_cache_dir") or output.parent / "teacher_cache", teacher_dir,
-                             args["max_len"])
-        rounds = max(1, math.ceil(config.epochs))
-        teacher_start = time.time()
-        distill_set, set_stats = build_distill_set(
-            data.train.texts, data.train.labels, args["perturb_copies"], rounds, args["seed"], cache,
-            teacher_prob_fn(teacher, tokenizer, device, args["max_len"]), tokenizer, args["max_len"])
-        recipe_stats.update(set_stats, teacher_wall_s=time.time() - teacher_start, perturb_loss=args["perturb_loss"],
-                            hidden_weight=args["hidden_weight"])
-        collator = distill_collator(tokenizer)
-        # The set holds every round's copies; one pass over it is `epochs` passes of clean + copies.
-        config = dataclasses.replace(config, epochs=config.epochs / rounds)
-        log.info("function recipe: %d texts (%d rounds x %d rows x (1 + %d copies)); teacher cache %d hits, %d misses",
-                 set_stats["texts"], rounds, len(data.train), args["perturb_copies"], cache.hits, cache.misses)
+    distill_set, collator, recipe_stats, config = function_training_set(
+        teacher, teacher_dir, tokenizer, data.train, config, args, output, device)
     stats = train(model, tokenizer, data.train, data.validation, config, checkpoints, run_key, teacher=teacher,
                   train_dataset=distill_set, data_collator=collator)
     model = model_to_save(model, stats)

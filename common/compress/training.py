@@ -33,6 +33,9 @@ NOT_IN_RUN_KEY = ("output", "device", "max_steps_this_run", "force", "save_steps
 # checkpoints a short run and checkpoints a long one too often).
 AUTO_CHECKPOINTS_PER_RUN = 10
 TRAINER_STATE_FILE = "trainer_state.json"
+# In the checkpoint folder: the importance scores and the masked model's test metrics of the pruning run keyed
+# there, so a resumed re-fine-tune starts training at once instead of scoring and evaluating again.
+PRUNING_STATE_FILE = "pruning_state.json"
 
 
 @dataclass
@@ -365,3 +368,29 @@ def train(model, tokenizer, train_split: Split, validation: Split, config: Train
         "precision": {k: v for k, v in _precision_flags(config.precision, device).items() if v} or "fp32",
         "train_config": asdict(config),
     }
+
+
+def load_pruning_state(checkpoints: Path, run_key: dict) -> dict | None:
+    """The importance scores (arrays, dtypes kept) and post-pruning metrics an interrupted run with this
+    ``run_key`` left in ``checkpoints``; None when there are none (or another run's)."""
+    try:
+        state = json.loads((checkpoints / PRUNING_STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("run_key") != run_key:
+        return None
+    importance = {name: np.asarray(values, dtype=state["dtypes"][name]) for name, values in state["importance"].items()}
+    return {"importance": importance, "before": state["before"]}
+
+
+def save_pruning_state(checkpoints: Path, run_key: dict, importance: dict[str, np.ndarray], before: dict) -> None:
+    """Keep what the re-fine-tune's resume needs beside its checkpoints, under the run key the trainer checks
+    (a folder of another run is cleared first, as the trainer would)."""
+    from common.manifest import write_json_atomic
+
+    claim_checkpoint_dir(checkpoints, run_key)
+    if not is_main_process():
+        return
+    write_json_atomic(checkpoints / PRUNING_STATE_FILE, {
+        "run_key": run_key, "importance": {k: v.tolist() for k, v in importance.items()},
+        "dtypes": {k: str(v.dtype) for k, v in importance.items()}, "before": before})

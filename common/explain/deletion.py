@@ -49,7 +49,6 @@ This module measures one variant and judges it; :mod:`common.explain.deletion_re
 """
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import UserError
+from common.lime_text import lime_indexed_string
 from common.explain import design as lime_design
 from common.explain.design import SAME_SEED, LimeDesign, read_stage_csv
 from common.schema import DELETION_COLUMNS, DELETION_GATE
@@ -122,23 +122,6 @@ def check_same_design(base: LimeRun, variant: LimeRun) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- deletion
-@functools.lru_cache(maxsize=1)
-def _lime_text_settings() -> tuple:
-    from common.explain.explainer import make_explainer
-
-    explainer = make_explainer(0)
-    return explainer.bow, explainer.split_expression, explainer.mask_string
-
-
-def lime_indexed_string(text: str):
-    """The text as LIME's explainer splits it (its bow, split expression and mask, read from the explainer
-    the LIME stage uses, so the two cannot diverge)."""
-    from lime.lime_text import IndexedString
-
-    bow, split_expression, mask_string = _lime_text_settings()
-    return IndexedString(text, bow=bow, split_expression=split_expression, mask_string=mask_string)
-
-
 def top_positive_words(weights: dict[str, float], k: int) -> list[str]:
     """The k words with the largest positive weight (fewer when fewer are positive); ties by word, so the
     choice does not depend on the CSV's row order."""

@@ -36,6 +36,7 @@ import numpy as np
 
 from common import LABEL_NAMES
 from common.cli import UserError
+from common.lime_text import make_explainer  # noqa: F401  (the LIME stages' explainer, re-exported)
 from common.prediction_cache import cache_path, cached_predictions, prediction_key
 
 log = logging.getLogger(__name__)
@@ -95,12 +96,6 @@ class FastClassifierFn:
 
 
 # ----------------------------------------------------------------------------------------------- explanations
-def make_explainer(seed: int):
-    from lime.lime_text import LimeTextExplainer
-
-    return LimeTextExplainer(class_names=list(LABEL_NAMES), random_state=seed, feature_selection="none")
-
-
 def instance_lime_seed(seed: int, instance_id: int) -> int:
     """LIME's random state for one instance: derived from (seed, instance_id), independent across instances."""
     return int(np.random.SeedSequence([int(seed), int(instance_id)]).generate_state(1)[0])

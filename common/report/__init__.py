@@ -3,4 +3,4 @@
 """
 
 # The modules other packages may import (tests/test_import_graph.py checks it).
-__all__ = ['build', 'inputs', 'pick', 'stage', 'sweep']
+__all__ = ['build', 'inputs', 'pick', 'recipes', 'stage', 'sweep']

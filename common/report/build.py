@@ -26,10 +26,12 @@ from tabulate import tabulate
 
 from common.explain.drift import (CONTROL_FRACTION, HEADLINE, ROLE_NEGATIVE_CONTROL, ROLE_POSITIVE_CONTROL, ROLE_VARIANT,
                                     SIMILARITY_CSV)
-from common.manifest import base_manifest, library_versions, manifest_path_for, write_json_atomic, write_text_atomic
+from common.manifest import (base_manifest, library_versions, manifest_path_for, read_manifest, write_json_atomic,
+                             write_text_atomic)
 from common.report.inputs import (load_benchmark_summary, load_deletion, load_pos, load_similarity,
                                   load_similarity_floor, load_variant_metrics, records_beside_summary)
 from common.report.pick import ACCURACY_TOLERANCE_PT, candidates, latency_pick, recommend, variant_table
+from common.report.recipes import recipe_text
 from common.schema import DELETION_COLUMNS, DELETION_CSV, PEER_CONFIG, POS_CSV, SUMMARY_CSV
 from common.explain.verdict import ALPHA, DRIFTED, EQUIVALENT
 
@@ -257,6 +259,13 @@ def _sp_lime_sections(sp_lime: list[Path], report_dir: Path) -> list[str]:
     return parts
 
 
+def _with_recipe(pick: str, models: Path) -> str:
+    """The pick's paragraph, plus which re-fine-tuning recipe built it when it is a pruned graph (its manifest)."""
+    shipped = re.match(r"\*\*Ship `pruned(\d+)_", pick)
+    manifest = read_manifest(models / "pruned" / f"bert_agnews_{shipped[1]}pct") if shipped else None
+    return f"{pick} {recipe_text(manifest)}" if manifest else pick
+
+
 def build_report(outputs: Path, models: Path, output: Path, knobs: str, metrics: list[Path] | None = None,
                  sp_lime: list[Path] | None = None, interop: Path | None = None) -> str:
     """``metrics``: the per-variant records to show (None: those of the variants summary.csv names, beside it);
@@ -279,6 +288,7 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str, metrics:
     machine = machine_description()
     versions = library_versions()
     pick, quick_pick = recommend(frame), latency_pick(frame)
+    pick = _with_recipe(pick, models)
     parts = [
         "# BERT AG News compression report",
         "",
@@ -321,6 +331,7 @@ def build_report(outputs: Path, models: Path, output: Path, knobs: str, metrics:
         "",
         _include(metrics_dir / "summary.md", "Benchmark summary", "###", report_dir),
         _sweep_section(outputs / "sweep" / "sweep.md", report_dir),
+        _include(reports_dir / "recipes.md", "Re-fine-tuning recipes side by side (`make recipes`)", "##", report_dir),
         _include(metrics_dir / "properties" / "properties.md", "Model properties", "###", report_dir),
         "## Explanation drift vs base: equivalent, drifted or inconclusive",
         "",

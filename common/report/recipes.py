@@ -64,6 +64,23 @@ def gate_verdicts(reports: Path | None, variant: str) -> dict:
     return out
 
 
+def recipe_text(manifest: dict) -> str:
+    """One sentence on the re-fine-tuning recipe a pruned folder's manifest records (the picks quote it)."""
+    args = manifest.get("arguments") or {}
+    recipe = args.get("recipe", "logits")  # pruned before --recipe existed: the historical recipe
+    epochs, ratio = args.get("epochs"), args.get("head_ffn_ratio", 1.0)
+    if recipe == "function":
+        how = (f"the teacher's probabilities on every clean training text and {args.get('perturb_copies')} LIME-style "
+               f"word-deleted copies of it per epoch, {str(args.get('perturb_loss', 'kl')).upper()} loss, hidden-state "
+               f"weight {args.get('hidden_weight', 0):g}")
+    else:
+        how = ("cross-entropy mixed with KL at T = " f"{args.get('distill_temperature', 2.0):g} to the teacher on clean "
+               "texts" if args.get("distill", True) else "cross-entropy on clean texts, no teacher")
+    agreement = (manifest.get("fidelity") or {}).get("test_label_agreement")
+    tail = f"; label agreement with its teacher on every test row {agreement:.4f}" if agreement is not None else ""
+    return (f"Re-fine-tuned with the `{recipe}` recipe ({how}; {epochs:g} epochs, head/FFN ratio {ratio:g}{tail}).")
+
+
 def sparsity_of(variant: str) -> int | None:
     match = re.match(r"pruned(\d+)", variant)
     return int(match[1]) if match else None

@@ -30,6 +30,7 @@ from common.cli import UserError
 from common.report.inputs import read_json_object
 from common.report.frontier import plot_frontier
 from common.report.pick import ACCURACY_TOLERANCE_PT, PEER_TARGET_RATIO, explanation_failures
+from common.report.recipes import recipe_text
 from common.bench.peers.base import best_peer, peer_ratios
 from common.schema import PEER_RATIO_COLUMNS, RECORD_ACCURACY, RECORD_STATUS, RECORD_THROUGHPUT, RECORD_VARIANT
 from common.stage import StageConfig, flag
@@ -88,6 +89,7 @@ def load_pruning(paths: list[str]) -> dict[int, dict]:
                 "refinetune_wall_s": float(manifest["training"]["train_wall_s"]),
                 "source_accuracy": manifest.get("source_accuracy"),
                 "epochs": (manifest.get("arguments") or {}).get("epochs"),
+                "recipe": recipe_text(manifest),
                 "path": str(path),
             }
         except (KeyError, TypeError, ValueError) as exc:
@@ -149,7 +151,7 @@ def sweep_rows(records: dict[str, dict], pruning: dict[int, dict], peers: list[d
             "refinetune_drop_pt": 100 * (source - prune["accuracy_after_refinetune"]) if prune else None,
             "refinetune_recovered_pt": (100 * (prune["accuracy_after_refinetune"] - prune["accuracy_after_pruning"])
                                         if prune else None),
-            "refinetune_wall_s": prune.get("refinetune_wall_s"),
+            "refinetune_wall_s": prune.get("refinetune_wall_s"), "recipe": prune.get("recipe"),
             "lime_verdict": (lime or {}).get(name), "deletion_verdict": (deletion or {}).get(name),
         }
         rows.append(row)
@@ -270,6 +272,8 @@ def pick_sentences(choice: dict, peers: list[dict] | dict | None, baseline: str)
            f"{MODE_TEXT.get(row['quantization'], row['quantization'])}, accuracy {row['accuracy']:.4f} ({row['accuracy_delta_pt']:+.2f} pt), "
            f"{row['throughput_samples_per_s']:.1f} samples/s = {row['x_base']:.2f}x `{baseline}`, "
            f"{row['size_mb']:.1f} MB."]
+    if row.get("recipe"):
+        out.append(row["recipe"])
     if rejected:
         out.append(f"Faster but rejected: {rejected}.")
     if row["x_best_peer"] is not None:
