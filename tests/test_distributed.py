@@ -107,7 +107,10 @@ def test_pruning_refine_tune_under_torchrun_matches_single_process_spec(ddp_fine
     one = json.loads((single / "manifest.json").read_text())
     two = json.loads((ddp / "manifest.json").read_text())
     assert two["training"]["world_size"] == 2 and one["training"]["world_size"] == 1
-    assert two["training"]["completed"] and two["training"]["global_step"] == 9 * 3
+    # The function recipe (default): 3 epochs of the clean rows and 3 LIME-style copies of each, 9 steps per clean epoch.
+    copies = two["recipe"]["copies_per_text"]
+    assert two["recipe"]["recipe"] == "function" and two["recipe"]["texts"] == 3 * 144 * (1 + copies)
+    assert two["training"]["completed"] and two["training"]["global_step"] == 9 * 3 * (1 + copies)
     # Every rank scores importance on the same seeded slice, so the pruning spec does not depend on the launch.
     assert (ddp / "pruning_spec.json").read_text() == (single / "pruning_spec.json").read_text()
     assert sum(two["pruning"]["heads_per_layer"]) < 8  # heads were removed (tiny BERT: 2 layers x 4 heads)
